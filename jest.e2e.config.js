@@ -1,0 +1,8 @@
+/** Real-libvirt tests: need scripts/toolchain.sh. They skip with a reason unless REQUIRE_E2E=1. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.e2e.test.ts'],
+  testTimeout: 15 * 60 * 1000,
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+};

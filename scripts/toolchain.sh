@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs everything the real-libvirt path needs: libvirt + QEMU from Debian, and OpenTofu and
+# terraform-provider-libvirt built from their Go modules. Idempotent: what is already built is kept
+# in the cache folder and reused. Prints the versions it ends with.
+#
+# Environment:
+#   LIBVIRT_CLUSTER_CACHE  where builds are cached (default: ~/.cache/cdktf-libvirt-cluster)
+set -euo pipefail
+
+TOFU_VERSION=1.12.6
+PROVIDER_VERSION=0.8.3
+# 0.9.x is published only under the module path .../v2, which the Go module proxy reachable
+# here refuses (403 for every v2 version); see README "Provider version".
+PROVIDER_MODULE=github.com/dmacvicar/terraform-provider-libvirt
+
+CACHE=${LIBVIRT_CLUSTER_CACHE:-$HOME/.cache/cdktf-libvirt-cluster}
+BIN=$CACHE/bin
+MIRROR=$CACHE/providers
+mkdir -p "$BIN" "$MIRROR" "$CACHE/src"
+
+log() { printf '[toolchain] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Go modules ----------------------------------------------------------------------------------
+command -v go >/dev/null || { echo "go is required to build OpenTofu and the provider" >&2; exit 1; }
+
+# Copies a module's source from the Go module cache into a writable folder, printing the folder.
+module_src() {
+  local mod=$1 ver=$2 dest=$3 dir
+  if [ ! -f "$dest/go.mod" ]; then
+    dir=$(cd "$CACHE" && go mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    [ -n "$dir" ] || { echo "go mod download $mod@$ver failed" >&2; exit 1; }
+    rm -rf "$dest.tmp" && cp -r "$dir" "$dest.tmp" && chmod -R u+w "$dest.tmp" && mv "$dest.tmp" "$dest"
+  fi
+  printf '%s\n' "$dest"
+}
+
+if ! "$BIN/tofu" version 2>/dev/null | grep -q "v$TOFU_VERSION"; then
+  src=$(module_src github.com/opentofu/opentofu "v$TOFU_VERSION" "$CACHE/src/opentofu-$TOFU_VERSION")
+  log "building OpenTofu $TOFU_VERSION (several minutes on 2 cores)"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$BIN/tofu.tmp" ./cmd/tofu) && mv "$BIN/tofu.tmp" "$BIN/tofu"
+fi
+
+PLUGIN_NAME=terraform-provider-libvirt_v$PROVIDER_VERSION
+# The same binary under both registry host names, so that `dmacvicar/libvirt` resolves offline
+# for OpenTofu (registry.opentofu.org) and Terraform (registry.terraform.io) alike.
+PLUGIN_DIRS=()
+for host in registry.opentofu.org registry.terraform.io; do
+  PLUGIN_DIRS+=("$MIRROR/$host/dmacvicar/libvirt/$PROVIDER_VERSION/linux_amd64")
+done
+if [ ! -x "${PLUGIN_DIRS[0]}/$PLUGIN_NAME" ]; then
+  src=$(module_src "$PROVIDER_MODULE" "v$PROVIDER_VERSION" "$CACHE/src/terraform-provider-libvirt-$PROVIDER_VERSION")
+  log "building terraform-provider-libvirt $PROVIDER_VERSION"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$PROVIDER_VERSION" -o "$CACHE/$PLUGIN_NAME.tmp" .)
+  for d in "${PLUGIN_DIRS[@]}"; do mkdir -p "$d" && cp "$CACHE/$PLUGIN_NAME.tmp" "$d/$PLUGIN_NAME"; done
+  rm -f "$CACHE/$PLUGIN_NAME.tmp"
+fi
+
+cat > "$CACHE/tofurc" <<RC
+provider_installation {
+  filesystem_mirror {
+    path    = "$MIRROR"
+    include = ["registry.opentofu.org/dmacvicar/libvirt", "registry.terraform.io/dmacvicar/libvirt"]
+  }
+  direct {
+    exclude = ["registry.opentofu.org/dmacvicar/libvirt", "registry.terraform.io/dmacvicar/libvirt"]
+  }
+}
+RC
+
+# A stable entry point for the tests and the README: scripts/env.sh reads these.
+ln -sf "$BIN/tofu" "$CACHE/tofu"
+log "tofu:     $("$BIN/tofu" version | head -1)"
+log "provider: dmacvicar/libvirt $PROVIDER_VERSION ($MIRROR)"
+log "libvirt:  $(virsh --version) / $(qemu-system-x86_64 --version | head -1)"
+log "cli cfg:  export TF_CLI_CONFIG_FILE=$CACHE/tofurc PATH=$BIN:\$PATH"
