@@ -45,10 +45,23 @@ module_src() {
   printf '%s\n' "$dest"
 }
 
-if ! "$BIN/tofu" version 2>/dev/null | grep -q "v$TOFU_VERSION"; then
+cat > "$CACHE/tofurc" <<RC
+provider_installation {
+  filesystem_mirror {
+    path    = "$MIRROR"
+    include = ["registry.opentofu.org/dmacvicar/libvirt", "registry.terraform.io/dmacvicar/libvirt"]
+  }
+  direct {
+    exclude = ["registry.opentofu.org/dmacvicar/libvirt", "registry.terraform.io/dmacvicar/libvirt"]
+  }
+}
+RC
+export TF_CLI_CONFIG_FILE=$CACHE/tofurc
+if ! "$BIN/tofu" version 2>/dev/null | grep -qx "OpenTofu v$TOFU_VERSION"; then
   src=$(module_src github.com/opentofu/opentofu "v$TOFU_VERSION" "$CACHE/src/opentofu-$TOFU_VERSION")
   log "building OpenTofu $TOFU_VERSION (several minutes on 2 cores)"
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$BIN/tofu.tmp" ./cmd/tofu) && mv "$BIN/tofu.tmp" "$BIN/tofu"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-X github.com/opentofu/opentofu/version.dev=no" -o "$BIN/tofu.tmp" ./cmd/tofu) && mv "$BIN/tofu.tmp" "$BIN/tofu"
 fi
 
 PLUGIN_NAME=terraform-provider-libvirt_v$PROVIDER_VERSION
@@ -66,20 +79,7 @@ if [ ! -x "${PLUGIN_DIRS[0]}/$PLUGIN_NAME" ]; then
   rm -f "$CACHE/$PLUGIN_NAME.tmp"
 fi
 
-cat > "$CACHE/tofurc" <<RC
-provider_installation {
-  filesystem_mirror {
-    path    = "$MIRROR"
-    include = ["registry.opentofu.org/dmacvicar/libvirt", "registry.terraform.io/dmacvicar/libvirt"]
-  }
-  direct {
-    exclude = ["registry.opentofu.org/dmacvicar/libvirt", "registry.terraform.io/dmacvicar/libvirt"]
-  }
-}
-RC
 
-# A stable entry point for the tests and the README: scripts/env.sh reads these.
-ln -sf "$BIN/tofu" "$CACHE/tofu"
 log "tofu:     $("$BIN/tofu" version | head -1)"
 log "provider: dmacvicar/libvirt $PROVIDER_VERSION ($MIRROR)"
 log "libvirt:  $(virsh --version) / $(qemu-system-x86_64 --version | head -1)"

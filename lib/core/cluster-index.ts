@@ -1,0 +1,143 @@
+import { ClusterSpec, HostSpec, VmSpec, compareNames, hostCapacity } from './model';
+
+/**
+ * Hosts partitioned by one scope of anti-affinity: by host, or by the value of a host label.
+ * A host without the label cannot be proven to share a rack with anyone, so it is its own domain.
+ */
+export interface FailureDomains {
+  readonly scope: string;
+  /** Domain id per host index. */
+  readonly ids: Int32Array;
+  /** Display name per domain id, e.g. `r1`, or `h7 (no rack label)`. */
+  readonly names: readonly string[];
+  /** Host indices that lack the label (always empty for the `host` scope). */
+  readonly unlabelled: readonly number[];
+}
+
+/**
+ * The hosts of a cluster in a fixed order (by name) with their capacities as flat arrays, so the
+ * placement and admission loops do arithmetic on numbers instead of walking objects.
+ */
+export class ClusterIndex {
+  public readonly hosts: readonly HostSpec[];
+  public readonly indexOf: ReadonlyMap<string, number>;
+  public readonly cpuCapacity: Float64Array;
+  public readonly memCapacity: Float64Array;
+  public readonly active: Uint8Array;
+  /** Host names given more than once; only the first is used. */
+  public readonly duplicates: readonly string[];
+  private readonly domainCache = new Map<string, FailureDomains>();
+
+  constructor(public readonly cluster: ClusterSpec) {
+    const seen = new Map<string, HostSpec>();
+    const duplicates = new Set<string>();
+    for (const h of cluster.hosts) {
+      if (seen.has(h.name)) duplicates.add(h.name);
+      else seen.set(h.name, h);
+    }
+    this.hosts = [...seen.values()].sort((a, b) => compareNames(a.name, b.name));
+    this.duplicates = [...duplicates].sort(compareNames);
+    this.indexOf = new Map(this.hosts.map((h, i) => [h.name, i]));
+    const n = this.hosts.length;
+    this.cpuCapacity = new Float64Array(n);
+    this.memCapacity = new Float64Array(n);
+    this.active = new Uint8Array(n);
+    this.hosts.forEach((h, i) => {
+      const cap = hostCapacity(h, cluster);
+      this.cpuCapacity[i] = cap.vcpus;
+      this.memCapacity[i] = cap.memoryMiB;
+      this.active[i] = h.state === 'active' ? 1 : 0;
+    });
+  }
+
+  public get size(): number {
+    return this.hosts.length;
+  }
+
+  public domains(scope: string): FailureDomains {
+    let d = this.domainCache.get(scope);
+    if (!d) {
+      d = this.buildDomains(scope);
+      this.domainCache.set(scope, d);
+    }
+    return d;
+  }
+
+  private buildDomains(scope: string): FailureDomains {
+    const ids = new Int32Array(this.hosts.length);
+    if (scope === 'host') {
+      ids.forEach((_, i) => (ids[i] = i));
+      return { scope, ids, names: this.hosts.map((h) => h.name), unlabelled: [] };
+    }
+    const values = [...new Set(this.hosts.flatMap((h) => (h.labels[scope] === undefined ? [] : [h.labels[scope]])))].sort(
+      compareNames,
+    );
+    const idOf = new Map(values.map((v, i) => [v, i]));
+    const names = [...values];
+    const unlabelled: number[] = [];
+    this.hosts.forEach((h, i) => {
+      const v = h.labels[scope];
+      if (v === undefined) {
+        unlabelled.push(i);
+        ids[i] = names.length;
+        names.push(`${h.name} (no ${scope} label)`);
+      } else {
+        ids[i] = idOf.get(v)!;
+      }
+    });
+    return { scope, ids, names, unlabelled };
+  }
+}
+
+/** The anti-affinity rules of one failover group, gathered from its members. */
+export interface GroupRule {
+  readonly group: string;
+  /** Member VM names, sorted. */
+  readonly members: readonly string[];
+  /** Scopes in which no two members may share a domain. */
+  readonly hardScopes: readonly string[];
+  /** Scopes kept when possible; a scope that is also hard is listed only as hard. */
+  readonly softScopes: readonly string[];
+  /** True when members disagree about their anti-affinity; all their rules then apply to the group. */
+  readonly inconsistent: boolean;
+}
+
+/**
+ * Rules per group. Anti-affinity is a property of the group (no two replicas in one rack), so
+ * every rule any member declares applies between all members.
+ */
+export function groupRules(vms: readonly VmSpec[]): Map<string, GroupRule> {
+  const byGroup = new Map<string, VmSpec[]>();
+  for (const vm of vms) {
+    if (vm.group === undefined) continue;
+    let list = byGroup.get(vm.group);
+    if (!list) byGroup.set(vm.group, (list = []));
+    list.push(vm);
+  }
+  const rules = new Map<string, GroupRule>();
+  for (const group of [...byGroup.keys()].sort(compareNames)) {
+    const members = byGroup.get(group)!;
+    const hard = new Set<string>();
+    const soft = new Set<string>();
+    const shapes = new Set<string>();
+    for (const vm of members) {
+      const aa = vm.antiAffinity;
+      shapes.add(aa ? `${aa.hard}:${aa.scope}` : '');
+      if (aa) (aa.hard ? hard : soft).add(aa.scope);
+    }
+    for (const s of hard) soft.delete(s);
+    rules.set(group, {
+      group,
+      members: members.map((m) => m.name).sort(compareNames),
+      hardScopes: [...hard].sort(compareNames),
+      softScopes: [...soft].sort(compareNames),
+      inconsistent: shapes.size > 1,
+    });
+  }
+  return rules;
+}
+
+/** `host h1` or `rack r1`, for messages. */
+export function describeDomain(scope: string, name: string): string {
+  return `${scope} ${name}`;
+}

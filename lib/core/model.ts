@@ -1,0 +1,134 @@
+/**
+ * Plain data shared by the placement core and the constructs. Nothing here knows about Terraform:
+ * constructs translate their props into these shapes and read the results back.
+ */
+
+/**
+ * What a host may be used for.
+ * - `active`: receives VMs.
+ * - `maintenance`: drained; nothing new goes there and its VMs move away.
+ * - `standby`: powered down to save power; nothing is placed there.
+ * - `failed`: unreachable; its VMs must be placed on the survivors.
+ */
+export type HostState = 'active' | 'maintenance' | 'standby' | 'failed';
+
+/** `spread` evens the load across hosts; `pack` keeps as few hosts busy as possible (for power saving). */
+export type PlacementPolicy = 'spread' | 'pack';
+
+/** The SLA tier of a VM: the order in which VMs are placed and restarted. `none` is never restarted. */
+export type RestartPriority = 'high' | 'medium' | 'low' | 'none';
+
+export interface HostSpec {
+  readonly name: string;
+  /** Physical cores. */
+  readonly cores: number;
+  readonly memoryMiB: number;
+  /** Cores kept for the host itself (hypervisor, storage daemons); never given to VMs. */
+  readonly reservedCores: number;
+  readonly reservedMemoryMiB: number;
+  /** Labels such as `rack` or `room`; any key can serve as a failure domain for anti-affinity. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly state: HostState;
+}
+
+export interface AntiAffinitySpec {
+  /** A hard rule is never broken; a soft rule is kept when possible and relaxed with a warning. */
+  readonly hard: boolean;
+  /** 'host' or a host label key such as 'rack' */
+  readonly scope: string;
+}
+
+export interface VmSpec {
+  readonly name: string;
+  readonly vcpus: number;
+  readonly memoryMiB: number;
+  /** The failover group the VM is a replica of; anti-affinity applies among members of one group. */
+  readonly group?: string;
+  readonly antiAffinity?: AntiAffinitySpec;
+  /** The only host the VM may run on. */
+  readonly pinnedHost?: string;
+  /** Hosts the VM may run on; all active hosts when left out. */
+  readonly allowedHosts?: readonly string[];
+  /** Hosts tried first, in order, like preferred owners. */
+  readonly preferredHosts?: readonly string[];
+  readonly priority: RestartPriority;
+  /** running in the current schedule window (off-window replicas keep a reserved place but are not deployed) */
+  readonly active: boolean;
+}
+
+export interface ClusterSpec {
+  readonly hosts: readonly HostSpec[];
+  /** How many simultaneous host failures the cluster must survive (admission control). */
+  readonly failuresToTolerate: number;
+  /** vCPUs per usable core, e.g. 4. */
+  readonly cpuOvercommit: number;
+  /** MiB of VM memory per usable MiB of host memory, e.g. 1 for none. */
+  readonly memoryOvercommit: number;
+  readonly policy: PlacementPolicy;
+}
+
+/** Where each VM was placed last time; committed next to the stack so placements stay put. */
+export interface PlacementLock {
+  readonly version: 1;
+  /** vm name -> host name, keys sorted when serialized */
+  readonly placements: Readonly<Record<string, string>>;
+}
+
+/** A rule that could not be satisfied (problem) or had to be relaxed (warning). */
+export interface Problem {
+  /** The VM, group, host or `cluster` the finding is about. */
+  readonly subject: string;
+  /** A stable identifier such as `capacity` or `anti-affinity-hard`, for filtering and tests. */
+  readonly rule: string;
+  readonly message: string;
+  /** How to fix it. */
+  readonly hint: string;
+}
+
+/** A VM that leaves the host it was locked to. */
+export interface Move {
+  readonly vm: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+}
+
+export interface PlacementResult {
+  /** vm name -> host name, for every VM that could be placed; keys sorted. */
+  readonly placements: Readonly<Record<string, string>>;
+  readonly problems: readonly Problem[];
+  readonly warnings: readonly Problem[];
+  readonly moves: readonly Move[];
+  /** The lock to commit for the next run. */
+  readonly lock: PlacementLock;
+}
+
+/** Placement and restart order: higher tiers first. */
+export const PRIORITY_ORDER: Readonly<Record<RestartPriority, number>> = { high: 0, medium: 1, low: 2, none: 3 };
+
+/**
+ * What a host can give to VMs: (cores − reserved) × overcommit, and the same for memory. Whole
+ * units, because VMs ask for whole vCPUs and MiB; the small epsilon keeps 10 × 0.7 from flooring to 6.
+ */
+export function hostCapacity(host: HostSpec, cluster: Pick<ClusterSpec, 'cpuOvercommit' | 'memoryOvercommit'>): {
+  vcpus: number;
+  memoryMiB: number;
+} {
+  return {
+    vcpus: Math.max(0, Math.floor((host.cores - host.reservedCores) * cluster.cpuOvercommit + 1e-9)),
+    memoryMiB: Math.max(0, Math.floor((host.memoryMiB - host.reservedMemoryMiB) * cluster.memoryOvercommit + 1e-9)),
+  };
+}
+
+/** A record whose keys are inserted in sorted order, so JSON.stringify is stable. */
+export function sortedRecord<T>(entries: Iterable<readonly [string, T]>): Record<string, T> {
+  const list = [...entries].sort((a, b) => compareNames(a[0], b[0]));
+  const out: Record<string, T> = {};
+  for (const [k, v] of list) out[k] = v;
+  return out;
+}
+
+/** Locale-independent name order, so results do not depend on the machine running the synth. */
+export function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
