@@ -1,0 +1,552 @@
+import { ClusterIndex, groupRules } from './cluster-index';
+import { ClusterSpec, PRIORITY_ORDER, VmSpec, compareNames, sortedRecord } from './model';
+
+export interface AdmissionOptions {
+  /**
+   * Search steps (candidate hosts examined) the exact search may spend on one failure scenario.
+   * @default 200000
+   */
+  readonly stepBudget?: number;
+  /**
+   * Search steps for the whole run; once spent, scenarios that greedy cannot solve are reported as
+   * failing without a search, so a badly overloaded cluster still gets an answer quickly.
+   * @default 5000000
+   */
+  readonly totalStepBudget?: number;
+}
+
+/** One combination of failed hosts after which not every restartable VM finds a place. */
+export interface FailureScenario {
+  failedHosts: string[];
+  /** VMs that would not restart (from a priority-ordered attempt: high-priority VMs go first). */
+  unplaced: string[];
+  /** The vCPUs and memory of the unplaced VMs. */
+  shortfall: { vcpus: number; memoryMiB: number };
+  /** Why the scenario fails, including whether that was proven or assumed. */
+  reason: string;
+  /** True when the search gave up: the scenario may be survivable but is treated as failing. */
+  searchBudgetExceeded: boolean;
+}
+
+export interface AdmissionResult {
+  ok: boolean;
+  /** Only the failing scenarios. */
+  scenarios: FailureScenario[];
+  /** How many scenarios were checked. */
+  checked: number;
+  /** How each scenario was decided: nothing to restart, greedy found room, or the exact search ran. */
+  stats: { trivial: number; greedy: number; exact: number; budgetExceeded: number };
+}
+
+/** Where the VMs of failed hosts restart. */
+export interface RestartPlan {
+  failedHosts: string[];
+  /** vm -> host for every VM that restarts; when infeasible, the partial plan of the greedy attempt. */
+  restarts: Record<string, string>;
+  /** Restartable VMs without a place. */
+  unplaced: string[];
+  /** Why each unplaced VM found no host, e.g. `pinned to failed host h1`. */
+  causes: Record<string, string>;
+  /** VMs with priority `none` on the failed hosts: they stay down by design. */
+  notRestarted: string[];
+  feasible: boolean;
+  searchBudgetExceeded: boolean;
+  reason: string;
+}
+
+const DEFAULT_STEP_BUDGET = 200_000;
+const DEFAULT_TOTAL_STEP_BUDGET = 5_000_000;
+
+/**
+ * Checks that the cluster survives every combination of up to `failuresToTolerate` failed active
+ * hosts: each VM of priority high, medium or low on a failed host must fit on the survivors, on
+ * top of what already runs there, with hard anti-affinity, pinned and allowed hosts kept.
+ *
+ * Off-window replicas count like running ones: they keep their reservation, so the answer holds
+ * in every schedule window.
+ *
+ * The answer is exact: a greedy first-fit settles the easy scenarios, and only when it fails does a
+ * backtracking search (with symmetric hosts pruned) decide. A search that runs out of budget
+ * counts as a failure and says so.
+ *
+ * @example
+ * const admission = admissionControl(cluster, vms, place(cluster, vms).placements);
+ * for (const s of admission.scenarios) console.log(`${s.failedHosts.join('+')}: ${s.unplaced.join(', ')} would stay down`);
+ */
+export function admissionControl(
+  cluster: ClusterSpec,
+  vms: readonly VmSpec[],
+  placements: Readonly<Record<string, string>>,
+  options: AdmissionOptions = {},
+): AdmissionResult {
+  const model = new FailoverModel(cluster, vms, placements);
+  const stepBudget = options.stepBudget ?? DEFAULT_STEP_BUDGET;
+  let totalLeft = options.totalStepBudget ?? DEFAULT_TOTAL_STEP_BUDGET;
+  const activeHosts: number[] = [];
+  for (let h = 0; h < model.idx.size; h++) if (model.idx.active[h]) activeHosts.push(h);
+  const maxFailures = Math.min(Math.max(0, Math.floor(cluster.failuresToTolerate)), activeHosts.length);
+
+  const scenarios: FailureScenario[] = [];
+  const stats = { trivial: 0, greedy: 0, exact: 0, budgetExceeded: 0 };
+  let checked = 0;
+  for (let k = 1; k <= maxFailures; k++) {
+    forEachCombination(activeHosts, k, (failed) => {
+      checked++;
+      const s = model.solve(failed, Math.min(stepBudget, totalLeft));
+      totalLeft = Math.max(0, totalLeft - s.steps);
+      stats[s.method]++;
+      if (s.budgetExceeded) stats.budgetExceeded++;
+      if (s.feasible) return;
+      const unplaced = s.unplaced.map((v) => model.vms[v]);
+      scenarios.push({
+        failedHosts: failed.map((h) => model.idx.hosts[h].name),
+        unplaced: unplaced.map((vm) => vm.name),
+        shortfall: {
+          vcpus: unplaced.reduce((sum, vm) => sum + vm.vcpus, 0),
+          memoryMiB: unplaced.reduce((sum, vm) => sum + vm.memoryMiB, 0),
+        },
+        reason: s.reason,
+        searchBudgetExceeded: s.budgetExceeded,
+      });
+    });
+  }
+  return { ok: scenarios.length === 0, scenarios, checked, stats };
+}
+
+/**
+ * Where the restartable VMs of the given failed hosts would go (the same decision admission control
+ * makes for that scenario). Unknown host names are ignored.
+ */
+export function planRestart(
+  cluster: ClusterSpec,
+  vms: readonly VmSpec[],
+  placements: Readonly<Record<string, string>>,
+  failedHosts: readonly string[],
+  options: AdmissionOptions = {},
+): RestartPlan {
+  const model = new FailoverModel(cluster, vms, placements);
+  const failed = [...new Set(failedHosts.flatMap((n) => model.idx.indexOf.get(n) ?? []))].sort((a, b) => a - b);
+  const s = model.solve(failed, options.stepBudget ?? DEFAULT_STEP_BUDGET);
+  const name = (v: number): string => model.vms[v].name;
+  return {
+    failedHosts: failed.map((h) => model.idx.hosts[h].name),
+    restarts: sortedRecord([...s.restarts].map(([v, h]) => [name(v), model.idx.hosts[h].name] as const)),
+    unplaced: s.unplaced.map(name).sort(compareNames),
+    causes: sortedRecord(s.unplaced.map((v) => [name(v), model.cause(v, failed)] as const)),
+    notRestarted: s.notRestarted.map(name).sort(compareNames),
+    feasible: s.feasible,
+    searchBudgetExceeded: s.budgetExceeded,
+    reason: s.reason,
+  };
+}
+
+interface Solution {
+  feasible: boolean;
+  restarts: Map<number, number>;
+  unplaced: number[];
+  notRestarted: number[];
+  method: 'trivial' | 'greedy' | 'exact';
+  budgetExceeded: boolean;
+  steps: number;
+  reason: string;
+}
+
+interface HardGroup {
+  /** Failure domains per hard scope. */
+  readonly scopes: Int32Array[];
+  /** Hard scopes other than `host`, as failure domains: the ones that group hosts together. */
+  readonly labelScopes: Int32Array[];
+  /** True when one of the scopes is `host`, i.e. the rule distinguishes individual hosts. */
+  readonly byHost: boolean;
+  readonly members: number[];
+}
+
+/** Per-scenario anti-affinity bookkeeping of one group: blocked domains per scope. */
+interface GroupBlocks {
+  /** Domains held by members on surviving hosts. */
+  readonly fixed: number[][];
+  /** Domains taken by restarted members in the plan being built. */
+  readonly planned: number[][];
+}
+
+/** Survivors, residual capacity and hard rules, indexed once so each scenario is cheap. */
+class FailoverModel {
+  public readonly idx: ClusterIndex;
+  /** Placed VMs, in restart order: priority, then larger first, then name. */
+  public readonly vms: VmSpec[];
+  private readonly hostOf: Int32Array;
+  private readonly freeCpu: Float64Array;
+  private readonly freeMem: Float64Array;
+  private readonly groupOf: Int32Array;
+  private readonly groups: HardGroup[] = [];
+  /** Host mask per VM from pinned and allowed hosts; undefined when any host will do. */
+  private readonly allowed: (Uint8Array | undefined)[];
+  private readonly byHost: number[][];
+  /** Active hosts, emptiest first: greedy first-fit then behaves like worst-fit yet stops early. */
+  private readonly greedyOrder: number[];
+
+  constructor(cluster: ClusterSpec, vms: readonly VmSpec[], placements: Readonly<Record<string, string>>) {
+    const idx = (this.idx = new ClusterIndex(cluster));
+    const seen = new Set<string>();
+    const placed: VmSpec[] = [];
+    for (const vm of vms) {
+      if (seen.has(vm.name)) continue;
+      seen.add(vm.name);
+      const host = placements[vm.name];
+      if (host !== undefined && idx.indexOf.has(host)) placed.push(vm);
+    }
+    this.vms = placed.sort(restartOrder);
+    const n = this.vms.length;
+    this.hostOf = new Int32Array(n);
+    this.freeCpu = Float64Array.from(idx.cpuCapacity);
+    this.freeMem = Float64Array.from(idx.memCapacity);
+    this.byHost = Array.from({ length: idx.size }, () => []);
+    this.vms.forEach((vm, v) => {
+      const h = idx.indexOf.get(placements[vm.name])!;
+      this.hostOf[v] = h;
+      this.freeCpu[h] -= vm.vcpus;
+      this.freeMem[h] -= vm.memoryMiB;
+      this.byHost[h].push(v);
+    });
+
+    this.groupOf = new Int32Array(n).fill(-1);
+    const vIndex = new Map(this.vms.map((vm, v) => [vm.name, v]));
+    for (const rule of groupRules(this.vms).values()) {
+      if (rule.hardScopes.length === 0) continue;
+      const g = this.groups.length;
+      const members = rule.members.map((m) => vIndex.get(m)!);
+      members.forEach((v) => (this.groupOf[v] = g));
+      this.groups.push({
+        scopes: rule.hardScopes.map((s) => idx.domains(s).ids),
+        labelScopes: rule.hardScopes.filter((s) => s !== 'host').map((s) => idx.domains(s).ids),
+        byHost: rule.hardScopes.includes('host'),
+        members,
+      });
+    }
+
+    this.allowed = this.vms.map((vm) => {
+      if (vm.pinnedHost === undefined && vm.allowedHosts === undefined) return undefined;
+      const mask = new Uint8Array(idx.size);
+      if (vm.allowedHosts === undefined) mask.fill(1);
+      else for (const name of vm.allowedHosts) if (idx.indexOf.has(name)) mask[idx.indexOf.get(name)!] = 1;
+      if (vm.pinnedHost !== undefined) {
+        const pinned = idx.indexOf.get(vm.pinnedHost);
+        const keep = pinned !== undefined && mask[pinned] === 1;
+        mask.fill(0);
+        if (keep) mask[pinned!] = 1;
+      }
+      return mask;
+    });
+
+    const emptiness = (h: number): number =>
+      Math.min(this.freeCpu[h] / Math.max(1, idx.cpuCapacity[h]), this.freeMem[h] / Math.max(1, idx.memCapacity[h]));
+    this.greedyOrder = [...Array(idx.size).keys()].filter((h) => idx.active[h]).sort((a, b) => emptiness(b) - emptiness(a) || a - b);
+  }
+
+  public solve(failed: readonly number[], stepBudget: number): Solution {
+    const failedMask = new Uint8Array(this.idx.size);
+    for (const h of failed) failedMask[h] = 1;
+    const displaced: number[] = [];
+    const notRestarted: number[] = [];
+    for (const h of failed) for (const v of this.byHost[h]) (this.vms[v].priority === 'none' ? notRestarted : displaced).push(v);
+    displaced.sort((a, b) => a - b); // VM indices are in restart order already
+    const base = { notRestarted, steps: 0, budgetExceeded: false };
+    if (displaced.length === 0) {
+      return { ...base, feasible: true, restarts: new Map(), unplaced: [], method: 'trivial', reason: 'nothing to restart' };
+    }
+
+    const blocks = this.blocksFor(displaced, failedMask);
+    const greedy = this.greedy(displaced, failedMask, blocks);
+    if (greedy.unplaced.length === 0) {
+      return { ...base, feasible: true, restarts: greedy.restarts, unplaced: [], method: 'greedy', reason: 'greedy first-fit' };
+    }
+    const exact = new ExactSearch(this, displaced, failedMask, blocks, stepBudget).run();
+    const failing = { ...base, restarts: greedy.restarts, unplaced: greedy.unplaced, method: 'exact' as const, steps: exact.steps };
+    if (exact.assignment) return { ...failing, feasible: true, restarts: exact.assignment, unplaced: [], reason: 'exact search' };
+    if (exact.budgetExceeded) {
+      return {
+        ...failing,
+        feasible: false,
+        budgetExceeded: true,
+        reason: `greedy placement left ${greedy.unplaced.length} VM(s) without a host and the exact search gave up after ${exact.steps} steps; treated as failing`,
+      };
+    }
+    return {
+      ...failing,
+      feasible: false,
+      reason: exact.stuck
+        ? exact.stuck.map((v) => `${this.vms[v].name} cannot restart: ${this.cause(v, failed)}`).join('; ')
+        : 'no assignment of the VMs to the surviving hosts keeps capacity and hard rules (exhaustive search)',
+    };
+  }
+
+  /** Why a VM of a failed host finds no host on its own, judged against the survivors as they are. */
+  public cause(v: number, failed: readonly number[]): string {
+    const vm = this.vms[v];
+    const failedMask = new Uint8Array(this.idx.size);
+    for (const h of failed) failedMask[h] = 1;
+    const survivors = this.greedyOrder.filter((h) => !failedMask[h]);
+    const allowed = survivors.filter((h) => this.isAllowed(v, h));
+    if (allowed.length === 0) {
+      if (vm.pinnedHost !== undefined) return `pinned to ${vm.pinnedHost}, which is down`;
+      return survivors.length === 0 ? 'no host survives' : 'none of its allowed hosts survives';
+    }
+    const blocks = this.blocksFor([v], failedMask);
+    if (allowed.every((h) => this.hardBlocked(v, h, blocks))) {
+      return `hard anti-affinity of group ${vm.group}: every surviving host it may use already holds a replica in the same domain`;
+    }
+    return `not enough free capacity for ${vm.vcpus} vCPU and ${vm.memoryMiB} MiB on the surviving hosts it may use`;
+  }
+
+  /** Anti-affinity domains already held by group members that keep running. */
+  public blocksFor(displaced: readonly number[], failedMask: Uint8Array): Map<number, GroupBlocks> {
+    const blocks = new Map<number, GroupBlocks>();
+    for (const v of displaced) {
+      const g = this.groupOf[v];
+      if (g < 0 || blocks.has(g)) continue;
+      const group = this.groups[g];
+      const fixed = group.scopes.map((ids) => group.members.filter((m) => !failedMask[this.hostOf[m]]).map((m) => ids[this.hostOf[m]]));
+      blocks.set(g, { fixed, planned: group.scopes.map(() => []) });
+    }
+    return blocks;
+  }
+
+  public hardBlocked(v: number, h: number, blocks: Map<number, GroupBlocks>): boolean {
+    const g = this.groupOf[v];
+    if (g < 0) return false;
+    const b = blocks.get(g)!;
+    const scopes = this.groups[g].scopes;
+    for (let i = 0; i < scopes.length; i++) {
+      const d = scopes[i][h];
+      if (b.fixed[i].includes(d) || b.planned[i].includes(d)) return true;
+    }
+    return false;
+  }
+
+  public isAllowed(v: number, h: number): boolean {
+    const mask = this.allowed[v];
+    return mask === undefined || mask[h] === 1;
+  }
+
+  public plan(v: number, h: number, blocks: Map<number, GroupBlocks>, sign: 1 | -1): void {
+    this.freeCpu[h] -= sign * this.vms[v].vcpus;
+    this.freeMem[h] -= sign * this.vms[v].memoryMiB;
+    const g = this.groupOf[v];
+    if (g < 0) return;
+    const b = blocks.get(g)!;
+    this.groups[g].scopes.forEach((ids, i) => {
+      if (sign === 1) b.planned[i].push(ids[h]);
+      else b.planned[i].splice(b.planned[i].lastIndexOf(ids[h]), 1);
+    });
+  }
+
+  public fits(v: number, h: number): boolean {
+    return this.vms[v].vcpus <= this.freeCpu[h] && this.vms[v].memoryMiB <= this.freeMem[h];
+  }
+
+  public free(h: number): [number, number] {
+    return [this.freeCpu[h], this.freeMem[h]];
+  }
+
+  public groupIndex(v: number): number {
+    return this.groupOf[v];
+  }
+
+  public groupByHost(g: number): boolean {
+    return this.groups[g].byHost;
+  }
+
+  public groupLabelScopes(g: number): Int32Array[] {
+    return this.groups[g].labelScopes;
+  }
+
+  public get survivorsByEmptiness(): readonly number[] {
+    return this.greedyOrder;
+  }
+
+  /** First fit over the emptiest hosts; leaves capacity as it found it. */
+  private greedy(displaced: readonly number[], failedMask: Uint8Array, blocks: Map<number, GroupBlocks>): { restarts: Map<number, number>; unplaced: number[] } {
+    const restarts = new Map<number, number>();
+    const unplaced: number[] = [];
+    for (const v of displaced) {
+      let chosen = -1;
+      for (const h of this.greedyOrder) {
+        if (failedMask[h] || !this.fits(v, h) || !this.isAllowed(v, h) || this.hardBlocked(v, h, blocks)) continue;
+        chosen = h;
+        break;
+      }
+      if (chosen < 0) unplaced.push(v);
+      else {
+        this.plan(v, chosen, blocks, 1);
+        restarts.set(v, chosen);
+      }
+    }
+    for (const [v, h] of restarts) this.plan(v, h, blocks, -1);
+    return { restarts, unplaced };
+  }
+}
+
+/**
+ * Backtracking over hosts for each displaced VM, most constrained VM first, with forward checking.
+ * Hosts that are interchangeable for the rest of the search (same free capacity, same eligibility
+ * for every displaced VM, same label domains, same host-level anti-affinity) are tried only once,
+ * which keeps large uniform clusters tractable without losing exactness.
+ */
+class ExactSearch {
+  public steps = 0;
+  private readonly order: number[];
+  private readonly candidates = new Map<number, number[]>();
+  private readonly hostClass = new Map<number, number>();
+  /** Groups with host-level anti-affinity planned on each host in the current branch. */
+  private readonly plannedByHost = new Map<number, number[]>();
+  private aborted = false;
+
+  constructor(
+    private readonly model: FailoverModel,
+    displaced: readonly number[],
+    failedMask: Uint8Array,
+    private readonly blocks: Map<number, GroupBlocks>,
+    private readonly budget: number,
+  ) {
+    for (const v of displaced) {
+      this.candidates.set(
+        v,
+        model.survivorsByEmptiness.filter((h) => !failedMask[h] && model.isAllowed(v, h) && model.fits(v, h) && !model.hardBlocked(v, h, blocks)),
+      );
+    }
+    this.order = [...displaced].sort((a, b) => this.candidates.get(a)!.length - this.candidates.get(b)!.length || a - b);
+    this.classifyHosts(displaced);
+  }
+
+  public run(): { assignment?: Map<number, number>; budgetExceeded: boolean; steps: number; stuck?: number[] } {
+    const stuck = this.order.filter((v) => this.candidates.get(v)!.length === 0);
+    if (stuck.length > 0) return { budgetExceeded: false, steps: 0, stuck: stuck.sort((a, b) => a - b) };
+    const assignment = new Map<number, number>();
+    const found = this.search(0, assignment);
+    for (const [v, h] of assignment) this.model.plan(v, h, this.blocks, -1);
+    if (found) return { assignment, budgetExceeded: false, steps: this.steps };
+    return { budgetExceeded: this.aborted, steps: this.steps };
+  }
+
+  private search(pos: number, assignment: Map<number, number>): boolean {
+    if (pos === this.order.length) return true;
+    const v = this.order[pos];
+    const model = this.model;
+    const tried = new Set<string>();
+    for (const h of this.candidates.get(v)!) {
+      if (++this.steps > this.budget) {
+        this.aborted = true;
+        return false;
+      }
+      if (!model.fits(v, h) || model.hardBlocked(v, h, this.blocks)) continue;
+      const key = this.symmetryKey(h);
+      if (tried.has(key)) continue;
+      tried.add(key);
+      this.assign(v, h, assignment);
+      if (this.stillPossible(pos + 1) && this.search(pos + 1, assignment)) return true;
+      this.unassign(v, h, assignment);
+      if (this.aborted) return false;
+    }
+    return false;
+  }
+
+  /** Forward check: every VM still to place has at least one host left. */
+  private stillPossible(from: number): boolean {
+    for (let i = from; i < this.order.length; i++) {
+      const v = this.order[i];
+      let any = false;
+      for (const h of this.candidates.get(v)!) {
+        this.steps++;
+        if (this.model.fits(v, h) && !this.model.hardBlocked(v, h, this.blocks)) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) return false;
+    }
+    return true;
+  }
+
+  private assign(v: number, h: number, assignment: Map<number, number>): void {
+    this.model.plan(v, h, this.blocks, 1);
+    assignment.set(v, h);
+    const g = this.model.groupIndex(v);
+    if (g >= 0 && this.model.groupByHost(g)) {
+      const list = this.plannedByHost.get(h) ?? [];
+      list.push(g);
+      this.plannedByHost.set(h, list);
+    }
+  }
+
+  private unassign(v: number, h: number, assignment: Map<number, number>): void {
+    this.model.plan(v, h, this.blocks, -1);
+    assignment.delete(v);
+    const g = this.model.groupIndex(v);
+    if (g >= 0 && this.model.groupByHost(g)) {
+      const list = this.plannedByHost.get(h)!;
+      list.splice(list.lastIndexOf(g), 1);
+    }
+  }
+
+  private symmetryKey(h: number): string {
+    const [cpu, mem] = this.model.free(h);
+    const planned = this.plannedByHost.get(h);
+    return `${this.hostClass.get(h)}:${cpu}:${mem}:${planned && planned.length > 0 ? [...planned].sort((a, b) => a - b).join('.') : ''}`;
+  }
+
+  /**
+   * Hosts with the same static class behave identically for every displaced VM: which VMs may
+   * start there, and which label domains they fall in.
+   */
+  private classifyHosts(displaced: readonly number[]): void {
+    const labelScopes = new Set<Int32Array>();
+    for (const v of displaced) {
+      const g = this.model.groupIndex(v);
+      if (g >= 0) for (const ids of this.model.groupLabelScopes(g)) labelScopes.add(ids);
+    }
+    const scopes = [...labelScopes];
+    const hosts = new Set<number>();
+    const member = new Map<number, Set<number>>();
+    for (const v of displaced) {
+      const set = new Set(this.candidates.get(v)!);
+      member.set(v, set);
+      set.forEach((h) => hosts.add(h));
+    }
+    const classes = new Map<string, number>();
+    for (const h of hosts) {
+      // Host-level rules need no domain here: members already running show in eligibility, and
+      // restarted ones in plannedByHost.
+      const domains = scopes.map((ids) => ids[h]);
+      const eligibility = displaced.map((v) => (member.get(v)!.has(h) ? '1' : '0')).join('');
+      const key = `${eligibility}|${domains.join(',')}`;
+      let c = classes.get(key);
+      if (c === undefined) classes.set(key, (c = classes.size));
+      this.hostClass.set(h, c);
+    }
+  }
+}
+
+function restartOrder(a: VmSpec, b: VmSpec): number {
+  return (
+    PRIORITY_ORDER[a.priority] - PRIORITY_ORDER[b.priority] ||
+    b.memoryMiB - a.memoryMiB ||
+    b.vcpus - a.vcpus ||
+    compareNames(a.name, b.name)
+  );
+}
+
+function forEachCombination(items: readonly number[], k: number, visit: (combo: number[]) => void): void {
+  const combo: number[] = [];
+  const rec = (start: number): void => {
+    if (combo.length === k) {
+      visit([...combo]);
+      return;
+    }
+    for (let i = start; i <= items.length - (k - combo.length); i++) {
+      combo.push(items[i]);
+      rec(i + 1);
+      combo.pop();
+    }
+  };
+  rec(0);
+}
