@@ -1,0 +1,262 @@
+import { AdmissionResult, planRestart } from './admission';
+import { ClusterIndex } from './cluster-index';
+import { ClusterSpec, PlacementResult, Problem, VmSpec, compareNames } from './model';
+
+export interface ReportInput {
+  /** @default - 'Cluster placement' */
+  readonly title?: string;
+  readonly cluster: ClusterSpec;
+  readonly vms: readonly VmSpec[];
+  readonly placement: PlacementResult;
+  readonly admission: AdmissionResult;
+  /** The instant the report describes; the only time that appears in it. */
+  readonly instant: Date;
+  /** The cluster's IANA time zone, e.g. 'Europe/Zurich'. */
+  readonly timeZone: string;
+  /** The schedule window in force, for people, e.g. 'night (from 20:00)'. */
+  readonly window: string;
+  readonly standbyCandidates: readonly string[];
+  /** Policy opt-outs and other warnings to show next to the placement warnings. */
+  readonly notes: readonly string[];
+}
+
+export interface Report {
+  readonly markdown: string;
+  readonly svg: string;
+}
+
+/**
+ * A human-readable account of a placement: where everything runs, what happens when a host fails,
+ * what could be powered down, and every warning. Same input, same bytes, so it can be committed.
+ */
+export function renderReport(input: ReportInput): Report {
+  const view = new ReportView(input);
+  return { markdown: view.markdown(), svg: view.svg() };
+}
+
+interface HostRow {
+  readonly name: string;
+  readonly state: string;
+  readonly labels: string;
+  readonly vms: readonly VmSpec[];
+  readonly usedCpu: number;
+  readonly capCpu: number;
+  readonly usedMem: number;
+  readonly capMem: number;
+}
+
+class ReportView {
+  private readonly rows: HostRow[];
+  private readonly title: string;
+
+  constructor(private readonly input: ReportInput) {
+    this.title = input.title ?? 'Cluster placement';
+    const idx = new ClusterIndex(input.cluster);
+    const onHost = new Map<string, VmSpec[]>();
+    for (const vm of [...input.vms].sort((a, b) => compareNames(a.name, b.name))) {
+      const h = input.placement.placements[vm.name];
+      if (h !== undefined) onHost.set(h, [...(onHost.get(h) ?? []), vm]);
+    }
+    this.rows = idx.hosts.map((h, i) => {
+      const vms = onHost.get(h.name) ?? [];
+      return {
+        name: h.name,
+        state: h.state,
+        labels: Object.keys(h.labels)
+          .sort(compareNames)
+          .map((k) => `${k}=${h.labels[k]}`)
+          .join(', '),
+        vms,
+        usedCpu: vms.reduce((s, vm) => s + vm.vcpus, 0),
+        capCpu: idx.cpuCapacity[i],
+        usedMem: vms.reduce((s, vm) => s + vm.memoryMiB, 0),
+        capMem: idx.memCapacity[i],
+      };
+    });
+  }
+
+  public markdown(): string {
+    const { input } = this;
+    const { cluster, admission, placement } = input;
+    const out: string[] = [];
+    out.push(`# ${md(this.title)}`, '');
+    out.push(`- Instant: ${input.instant.toISOString()} (${localTime(input.instant, input.timeZone)} ${md(input.timeZone)})`);
+    out.push(`- Schedule window: ${md(input.window)}`);
+    out.push(
+      `- Policy: ${cluster.policy}; CPU overcommit ${cluster.cpuOvercommit}; memory overcommit ${cluster.memoryOvercommit}; ` +
+        `tolerates ${cluster.failuresToTolerate} host failure(s)`,
+    );
+    out.push(
+      admission.ok
+        ? `- Admission control: OK, every VM with a restart priority restarts after any ${cluster.failuresToTolerate} host failure(s) (${admission.checked} scenarios checked)`
+        : `- Admission control: FAILED in ${admission.scenarios.length} of ${admission.checked} scenarios`,
+    );
+    out.push(`- Placement problems: ${placement.problems.length}; warnings: ${placement.warnings.length + input.notes.length}`, '');
+
+    out.push('## Hosts', '');
+    out.push(table(
+      ['Host', 'State', 'Labels', 'VMs', 'vCPU used / capacity', 'Memory MiB used / capacity'],
+      this.rows.map((r) => [
+        r.name,
+        r.state,
+        r.labels || '—',
+        r.vms.map((vm) => (vm.active ? vm.name : `${vm.name} (off-window)`)).join(', ') || '—',
+        `${r.usedCpu} / ${r.capCpu} (${percent(r.usedCpu, r.capCpu)})`,
+        `${r.usedMem} / ${r.capMem} (${percent(r.usedMem, r.capMem)})`,
+      ]),
+    ), '');
+
+    out.push('## VMs', '');
+    out.push(table(
+      ['VM', 'Host', 'Group', 'Priority', 'Active', 'vCPU', 'Memory MiB'],
+      [...input.vms]
+        .sort((a, b) => compareNames(a.name, b.name))
+        .map((vm) => [
+          vm.name,
+          placement.placements[vm.name] ?? 'unplaced',
+          vm.group ?? '—',
+          vm.priority,
+          vm.active ? 'yes' : 'no (off-window)',
+          String(vm.vcpus),
+          String(vm.memoryMiB),
+        ]),
+    ), '');
+
+    out.push('## What if one host fails', '');
+    const active = this.rows.filter((r) => r.state === 'active');
+    if (active.length === 0) out.push('No active hosts.', '');
+    else {
+      out.push(table(
+        ['Failed host', 'Restarts on', 'Stays down'],
+        active.map((r) => {
+          const plan = planRestart(cluster, input.vms, placement.placements, [r.name]);
+          const restarts = Object.entries(plan.restarts).map(([vm, host]) => `${vm} → ${host}`);
+          const down = [
+            ...plan.unplaced.map((vm) => `${vm} (${plan.searchBudgetExceeded ? 'search gave up; treated as down' : plan.causes[vm]})`),
+            ...plan.notRestarted.map((vm) => `${vm} (priority none)`),
+          ];
+          return [r.name, restarts.join(', ') || '—', down.join(', ') || '—'];
+        }),
+      ), '');
+    }
+
+    if (!admission.ok) {
+      out.push('## Admission control failures', '');
+      out.push(table(
+        ['Failed hosts', 'Would stay down', 'Shortfall', 'Why'],
+        admission.scenarios.map((s) => [
+          s.failedHosts.join(', '),
+          s.unplaced.join(', '),
+          `${s.shortfall.vcpus} vCPU, ${s.shortfall.memoryMiB} MiB`,
+          s.reason,
+        ]),
+      ), '');
+    }
+
+    out.push('## Standby candidates', '');
+    out.push(
+      input.standbyCandidates.length === 0
+        ? 'None: every active host runs at least one VM in this window.'
+        : `Run no VM in this window and could be powered down: ${input.standbyCandidates.map(md).join(', ')}.`,
+      '',
+    );
+
+    out.push('## Problems', '');
+    out.push(...findings(placement.problems), '');
+    out.push('## Warnings', '');
+    const notes = input.notes.map((n) => `- ${md(n)}`);
+    const warnings = findings(placement.warnings).filter((w) => w !== 'None.');
+    out.push(...(warnings.length + notes.length === 0 ? ['None.'] : [...warnings, ...notes]), '');
+    return out.join('\n');
+  }
+
+  /** One row per host: CPU and memory bars against capacity, VM names beside them. */
+  public svg(): string {
+    const rowHeight = 44;
+    const top = 56;
+    const labelWidth = 180;
+    const barWidth = 320;
+    const width = 1000;
+    const height = top + this.rows.length * rowHeight + 16;
+    const parts: string[] = [];
+    parts.push(
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+      `<title>${xml(this.title)}</title>`,
+      `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+      `<text x="12" y="22" font-size="16" font-weight="bold">${xml(this.title)}</text>`,
+      `<text x="12" y="42" fill="#555555">${xml(`${this.input.instant.toISOString()} · ${this.input.timeZone} · ${this.input.window}`)}</text>`,
+    );
+    this.rows.forEach((r, i) => {
+      const y = top + i * rowHeight;
+      const muted = r.state !== 'active';
+      parts.push(`<g transform="translate(0 ${y})">`);
+      parts.push(`<text x="12" y="14" font-weight="bold"${muted ? ' fill="#888888"' : ''}>${xml(r.name)}</text>`);
+      parts.push(`<text x="12" y="30" fill="#888888">${xml(r.state)}</text>`);
+      parts.push(...bar(labelWidth, 2, barWidth, 'CPU', r.usedCpu, r.capCpu, 'vCPU', '#4878a8'));
+      parts.push(...bar(labelWidth, 20, barWidth, 'MEM', r.usedMem, r.capMem, 'MiB', '#58a058'));
+      const names = r.vms.map((vm) => (vm.active ? vm.name : `(${vm.name})`)).join(', ');
+      parts.push(`<text x="${labelWidth + barWidth + 130}" y="22">${xml(truncate(names, 60))}<title>${xml(names)}</title></text>`);
+      parts.push('</g>');
+    });
+    parts.push('</svg>');
+    return parts.join('\n') + '\n';
+  }
+}
+
+function bar(x: number, y: number, width: number, label: string, used: number, capacity: number, unit: string, color: string): string[] {
+  const ratio = capacity > 0 ? used / capacity : used > 0 ? 1 : 0;
+  const filled = Math.round(Math.min(1, ratio) * width * 10) / 10;
+  return [
+    `<text x="${x - 34}" y="${y + 11}" fill="#555555">${label}</text>`,
+    `<rect x="${x}" y="${y}" width="${width}" height="14" fill="#e6e6e6"/>`,
+    `<rect x="${x}" y="${y}" width="${filled}" height="14" fill="${ratio > 1 ? '#c84040' : color}"/>`,
+    `<text x="${x + width + 6}" y="${y + 11}">${used} / ${capacity} ${unit}</text>`,
+  ];
+}
+
+function findings(list: readonly Problem[]): string[] {
+  if (list.length === 0) return ['None.'];
+  return list.map((p) => `- **${md(p.rule)}** (${md(p.subject)}): ${md(p.message)}. Fix: ${md(p.hint)}.`);
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.map(md).join(' | ')} |`;
+  return [line(header), `|${header.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** Keeps names from breaking a table row or being read as HTML. */
+function md(text: string): string {
+  return text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function xml(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function percent(used: number, capacity: number): string {
+  return capacity > 0 ? `${Math.round((used / capacity) * 100)}%` : used > 0 ? 'over' : '0%';
+}
+
+/** 'YYYY-MM-DD HH:MM' in the time zone, independent of the machine's locale. */
+function localTime(instant: Date, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(instant);
+  const get = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
+  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')}`;
+}
