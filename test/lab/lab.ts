@@ -1,0 +1,678 @@
+/**
+ * A lab of several real libvirt hosts on this one machine, for end-to-end tests.
+ *
+ * Each host is a libvirtd + virtlogd (+ virtlockd) running in a private mount and UTS namespace in
+ * which the host's own folders under the lab root are bound over /run/libvirt, /var/lib/libvirt,
+ * /etc/libvirt, /var/log/libvirt and /var/cache/libvirt. Clients (virsh, the Terraform provider)
+ * reach it from outside through its socket: `qemu+unix:///system?socket=<root>/<host>/run/libvirt-sock`.
+ * The machine's own libvirt folders and any system libvirtd are neither used nor touched.
+ */
+import { ChildProcess, execFile, spawn, spawnSync } from 'child_process';
+import { createHash, randomUUID } from 'crypto';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'fs';
+import { homedir, tmpdir } from 'os';
+import { delimiter, join, resolve } from 'path';
+import { promisify } from 'util';
+import { hostConfigFiles } from './host-config';
+import {
+  killInNamespace,
+  LabProcess,
+  mountNamespaceOf,
+  pidsInNamespace,
+  readPidFile,
+  recordProcess,
+  sleepSync,
+  waitFor,
+} from './processes';
+
+export { LabProcess, isStillRunning } from './processes';
+
+const execFileAsync = promisify(execFile);
+
+export interface LabOptions {
+  /** number of hosts, named h1, h2, ... */
+  readonly hosts: number;
+  /**
+   * Parent folder of the lab's root folder.
+   * @default - a fresh folder under the system temporary folder (/tmp)
+   */
+  readonly root?: string;
+  /**
+   * Disk leases: each host runs virtlockd with `lock_manager = "lockd"`, the lockspace on the shared folder,
+   * so a disk in use on one host cannot be started on another.
+   * @default true
+   */
+  readonly leases?: boolean;
+}
+
+/** One libvirt host of a lab. */
+export interface LabHost {
+  /** h1, h2, ... */
+  readonly name: string;
+  /** `qemu+unix:///system?socket=<root>/<name>/run/libvirt-sock`: what virsh and the Terraform provider connect to */
+  readonly uri: string;
+  /** the host's folder under the lab root; its run/lib/etc/log/cache folders are the host's /run/libvirt, /var/lib/libvirt, ... */
+  readonly dir: string;
+  /** the host's mount namespace (`mnt:[…]`) while it is up; undefined after stopHard */
+  readonly namespace: string | undefined;
+  /** Runs `virsh -c uri ...args` and returns its stdout; throws with virsh's stderr when it fails. */
+  virsh(...args: string[]): string;
+  /** Whether the host's libvirtd answers. */
+  isUp(): boolean;
+  /**
+   * Simulates the host's death: SIGKILLs its libvirtd, its QEMU guests and every other process of the
+   * host, by pid. Everything on disk is kept; the disk leases it held are released.
+   */
+  stopHard(): Promise<void>;
+  /** Boots the host again after stopHard, from the same folders, like a reboot; resolves once virsh answers. */
+  restart(): Promise<void>;
+  /** Names of the domains that run on the host. */
+  runningDomains(): string[];
+  /** Names of all domains defined or running on the host. */
+  domains(): string[];
+  /** `virsh domstate` of a domain: `running`, `shut off`, ... */
+  domainState(domain: string): string;
+  /** The pid of a running domain's QEMU process, from the host's /run/libvirt/qemu/<domain>.pid. */
+  qemuPid(domain: string): number | undefined;
+}
+
+/** Whether the lab can run here; when not, why. */
+export function labPrerequisites(): { ok: true } | { ok: false; reason: string } {
+  if (process.platform !== 'linux') return { ok: false, reason: `the lab needs Linux, not ${process.platform}` };
+  if (process.getuid?.() !== 0) return { ok: false, reason: 'the lab needs root (mount namespaces, libvirtd as root)' };
+  const missing = REQUIRED_BINARIES.filter((name) => findBinary(name) === undefined);
+  if (missing.length > 0) return { ok: false, reason: `missing ${missing.join(', ')} (run scripts/toolchain.sh)` };
+  const missingDirs = Object.values(BOUND).filter((dir) => dir !== BOUND.run && !existsSync(dir));
+  if (missingDirs.length > 0) return { ok: false, reason: `missing ${missingDirs.join(', ')}: is libvirt-daemon-system installed?` };
+  const probe = spawnSync(binary('unshare'), ['--mount', '--uts', '--propagation', 'private', 'true'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { ok: false, reason: `cannot create mount namespaces: ${(probe.stderr || String(probe.error)).trim()}` };
+  return { ok: true };
+}
+
+/**
+ * XML of a tiny guest: software-emulated (type='qemu'), 64 MiB, 1 vCPU, one qcow2 disk, no network
+ * interface, no graphics. With a blank disk it sits in the BIOS, which is enough to prove provisioning.
+ */
+export function tinyDomainXml(props: { readonly name: string; readonly disk: string; readonly uuid?: string }): string {
+  return [
+    "<domain type='qemu'>",
+    `  <name>${props.name}</name>`,
+    props.uuid !== undefined ? `  <uuid>${props.uuid}</uuid>` : '',
+    "  <memory unit='MiB'>64</memory>",
+    '  <vcpu>1</vcpu>',
+    "  <os><type arch='x86_64'>hvm</type></os>",
+    '  <devices>',
+    "    <disk type='file' device='disk'>",
+    "      <driver name='qemu' type='qcow2'/>",
+    `      <source file='${props.disk}'/>`,
+    "      <target dev='vda' bus='virtio'/>",
+    '    </disk>',
+    "    <memballoon model='none'/>",
+    '  </devices>',
+    '</domain>',
+    '',
+  ]
+    .filter((line) => line !== '')
+    .join('\n');
+}
+
+/**
+ * Several real libvirt hosts on this machine, with shared storage and disk-lease fencing, for
+ * failover drills: kill a host with `stopHard`, watch what the others do, bring it back with `restart`.
+ *
+ * @example
+ * const lab = await Lab.start({ hosts: 2 });
+ * try {
+ *   const disk = lab.createDisk('web');
+ *   lab.host('h1').virsh('define', lab.writeFile('web.xml', tinyDomainXml({ name: 'web', disk })));
+ *   lab.host('h1').virsh('start', 'web');
+ *   await lab.host('h1').stopHard();
+ * } finally {
+ *   await lab.teardown();
+ * }
+ */
+export class Lab {
+  /** Creates the lab's folders and boots every host; resolves once every host's libvirtd answers. */
+  static async start(options: LabOptions): Promise<Lab> {
+    const prerequisites = labPrerequisites();
+    if (!prerequisites.ok) throw new Error(`Lab.start: ${prerequisites.reason}`);
+    if (!Number.isInteger(options.hosts) || options.hosts < 1) {
+      throw new Error(`Lab.start: hosts must be a whole number of at least 1, got ${options.hosts}`);
+    }
+    const parent = resolve(options.root ?? tmpdir());
+    // Each host mounts a tmpfs over /run and its own folders over the other bound paths.
+    const hidden = ['/run', ...Object.values(BOUND)].find((dir) => parent === dir || parent.startsWith(`${dir}/`));
+    if (hidden !== undefined) {
+      throw new Error(`Lab.start: root ${parent} lies under ${hidden}, which each host mounts over; use a folder under /tmp`);
+    }
+    mkdirSync(parent, { recursive: true });
+    const lab = new Lab(mkdtempSync(join(parent, 'cdktf-lab-')), options.hosts, options.leases ?? true);
+    try {
+      await lab.boot();
+    } catch (error) {
+      await lab.teardown().catch(() => undefined);
+      throw error;
+    }
+    return lab;
+  }
+
+  /** Everything the lab created lives under here. */
+  readonly root: string;
+  /** Shared storage: the same folder, at the same path, on every host. */
+  readonly sharedDir: string;
+  /** The disk-lease lockspace (under sharedDir), or undefined when leases are off. */
+  readonly lockspaceDir: string | undefined;
+  readonly hosts: readonly LabHost[];
+  private readonly members: readonly Host[];
+  private readonly recorded = new Map<string, LabProcess>();
+  private readonly createdNamespaces = new Set<string>();
+  private tornDown = false;
+
+  private constructor(root: string, hostCount: number, leases: boolean) {
+    this.root = root;
+    this.sharedDir = join(root, 'shared');
+    this.lockspaceDir = leases ? join(this.sharedDir, 'locks') : undefined;
+    const members: Host[] = [];
+    for (let i = 1; i <= hostCount; i++) members.push(new Host(this, `h${i}`, join(root, `h${i}`)));
+    this.members = members;
+    this.hosts = members;
+    const socket = members[members.length - 1].socket;
+    if (Buffer.byteLength(socket) > 107) {
+      rmSync(root, { recursive: true, force: true });
+      throw new Error(`Lab.start: socket path ${socket} is longer than the 107 bytes a unix socket allows; use a shorter root`);
+    }
+  }
+
+  /** The host named `name` (h1, h2, ...). */
+  host(name: string): LabHost {
+    const found = this.members.find((h) => h.name === name);
+    if (found === undefined) throw new Error(`Lab: no host ${name}; the hosts are ${this.members.map((h) => h.name).join(', ')}`);
+    return found;
+  }
+
+  /** Creates a blank qcow2 disk in the shared folder and returns its path. */
+  createDisk(name: string, mebibytes = 64): string {
+    const path = join(this.sharedDir, `${name}.qcow2`);
+    run(binary('qemu-img'), ['create', '-q', '-f', 'qcow2', path, `${mebibytes}M`]);
+    return path;
+  }
+
+  /** Writes a file (e.g. domain XML) into the lab root and returns its path. */
+  writeFile(name: string, content: string): string {
+    const path = join(this.root, name);
+    writeFileSync(path, content);
+    return path;
+  }
+
+  /** The lease file of a disk in the lockspace: its name is the SHA-256 of the disk's path as written in the domain XML. */
+  leaseFile(diskPath: string): string {
+    if (this.lockspaceDir === undefined) throw new Error('Lab.leaseFile: this lab runs without leases');
+    return join(this.lockspaceDir, createHash('sha256').update(diskPath).digest('hex'));
+  }
+
+  /** The host whose virtlockd holds the lease on a disk, or undefined when nobody does. */
+  leaseHolder(diskPath: string): LabHost | undefined {
+    const file = this.leaseFile(diskPath);
+    if (!existsSync(file)) return undefined;
+    const inode = statSync(file).ino;
+    for (const line of readFileSync('/proc/locks', 'utf8').split('\n')) {
+      // "5: POSIX  ADVISORY  WRITE 15677 fe:00:9978530 0 0"; waiters are listed as "5: -> POSIX ..."
+      const match = /^\d+: POSIX\s+ADVISORY\s+WRITE\s+(\d+)\s+[0-9a-f]+:[0-9a-f]+:(\d+)\s/.exec(line);
+      if (match === null || Number(match[2]) !== inode) continue;
+      const holder = this.members.find((h) => h.virtlockdPid() === Number(match[1]));
+      if (holder !== undefined) return holder;
+    }
+    return undefined;
+  }
+
+  /** Every process the lab started or saw in a host's namespace: holders, daemons, QEMU guests. */
+  processes(): LabProcess[] {
+    return [...this.recorded.values()];
+  }
+
+  /** Every mount namespace the lab created (a host gets a new one on each boot). */
+  namespaces(): string[] {
+    return [...this.createdNamespaces];
+  }
+
+  /**
+   * Destroys and undefines what the hosts still have (domains, networks, pools), ends every process of
+   * every host by pid, waits for their namespaces to vanish and removes the root folder. Safe to call twice.
+   */
+  async teardown(): Promise<void> {
+    if (this.tornDown) return;
+    this.tornDown = true;
+    const errors: unknown[] = [];
+    for (const host of this.members) {
+      try {
+        await host.shutdown();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    liveLabs.delete(this);
+    const leftMounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(`${this.root}/`));
+    if (leftMounts.length > 0) {
+      errors.push(new Error(`Lab.teardown: mounts left in this namespace, root not removed:\n${leftMounts.join('\n')}`));
+    } else {
+      rmSync(this.root, { recursive: true, force: true });
+    }
+    if (errors.length > 0) throw new AggregateError(errors, `Lab.teardown: ${errors.map(String).join('; ')}`);
+  }
+
+  /** @internal */
+  record(pid: number | undefined, role: string): void {
+    if (pid === undefined) return;
+    const proc = recordProcess(pid, role);
+    // The first record names the process best ("h1 libvirtd" rather than "h1 process").
+    if (proc !== undefined && !this.recorded.has(`${proc.pid}/${proc.startTime}`)) this.recorded.set(`${proc.pid}/${proc.startTime}`, proc);
+  }
+
+  /** @internal */
+  recordNamespace(namespace: string): void {
+    this.createdNamespaces.add(namespace);
+  }
+
+  /** The 'exit' safety net: no awaiting here, only kills by pid and folder removal. */
+  private killSync(): void {
+    for (const host of this.members) host.killSync();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  private async boot(): Promise<void> {
+    liveLabs.add(this);
+    installExitHandler();
+    mkdirSync(this.lockspaceDir ?? this.sharedDir, { recursive: true });
+    for (const host of this.members) host.prepare(this.lockspaceDir);
+    // QEMU capability probing takes ~8 s per fresh libvirtd: probe once (or reuse a previous lab's
+    // probe), then hand the cache to the other hosts before they boot.
+    const [first, ...others] = this.members;
+    copyCapabilities(capabilitiesCacheDir(), first.capabilitiesDir);
+    await first.boot();
+    first.virsh('capabilities');
+    copyCapabilities(first.capabilitiesDir, capabilitiesCacheDir());
+    for (const host of others) copyCapabilities(first.capabilitiesDir, host.capabilitiesDir);
+    await Promise.all(others.map((host) => host.boot()));
+  }
+
+  /** @internal */
+  static killAllSync(): void {
+    for (const lab of liveLabs) {
+      try {
+        lab.killSync();
+      } catch {
+        // best effort: the process is exiting
+      }
+    }
+    liveLabs.clear();
+  }
+}
+
+/** The standard paths each host mounts its own folder over, by folder name. */
+const BOUND = {
+  run: '/run/libvirt',
+  lib: '/var/lib/libvirt',
+  etc: '/etc/libvirt',
+  log: '/var/log/libvirt',
+  cache: '/var/cache/libvirt',
+} as const;
+
+/**
+ * The namespace holder, run by `unshare --mount --uts --propagation private`: it mounts the host's
+ * folders, then keeps the namespace alive while the test runner lives. If the runner dies without
+ * a teardown, it kills every process of its namespace (the mounts vanish with the namespace).
+ * /run becomes a tmpfs first: /run/libvirt may not exist on the machine, and another test's cleanup
+ * of the machine's /run/libvirt must not detach this host's mount.
+ */
+const HOLDER_SCRIPT = `set -eu
+R=$1; NAME=$2; WATCH=$3
+hostname "$NAME"
+mount -t tmpfs -o mode=0755,size=64m lab-run /run
+mkdir -p /run/libvirt /run/lock
+mount --bind "$R/run" /run/libvirt
+mount --bind "$R/lib" /var/lib/libvirt
+mount --bind "$R/etc" /etc/libvirt
+mount --bind "$R/log" /var/log/libvirt
+mount --bind "$R/cache" /var/cache/libvirt
+: > "$R/holder.ready"
+set +e
+tail --pid="$WATCH" -f /dev/null
+echo "test runner $WATCH is gone: ending host $NAME"
+NS=$(readlink /proc/$$/ns/mnt)
+for d in /proc/[0-9]*; do
+  p=\${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$NS" ] && kill -9 "$p" 2>/dev/null
+done
+exit 0
+`;
+
+class Host implements LabHost {
+  readonly uri: string;
+  readonly socket: string;
+  private holder: ChildProcess | undefined;
+  private currentNamespace: string | undefined;
+
+  constructor(
+    private readonly lab: Lab,
+    readonly name: string,
+    readonly dir: string,
+  ) {
+    this.socket = join(dir, 'run', 'libvirt-sock');
+    this.uri = `qemu+unix:///system?socket=${this.socket}`;
+  }
+
+  get namespace(): string | undefined {
+    return this.currentNamespace;
+  }
+
+  get capabilitiesDir(): string {
+    return join(this.dir, 'cache', 'qemu', 'capabilities');
+  }
+
+  private get runDir(): string {
+    return join(this.dir, 'run');
+  }
+
+  virsh(...args: string[]): string {
+    const result = spawnSync(binary('virsh'), ['-c', this.uri, ...args], { encoding: 'utf8', timeout: 120_000 });
+    const command = `virsh -c ${this.uri} ${args.join(' ')}`;
+    if (result.error !== undefined) throw new Error(`${command}: ${result.error.message}`);
+    if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  isUp(): boolean {
+    if (this.currentNamespace === undefined) return false;
+    return spawnSync(binary('virsh'), ['-c', this.uri, 'version'], { stdio: 'ignore', timeout: 5_000 }).status === 0;
+  }
+
+  runningDomains(): string[] {
+    return lines(this.virsh('list', '--name', '--state-running'));
+  }
+
+  domains(): string[] {
+    return lines(this.virsh('list', '--name', '--all'));
+  }
+
+  domainState(domain: string): string {
+    return this.virsh('domstate', domain).trim();
+  }
+
+  qemuPid(domain: string): number | undefined {
+    const pid = readPidFile(join(this.runDir, 'qemu', `${domain}.pid`));
+    this.lab.record(pid, `${this.name} qemu ${domain}`);
+    return pid;
+  }
+
+  /** @internal */
+  virtlockdPid(): number | undefined {
+    return this.currentNamespace === undefined ? undefined : readPidFile(join(this.runDir, 'virtlockd.pid'));
+  }
+
+  async stopHard(): Promise<void> {
+    const namespace = this.currentNamespace;
+    if (namespace === undefined) throw new Error(`${this.name}.stopHard: the host is already down`);
+    const bridges = this.activeBridges();
+    // libvirtd first: a live libvirtd would see its guests die and tidy up after them (release their
+    // leases, mark them crashed), which a dead host cannot do.
+    const libvirtd = readPidFile(join(this.runDir, 'libvirtd.pid'));
+    this.lab.record(libvirtd, `${this.name} libvirtd`);
+    if (libvirtd !== undefined) killInNamespace(libvirtd, namespace);
+    for (const domain of this.qemuPidFiles()) {
+      const pid = this.qemuPid(domain);
+      if (pid !== undefined) killInNamespace(pid, namespace);
+    }
+    await this.endNamespace(namespace);
+    // Bridges and their firewall rules live in the machine's network namespace: they outlive the host.
+    const ip = findBinary('ip');
+    for (const bridge of bridges) {
+      if (ip !== undefined && existsSync(`/sys/class/net/${bridge}`)) spawnSync(ip, ['link', 'delete', bridge], { stdio: 'ignore' });
+      removeFirewallRules(bridge);
+    }
+  }
+
+  async restart(): Promise<void> {
+    if (this.currentNamespace !== undefined) throw new Error(`${this.name}.restart: the host is up; stopHard() it first`);
+    await this.boot();
+  }
+
+  /** Creates the host's folders and configuration (once: a restart keeps them). @internal */
+  prepare(lockspaceDir: string | undefined): void {
+    for (const folder of Object.keys(BOUND)) mkdirSync(join(this.dir, folder), { recursive: true });
+    for (const folder of ['images', 'qemu', 'boot']) mkdirSync(join(this.dir, 'lib', folder), { recursive: true });
+    mkdirSync(join(this.dir, 'log', 'qemu'), { recursive: true });
+    const files = hostConfigFiles({ hostUuid: randomUUID(), lockspaceDir });
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(this.dir, 'etc', name), content);
+  }
+
+  /** Boots the host in a fresh namespace, like a machine powering on: /run/libvirt starts empty. @internal */
+  async boot(): Promise<void> {
+    for (const entry of readdirSync(this.runDir)) rmSync(join(this.runDir, entry), { recursive: true, force: true });
+    const ready = join(this.dir, 'holder.ready');
+    rmSync(ready, { force: true });
+    const log = openSync(join(this.dir, 'holder.log'), 'a');
+    const holder = spawn(
+      binary('unshare'),
+      ['--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', HOLDER_SCRIPT, 'lab-holder', this.dir, this.name, String(process.pid)],
+      { detached: true, stdio: ['ignore', log, log] },
+    );
+    closeSync(log);
+    holder.unref();
+    this.holder = holder;
+    const holderExited = () => holder.exitCode !== null || holder.signalCode !== null;
+    await waitFor(
+      () => existsSync(ready) || holderExited(),
+      10_000,
+      () => `${this.name}: the namespace holder did not get ready: ${this.tail('holder.log')}`,
+    );
+    if (holderExited() || holder.pid === undefined) throw new Error(`${this.name}: the namespace holder failed: ${this.tail('holder.log')}`);
+    const namespace = mountNamespaceOf(holder.pid);
+    if (namespace === undefined || namespace === mountNamespaceOf('self')) {
+      throw new Error(`${this.name}: the namespace holder ${holder.pid} is not in a namespace of its own`);
+    }
+    this.currentNamespace = namespace;
+    this.lab.recordNamespace(namespace);
+    this.lab.record(holder.pid, `${this.name} namespace holder`);
+
+    const daemons = ['virtlogd', ...(this.lab.lockspaceDir !== undefined ? ['virtlockd'] : []), 'libvirtd'];
+    for (const daemon of daemons) {
+      const pidFile = join(this.runDir, `${daemon}.pid`);
+      try {
+        await execFileAsync(
+          binary('nsenter'),
+          ['--target', String(holder.pid), '--mount', '--uts', '--', binary(daemon), '--daemon', '--pid-file', pidFile],
+          { timeout: 30_000 },
+        );
+      } catch (error) {
+        throw new Error(`${this.name}: ${daemon} did not start: ${(error as { stderr?: string }).stderr ?? error} ${this.tail(`log/${daemon}.log`)}`);
+      }
+      await waitFor(() => readPidFile(pidFile) !== undefined, 10_000, () => `${this.name}: ${daemon} wrote no pid file ${pidFile}`);
+      this.lab.record(readPidFile(pidFile), `${this.name} ${daemon}`);
+    }
+    await waitFor(() => this.isUp(), 30_000, () => `${this.name}: libvirtd does not answer on ${this.socket}: ${this.tail('log/libvirtd.log')}`, 50);
+  }
+
+  /** Teardown of one host: remove what libvirt set up outside the lab root, then end every process. @internal */
+  async shutdown(): Promise<void> {
+    const namespace = this.currentNamespace;
+    if (namespace === undefined) {
+      this.killHolder();
+      return;
+    }
+    if (this.isUp()) {
+      for (const domain of this.domains()) {
+        this.tryVirsh('destroy', domain);
+        this.tryVirsh('undefine', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata', '--nvram', domain) ||
+          this.tryVirsh('undefine', domain);
+      }
+      // Networks own bridges (and firewall rules) in the machine's network namespace.
+      for (const network of lines(this.tryVirsh('net-list', '--all', '--name') || '')) {
+        this.tryVirsh('net-destroy', network);
+        this.tryVirsh('net-undefine', network);
+      }
+      for (const pool of lines(this.tryVirsh('pool-list', '--all', '--name') || '')) {
+        this.tryVirsh('pool-destroy', pool);
+        this.tryVirsh('pool-undefine', pool);
+      }
+    }
+    await this.stopHard();
+  }
+
+  /** Ends every process of the host without waiting for anything: for the process 'exit' safety net. @internal */
+  killSync(): void {
+    const namespace = this.currentNamespace;
+    if (namespace !== undefined) {
+      const deadline = Date.now() + 3_000;
+      for (let pids = pidsInNamespace(namespace); pids.length > 0 && Date.now() < deadline; pids = pidsInNamespace(namespace)) {
+        for (const pid of pids) killInNamespace(pid, namespace);
+        sleepSync(20);
+      }
+      this.currentNamespace = undefined;
+    }
+    this.killHolder();
+  }
+
+  /** Kills every process left in the namespace, by pid, until the namespace is gone. */
+  private async endNamespace(namespace: string): Promise<void> {
+    await waitFor(
+      () => {
+        const pids = pidsInNamespace(namespace);
+        for (const pid of pids) {
+          this.lab.record(pid, `${this.name} process`);
+          killInNamespace(pid, namespace);
+        }
+        return pids.length === 0;
+      },
+      15_000,
+      () => `${this.name}: processes left in ${namespace}: ${pidsInNamespace(namespace).join(', ')}`,
+    );
+    this.currentNamespace = undefined;
+    this.holder = undefined;
+  }
+
+  /** A holder that never got its namespace (boot failed early) is still our child: end it. */
+  private killHolder(): void {
+    const holder = this.holder;
+    this.holder = undefined;
+    if (holder?.pid !== undefined && holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+  }
+
+  private qemuPidFiles(): string[] {
+    const dir = join(this.runDir, 'qemu');
+    if (!existsSync(dir)) return [];
+    // driver.pid is libvirtd's own pid file for its QEMU driver.
+    return readdirSync(dir)
+      .filter((file) => file.endsWith('.pid') && file !== 'driver.pid')
+      .map((file) => file.slice(0, -'.pid'.length));
+  }
+
+  /** Bridges of the host's active networks, from libvirt's status files in /run/libvirt/network. */
+  private activeBridges(): string[] {
+    const dir = join(this.runDir, 'network');
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((file) => file.endsWith('.xml'))
+      .flatMap((file) => [...readFileSync(join(dir, file), 'utf8').matchAll(/<bridge name=['"]([^'"]+)['"]/g)].map((m) => m[1]));
+  }
+
+  private tryVirsh(...args: string[]): string | false {
+    try {
+      return this.virsh(...args);
+    } catch {
+      return false;
+    }
+  }
+
+  private tail(file: string): string {
+    try {
+      return readFileSync(join(this.dir, file), 'utf8').trim().split('\n').slice(-5).join('\n');
+    } catch {
+      return '';
+    }
+  }
+}
+
+const REQUIRED_BINARIES = ['libvirtd', 'virtlogd', 'virtlockd', 'virsh', 'qemu-system-x86_64', 'qemu-img', 'unshare', 'nsenter', 'mount', 'hostname', 'tail'];
+const SEARCH_PATH = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter((dir) => dir !== '');
+
+function findBinary(name: string): string | undefined {
+  return SEARCH_PATH.map((dir) => join(dir, name)).find((path) => existsSync(path));
+}
+
+function binary(name: string): string {
+  const path = findBinary(name);
+  if (path === undefined) throw new Error(`Lab: ${name} not found in ${SEARCH_PATH.join(':')}`);
+  return path;
+}
+
+function run(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${(result.stderr || String(result.error)).trim()}`);
+}
+
+function lines(text: string): string[] {
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
+}
+
+/** Removes the rules libvirt added to the machine's firewall for a network's bridge (what net-destroy would do). */
+function removeFirewallRules(bridge: string): void {
+  for (const tool of ['iptables', 'ip6tables']) {
+    const path = findBinary(tool);
+    if (path === undefined) continue;
+    for (const table of ['filter', 'nat', 'mangle']) {
+      const listing = spawnSync(path, ['-w', '-t', table, '-S'], { encoding: 'utf8' });
+      if (listing.status !== 0) continue;
+      for (const rule of lines(listing.stdout)) {
+        // libvirt's rules: "-A LIBVIRT_INP -i virbr1 -p udp -m udp --dport 53 -j ACCEPT"
+        const words = rule.split(' ');
+        if (words[0] !== '-A' || !words[1].startsWith('LIBVIRT_')) continue;
+        const interfaces = words.filter((_, i) => words[i - 1] === '-i' || words[i - 1] === '-o');
+        if (interfaces.includes(bridge)) spawnSync(path, ['-w', '-t', table, '-D', ...words.slice(1)], { stdio: 'ignore' });
+      }
+    }
+  }
+}
+
+/** Where QEMU capabilities probed by one lab are kept for the next (libvirt re-probes a stale entry itself). */
+function capabilitiesCacheDir(): string {
+  const cache = process.env.LIBVIRT_CLUSTER_CACHE ?? join(homedir(), '.cache', 'cdktf-libvirt-cluster');
+  return join(cache, 'libvirt-lab', 'qemu-capabilities');
+}
+
+function copyCapabilities(from: string, to: string): void {
+  if (!existsSync(from)) return;
+  mkdirSync(to, { recursive: true });
+  for (const file of readdirSync(from).filter((f) => f.endsWith('.xml'))) {
+    // Through a temporary name: another lab may read the shared cache at the same time.
+    const temporary = join(to, `.${file}.${process.pid}`);
+    copyFileSync(join(from, file), temporary);
+    renameSync(temporary, join(to, file));
+  }
+}
+
+const liveLabs = new Set<Lab>();
+let exitHandlerInstalled = false;
+
+/** If the test runner exits without a teardown, end the labs' processes (a SIGKILLed runner is handled by the holders). */
+function installExitHandler(): void {
+  if (exitHandlerInstalled) return;
+  exitHandlerInstalled = true;
+  process.on('exit', () => Lab.killAllSync());
+}
