@@ -13,6 +13,12 @@ export interface AdmissionOptions {
    * @default 5000000
    */
   readonly totalStepBudget?: number;
+  /**
+   * Try greedy first-fit before the exact search. Turning it off sends every scenario with VMs to
+   * restart through the exact search, which is slower but useful to cross-check it.
+   * @default true
+   */
+  readonly greedy?: boolean;
 }
 
 /** One combination of failed hosts after which not every restartable VM finds a place. */
@@ -92,7 +98,7 @@ export function admissionControl(
   for (let k = 1; k <= maxFailures; k++) {
     forEachCombination(activeHosts, k, (failed) => {
       checked++;
-      const s = model.solve(failed, Math.min(stepBudget, totalLeft));
+      const s = model.solve(failed, Math.min(stepBudget, totalLeft), options.greedy ?? true);
       totalLeft = Math.max(0, totalLeft - s.steps);
       stats[s.method]++;
       if (s.budgetExceeded) stats.budgetExceeded++;
@@ -126,7 +132,7 @@ export function planRestart(
 ): RestartPlan {
   const model = new FailoverModel(cluster, vms, placements);
   const failed = [...new Set(failedHosts.flatMap((n) => model.idx.indexOf.get(n) ?? []))].sort((a, b) => a - b);
-  const s = model.solve(failed, options.stepBudget ?? DEFAULT_STEP_BUDGET);
+  const s = model.solve(failed, options.stepBudget ?? DEFAULT_STEP_BUDGET, options.greedy ?? true);
   const name = (v: number): string => model.vms[v].name;
   return {
     failedHosts: failed.map((h) => model.idx.hosts[h].name),
@@ -243,7 +249,7 @@ class FailoverModel {
     this.greedyOrder = [...Array(idx.size).keys()].filter((h) => idx.active[h]).sort((a, b) => emptiness(b) - emptiness(a) || a - b);
   }
 
-  public solve(failed: readonly number[], stepBudget: number): Solution {
+  public solve(failed: readonly number[], stepBudget: number, useGreedy: boolean): Solution {
     const failedMask = new Uint8Array(this.idx.size);
     for (const h of failed) failedMask[h] = 1;
     const displaced: number[] = [];
@@ -257,7 +263,7 @@ class FailoverModel {
 
     const blocks = this.blocksFor(displaced, failedMask);
     const greedy = this.greedy(displaced, failedMask, blocks);
-    if (greedy.unplaced.length === 0) {
+    if (useGreedy && greedy.unplaced.length === 0) {
       return { ...base, feasible: true, restarts: greedy.restarts, unplaced: [], method: 'greedy', reason: 'greedy first-fit' };
     }
     const exact = new ExactSearch(this, displaced, failedMask, blocks, stepBudget).run();

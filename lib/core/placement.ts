@@ -381,7 +381,8 @@ function validateCluster(cluster: ClusterSpec, problems: Problem[]): void {
 function validVms(vms: readonly VmSpec[], problems: Problem[]): VmSpec[] {
   const seen = new Set<string>();
   const out: VmSpec[] = [];
-  for (const vm of vms) {
+  // By name, so findings come out in the same order however the VMs were listed (the sort is stable: the first declaration wins).
+  for (const vm of [...vms].sort((a, b) => compareNames(a.name, b.name))) {
     if (seen.has(vm.name)) {
       problems.push({
         subject: vm.name,

@@ -1,0 +1,342 @@
+import fc from 'fast-check';
+import { ClusterSpec, RestartPriority, VmSpec, admissionControl, place, planRestart } from '../../lib/core';
+import { capacityOf, cluster, domainOf, hardScopes, host, scenarioArb, vm } from './arbitraries';
+
+const hard = (scope = 'host') => ({ antiAffinity: { hard: true, scope } });
+
+describe('admissionControl', () => {
+  test('N = 0 checks nothing and passes', () => {
+    const c = cluster([host('h1')], { failuresToTolerate: 0 });
+    expect(admissionControl(c, [vm('a')], { a: 'h1' })).toMatchObject({ ok: true, checked: 0, scenarios: [] });
+  });
+
+  test('checks every combination of up to N failed active hosts', () => {
+    const hosts = ['h1', 'h2', 'h3', 'h4'].map((n) => host(n)).concat(host('h5', { state: 'standby' }));
+    expect(admissionControl(cluster(hosts, { failuresToTolerate: 1 }), [], {}).checked).toBe(4);
+    expect(admissionControl(cluster(hosts, { failuresToTolerate: 2 }), [], {}).checked).toBe(4 + 6);
+    expect(admissionControl(cluster(hosts, { failuresToTolerate: 9 }), [], {}).checked).toBe(15);
+  });
+
+  test('passes when each host’s VMs fit on the others', () => {
+    const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 })]);
+    const result = admissionControl(c, [vm('a', { vcpus: 2 }), vm('b', { vcpus: 2 })], { a: 'h1', b: 'h2' });
+    expect(result).toMatchObject({ ok: true, checked: 2, scenarios: [] });
+  });
+
+  test('reports each failing scenario with the VMs that stay down and the shortfall', () => {
+    const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 })]);
+    const result = admissionControl(c, [vm('a', { vcpus: 3, memoryMiB: 2048 }), vm('b', { vcpus: 3 })], { a: 'h1', b: 'h2' });
+    expect(result.ok).toBe(false);
+    expect(result.scenarios).toEqual([
+      expect.objectContaining({ failedHosts: ['h1'], unplaced: ['a'], shortfall: { vcpus: 3, memoryMiB: 2048 }, searchBudgetExceeded: false }),
+      expect.objectContaining({ failedHosts: ['h2'], unplaced: ['b'], shortfall: { vcpus: 3, memoryMiB: 1024 } }),
+    ]);
+  });
+
+  test('VMs with priority none are not restarted, so they need no room', () => {
+    const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 })]);
+    const vms = [vm('a', { vcpus: 3, priority: 'none' }), vm('b', { vcpus: 3, priority: 'none' })];
+    expect(admissionControl(c, vms, { a: 'h1', b: 'h2' }).ok).toBe(true);
+  });
+
+  test('off-window replicas need room too, so every window survives', () => {
+    const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 })]);
+    const vms = [vm('a', { vcpus: 3, active: false }), vm('b', { vcpus: 3 })];
+    expect(admissionControl(c, vms, { a: 'h1', b: 'h2' }).ok).toBe(false);
+  });
+
+  test('hard anti-affinity: N+1 hosts are needed to restart a replica', () => {
+    const mail = (i: number) => vm(`mail-${i}`, { group: 'mail', ...hard() });
+    const three = cluster([host('h1'), host('h2'), host('h3')]);
+    const vms = [mail(0), mail(1), mail(2)];
+    const placements = place(three, vms).placements;
+    const failing = admissionControl(three, vms, placements);
+    expect(failing.scenarios).toHaveLength(3);
+    expect(failing.scenarios[0].reason).toMatch(/hard anti-affinity of group mail/);
+
+    const four = cluster([...three.hosts, host('h4')]);
+    expect(admissionControl(four, vms, placements).ok).toBe(true);
+  });
+
+  test('hard anti-affinity by rack with two failures', () => {
+    const c = cluster(
+      ['r1', 'r1', 'r2', 'r2', 'r3'].map((r, i) => host(`h${i}`, { labels: { rack: r } })),
+      { failuresToTolerate: 2 },
+    );
+    const vms = [vm('a', { group: 'g', ...hard('rack') }), vm('b', { group: 'g', ...hard('rack') })];
+    // a in r1, b in r2: losing h0 sends a to h1 or h4; losing h0 and h2 still leaves three racks
+    const result = admissionControl(c, vms, { a: 'h0', b: 'h2' });
+    expect(result).toMatchObject({ ok: true, checked: 5 + 10 });
+  });
+
+  test('a pinned VM on a failed host cannot restart', () => {
+    const c = cluster([host('h1'), host('h2')]);
+    const result = admissionControl(c, [vm('a', { pinnedHost: 'h1' })], { a: 'h1' });
+    expect(result.scenarios).toEqual([expect.objectContaining({ failedHosts: ['h1'], unplaced: ['a'], reason: 'a cannot restart: pinned to h1, which is down' })]);
+  });
+
+  test('allowed hosts bound where a VM restarts', () => {
+    const c = cluster([host('h1'), host('h2'), host('h3')]);
+    const plan = planRestart(c, [vm('a', { allowedHosts: ['h1', 'h3'] })], { a: 'h1' }, ['h1']);
+    expect(plan).toMatchObject({ feasible: true, restarts: { a: 'h3' } });
+    const none = planRestart(c, [vm('a', { allowedHosts: ['h1'] })], { a: 'h1' }, ['h1']);
+    expect(none).toMatchObject({ feasible: false, unplaced: ['a'], causes: { a: 'none of its allowed hosts survives' } });
+  });
+
+  describe('when first-fit is not enough', () => {
+    // Two survivors with 10 free vCPUs; first-fit decreasing puts 5+4 together and strands the 2,
+    // but 5+3+2 and 4+3+3 fit exactly.
+    const c = cluster([host('f', { cores: 20 }), host('s1', { cores: 10 }), host('s2', { cores: 10 })]);
+    const sizes = [5, 4, 3, 3, 3, 2];
+    const vms = sizes.map((n, i) => vm(`v${i}`, { vcpus: n, priority: 'high' }));
+    const placements = Object.fromEntries(vms.map((v) => [v.name, 'f']));
+
+    test('the exact search finds the assignment', () => {
+      const plan = planRestart(c, vms, placements, ['f']);
+      expect(plan.feasible).toBe(true);
+      expect(plan.unplaced).toEqual([]);
+      for (const h of ['s1', 's2']) {
+        const load = vms.filter((v) => plan.restarts[v.name] === h).reduce((s, v) => s + v.vcpus, 0);
+        expect(load).toBe(10);
+      }
+      const result = admissionControl(c, vms, placements);
+      expect(result.stats.exact).toBeGreaterThanOrEqual(1);
+      expect(result.scenarios.map((s) => s.failedHosts)).not.toContainEqual(['f']);
+    });
+
+    test('an infeasible variant is proven infeasible, not guessed', () => {
+      const more = [...vms.slice(0, 5), vm('v5', { vcpus: 3, priority: 'high' })];
+      const result = admissionControl(c, more, placements);
+      const scenario = result.scenarios.find((s) => s.failedHosts[0] === 'f')!;
+      expect(scenario).toMatchObject({ searchBudgetExceeded: false });
+      expect(scenario.reason).toMatch(/exhaustive search/);
+    });
+
+    test('hosts that differ only in which VMs may use them are not interchangeable', () => {
+      // v may use h1 or h2, w1 and w2 only h1 or h3. h1 and h2 look alike (same room, same rack);
+      // v on h1 strands one w, so the search must still try h2.
+      const hosts = [host('h0', { cores: 8 }), ...['h1', 'h2', 'h3'].map((n) => host(n, { cores: 2, labels: { rack: 'r' } }))];
+      const c4 = cluster(hosts);
+      const list = [
+        vm('v', { vcpus: 2, priority: 'high', allowedHosts: ['h1', 'h2'] }),
+        vm('w1', { vcpus: 2, allowedHosts: ['h1', 'h3'] }),
+        vm('w2', { vcpus: 2, allowedHosts: ['h1', 'h3'] }),
+      ];
+      const on = { v: 'h0', w1: 'h0', w2: 'h0' };
+      expect(planRestart(c4, list, on, ['h0'])).toMatchObject({ feasible: true, restarts: { v: 'h2' } });
+    });
+
+    test.each(['host', 'rack'])('hosts that differ only in the replicas restarted on them are not interchangeable (by %s)', (scope) => {
+      // Once v1, v3 and v0 are planned, h0 and h1 both have 2 vCPUs free, but only one of them can
+      // still take b's second replica. Found by the brute-force cross-check.
+      const c3 = cluster([host('h0', { cores: 5, labels: { rack: 'r0' } }), host('h1', { cores: 5, labels: { rack: 'r1' } }), host('h2', { cores: 9 })]);
+      const b = { group: 'b', antiAffinity: { hard: true, scope } };
+      const list = [
+        vm('v0', { vcpus: 1, priority: 'high' }),
+        vm('v1', { vcpus: 3, priority: 'high' }),
+        vm('v2', { vcpus: 2, priority: 'low', ...b }),
+        vm('v3', { vcpus: 3, priority: 'high', ...b }),
+      ];
+      const on = Object.fromEntries(list.map((v) => [v.name, 'h2']));
+      const plan = planRestart(c3, list, on, ['h2'], { greedy: false });
+      expect(plan.feasible).toBe(true);
+      expect(plan.restarts.v2).not.toBe(plan.restarts.v3);
+    });
+
+    test('a search out of budget counts as failing and says so', () => {
+      const result = admissionControl(c, vms, placements, { stepBudget: 1 });
+      const scenario = result.scenarios.find((s) => s.failedHosts[0] === 'f')!;
+      expect(scenario.searchBudgetExceeded).toBe(true);
+      expect(scenario.reason).toMatch(/gave up after \d+ steps; treated as failing/);
+      expect(result.stats.budgetExceeded).toBeGreaterThanOrEqual(1);
+      expect(result.ok).toBe(false);
+    });
+  });
+});
+
+/**
+ * Brute force: every assignment of the restartable VMs of the failed hosts to the survivors, checking
+ * capacity on top of what already runs there and hard rules against every group member still up.
+ */
+function bruteForceFailingScenarios(c: ClusterSpec, vms: readonly VmSpec[], placements: Record<string, string>): string[][] {
+  const active = c.hosts.filter((h) => h.state === 'active').sort((a, b) => (a.name < b.name ? -1 : 1));
+  const byName = new Map(c.hosts.map((h) => [h.name, h]));
+  const hard = hardScopes(vms);
+  const placed = vms.filter((v) => placements[v.name] !== undefined);
+  const failing: string[][] = [];
+  const subsets: (typeof active)[] = [];
+  const pick = (start: number, chosen: typeof active) => {
+    if (chosen.length > 0) subsets.push(chosen);
+    if (chosen.length === c.failuresToTolerate) return;
+    for (let i = start; i < active.length; i++) pick(i + 1, [...chosen, active[i]]);
+  };
+  pick(0, []);
+  for (const failed of subsets) {
+    const failedNames = new Set(failed.map((h) => h.name));
+    const survivors = active.filter((h) => !failedNames.has(h.name));
+    const down = placed.filter((v) => failedNames.has(placements[v.name]));
+    const restart = down.filter((v) => v.priority !== 'none');
+    const up = placed.filter((v) => !failedNames.has(placements[v.name]));
+    const valid = (assignment: string[]): boolean => {
+      const load = new Map<string, { cpu: number; mem: number }>();
+      for (const v of up) {
+        const l = load.get(placements[v.name]) ?? { cpu: 0, mem: 0 };
+        load.set(placements[v.name], { cpu: l.cpu + v.vcpus, mem: l.mem + v.memoryMiB });
+      }
+      const target = new Map<string, string>();
+      restart.forEach((v, i) => {
+        target.set(v.name, assignment[i]);
+        const l = load.get(assignment[i]) ?? { cpu: 0, mem: 0 };
+        load.set(assignment[i], { cpu: l.cpu + v.vcpus, mem: l.mem + v.memoryMiB });
+      });
+      for (const h of new Set(assignment)) {
+        const cap = capacityOf(byName.get(h)!, c);
+        if (load.get(h)!.cpu > cap.vcpus || load.get(h)!.mem > cap.memoryMiB) return false;
+      }
+      for (const v of restart) {
+        const h = target.get(v.name)!;
+        if (v.pinnedHost !== undefined && v.pinnedHost !== h) return false;
+        if (v.allowedHosts !== undefined && !v.allowedHosts.includes(h)) return false;
+        for (const scope of (v.group !== undefined && hard.get(v.group)) || []) {
+          const mine = domainOf(byName.get(h)!, scope);
+          for (const other of [...up, ...restart]) {
+            if (other === v || other.group !== v.group) continue;
+            const where = target.get(other.name) ?? placements[other.name];
+            if (domainOf(byName.get(where)!, scope) === mine) return false;
+          }
+        }
+      }
+      return true;
+    };
+    let ok = false;
+    const assign = (i: number, acc: string[]) => {
+      if (ok) return;
+      if (i === restart.length) {
+        ok = valid(acc);
+        return;
+      }
+      for (const h of survivors) assign(i + 1, [...acc, h.name]);
+    };
+    assign(0, []);
+    if (!ok) failing.push(failed.map((h) => h.name));
+  }
+  return failing.sort(byHosts);
+}
+
+function byHosts(a: string[], b: string[]): number {
+  return a.length - b.length || (a.join() < b.join() ? -1 : a.join() > b.join() ? 1 : 0);
+}
+
+const failingOf = (scenarios: { failedHosts: string[] }[]): string[][] => scenarios.map((s) => s.failedHosts).sort(byHosts);
+
+describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 VMs)', () => {
+  const small = scenarioArb({ maxHosts: 4, maxVms: 7, maxFailures: 2 });
+  const options = { stepBudget: 10_000_000 };
+
+  test('on placements made by place()', () => {
+    fc.assert(
+      fc.property(small, ({ cluster: c, vms }) => {
+        const placements = { ...place(c, vms).placements };
+        const result = admissionControl(c, vms, placements, options);
+        expect(failingOf(result.scenarios)).toEqual(bruteForceFailingScenarios(c, vms, placements));
+        expect(result.ok).toBe(result.scenarios.length === 0);
+        expect(result.stats.budgetExceeded).toBe(0);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('on arbitrary placements, including overloaded and non-active hosts', () => {
+    const withPlacements = small.chain((s) =>
+      fc.record({
+        s: fc.constant(s),
+        hostIndex: fc.array(fc.integer({ min: 0, max: s.cluster.hosts.length - 1 }), { minLength: s.vms.length, maxLength: s.vms.length }),
+      }),
+    );
+    fc.assert(
+      fc.property(withPlacements, ({ s: { cluster: c, vms }, hostIndex }) => {
+        const placements = Object.fromEntries(vms.map((v, i) => [v.name, c.hosts[hostIndex[i]].name]));
+        const result = admissionControl(c, vms, placements, options);
+        expect(failingOf(result.scenarios)).toEqual(bruteForceFailingScenarios(c, vms, placements));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('the exact search alone agrees too', () => {
+    fc.assert(
+      fc.property(small, ({ cluster: c, vms }) => {
+        const placements = { ...place(c, vms).placements };
+        const result = admissionControl(c, vms, placements, { ...options, greedy: false });
+        expect(failingOf(result.scenarios)).toEqual(bruteForceFailingScenarios(c, vms, placements));
+        expect(result.stats.greedy).toBe(0);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('the exact search agrees on tight clusters with hard rules, where symmetry pruning matters', () => {
+    // Small hosts, hard anti-affinity everywhere, arbitrary (even overloaded) placements: many
+    // hosts look alike at some point of the search, and only some of them are.
+    const tight = fc
+      .record({
+        hosts: fc.array(fc.record({ cores: fc.integer({ min: 1, max: 6 }), rack: fc.constantFrom('r0', 'r1') }), { minLength: 3, maxLength: 4 }),
+        failuresToTolerate: fc.constantFrom(1, 1, 2),
+        bScope: fc.constantFrom('host', 'rack'),
+        list: fc.array(
+          fc.record({
+            vcpus: fc.integer({ min: 1, max: 3 }),
+            group: fc.constantFrom<string | undefined>(undefined, 'a', 'b'),
+            priority: fc.constantFrom<RestartPriority>('high', 'medium', 'low', 'none'),
+            host: fc.nat(),
+          }),
+          { minLength: 3, maxLength: 7 },
+        ),
+      })
+      .map(({ hosts, failuresToTolerate, bScope, list }) => {
+        const c = cluster(
+          hosts.map((h, i) => host(`h${i}`, { cores: h.cores, memoryMiB: 4096, labels: { rack: h.rack } })),
+          { failuresToTolerate },
+        );
+        const scope: Record<string, string> = { a: 'host', b: bScope };
+        const vms = list.map((f, i) =>
+          vm(`v${i}`, { vcpus: f.vcpus, priority: f.priority, group: f.group, antiAffinity: f.group === undefined ? undefined : { hard: true, scope: scope[f.group] } }),
+        );
+        const placements = Object.fromEntries(list.map((f, i) => [`v${i}`, `h${f.host % hosts.length}`]));
+        return { c, vms, placements };
+      });
+    fc.assert(
+      fc.property(tight, ({ c, vms, placements }) => {
+        const result = admissionControl(c, vms, placements, { ...options, greedy: false });
+        expect(failingOf(result.scenarios)).toEqual(bruteForceFailingScenarios(c, vms, placements));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('a restart plan keeps capacity and agrees with brute force', () => {
+    fc.assert(
+      fc.property(small, fc.nat(), ({ cluster: c, vms }, pick) => {
+        const placements = { ...place(c, vms).placements };
+        const active = c.hosts.filter((h) => h.state === 'active');
+        if (active.length === 0) return;
+        const failed = active[pick % active.length].name;
+        const plan = planRestart(c, vms, placements, [failed], options);
+        const bruteForceOk = !bruteForceFailingScenarios({ ...c, failuresToTolerate: 1 }, vms, placements).some((f) => f[0] === failed);
+        expect(plan.feasible).toBe(bruteForceOk);
+        if (!plan.feasible) return;
+        const after = { ...placements, ...plan.restarts };
+        for (const v of vms) if (placements[v.name] === failed && v.priority !== 'none') expect(after[v.name]).not.toBe(failed);
+        for (const h of c.hosts.filter((x) => x.name !== failed)) {
+          const restarted = vms.filter((v) => plan.restarts[v.name] === h.name);
+          if (restarted.length === 0) continue;
+          const on = vms.filter((v) => after[v.name] === h.name && !(placements[v.name] === failed && v.priority === 'none'));
+          const cap = capacityOf(h, c);
+          expect(on.reduce((s, v) => s + v.vcpus, 0)).toBeLessThanOrEqual(cap.vcpus);
+          expect(on.reduce((s, v) => s + v.memoryMiB, 0)).toBeLessThanOrEqual(cap.memoryMiB);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
