@@ -142,7 +142,7 @@ export class Host extends Construct {
       provider: this.provider,
       name: `${this.hostName}-local`,
       type: 'dir',
-      path: props.poolPath ?? `/var/lib/libvirt/images/${this.hostName}`,
+      target: { path: props.poolPath ?? `/var/lib/libvirt/images/${this.hostName}` },
     });
     this.network = new Network(this, 'Network', {
       provider: this.provider,
