@@ -1,0 +1,110 @@
+import { ClusterSpec, VmSpec, admissionControl, place, renderReport, standbyCandidates } from '../../lib/core';
+import { cluster, host, vm } from './arbitraries';
+
+function reportFor(c: ClusterSpec, vms: VmSpec[], notes: string[] = []) {
+  const placement = place(c, vms);
+  return renderReport({
+    title: 'Lab <A&B>',
+    cluster: c,
+    vms,
+    placement,
+    admission: admissionControl(c, vms, placement.placements),
+    instant: new Date('2024-07-15T06:30:00Z'),
+    timeZone: 'Europe/Zurich',
+    window: 'day (from 08:00, 3 replicas)',
+    standbyCandidates: standbyCandidates(c, vms, placement.placements),
+    notes,
+  });
+}
+
+/** Tags must nest and close; text must not hold a raw `<` or a bare `&`. */
+function expectWellFormedXml(svg: string): void {
+  const stack: string[] = [];
+  const tag = /<(\/?)([a-zA-Z]+)([^>]*?)(\/?)>/g;
+  let last = 0;
+  for (let m = tag.exec(svg); m; m = tag.exec(svg)) {
+    const text = svg.slice(last, m.index);
+    expect(text).not.toMatch(/[<>]|&(?!(amp|lt|gt|quot|apos);)/);
+    last = tag.lastIndex;
+    if (m[4] === '/') continue;
+    if (m[1] === '/') expect(stack.pop()).toBe(m[2]);
+    else stack.push(m[2]);
+  }
+  expect(stack).toEqual([]);
+}
+
+describe('renderReport', () => {
+  const c = cluster(
+    [
+      host('h1', { cores: 4, labels: { rack: 'r1' } }),
+      host('h2', { cores: 4, labels: { rack: 'r2' } }),
+      host('h3', { cores: 4, labels: { rack: 'r2' } }),
+      host('h4', { state: 'maintenance' }),
+    ],
+    { cpuOvercommit: 1 },
+  );
+  const vms = [
+    vm('web-0', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: 'high' }),
+    vm('web-1', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: 'high' }),
+    vm('web-2', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: 'high', active: false }),
+    vm('batch', { vcpus: 2, priority: 'none' }),
+    vm('evil|<name>&', { vcpus: 1, priority: 'low' }),
+  ];
+
+  test('the same input gives the same bytes', () => {
+    expect(reportFor(c, vms)).toEqual(reportFor(c, vms));
+  });
+
+  test('markdown has the host, VM, what-if, standby and warning sections', () => {
+    const { markdown } = reportFor(c, vms, ['vm batch: console listens on 0.0.0.0 (opted out)']);
+    expect(markdown).toContain('# Lab &lt;A&B&gt;');
+    expect(markdown).toContain('- Instant: 2024-07-15T06:30:00.000Z (2024-07-15 08:30 Europe/Zurich)');
+    expect(markdown).toContain('- Schedule window: day (from 08:00, 3 replicas)');
+    for (const section of ['## Hosts', '## VMs', '## What if one host fails', '## Standby candidates', '## Problems', '## Warnings']) {
+      expect(markdown).toContain(section);
+    }
+    expect(markdown).toMatch(/\| h4 \| maintenance \| — \| — \| 0 \/ 8 \(0%\) \|/);
+    expect(markdown).toContain('| web-2 | h3 | web | high | no (off-window) | 2 | 1024 |');
+    expect(markdown).toContain('- vm batch: console listens on 0.0.0.0 (opted out)');
+  });
+
+  test('the what-if table says where VMs restart and which stay down', () => {
+    const { markdown } = reportFor(c, vms);
+    const whatIf = markdown.split('## What if one host fails')[1].split('##')[0];
+    const rows = whatIf.split('\n').filter((l) => /^\| h\d/.test(l));
+    expect(rows.map((r) => r.split('|')[1].trim())).toEqual(['h1', 'h2', 'h3']); // active hosts only
+    // every host holds a web replica; with hard anti-affinity by host it has nowhere to go
+    for (const row of rows) expect(row).toMatch(/web-\d \(hard anti-affinity of group web/);
+    expect(whatIf).toContain('batch (priority none)');
+    expect(markdown).toContain('## Admission control failures');
+    expect(markdown).toMatch(/- Admission control: FAILED in 3 of 3 scenarios/);
+  });
+
+  test('names are escaped: no broken table rows, no HTML', () => {
+    const { markdown } = reportFor(c, vms);
+    const row = markdown.split('\n').find((l) => l.startsWith('| evil'))!;
+    expect(row).toBe('| evil\\|&lt;name&gt;& | ' + row.split(' | ').slice(1).join(' | '));
+    expect(row.split(/(?<!\\)\|/).length - 2).toBe(7);
+    expect(markdown).not.toContain('<name>');
+  });
+
+  test('svg: one row per host with both bars, XML-escaped and well-formed', () => {
+    const { svg } = reportFor(c, vms);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.match(/<g transform=/g)).toHaveLength(4);
+    expect(svg).toContain('4 / 4 vCPU'); // batch fills up h2
+    expect(svg).toContain('evil|&lt;name&gt;&amp;');
+    expect(svg).toContain('Lab &lt;A&amp;B&gt;');
+    expect(svg).not.toMatch(/Date|NaN|undefined/);
+    expectWellFormedXml(svg);
+  });
+
+  test('a healthy cluster says so', () => {
+    const healthy = cluster([host('h1'), host('h2'), host('h3')]);
+    const { markdown } = reportFor(healthy, [vm('a'), vm('b')]);
+    expect(markdown).toContain('- Admission control: OK, every VM with a restart priority restarts after any 1 host failure(s) (3 scenarios checked)');
+    expect(markdown).not.toContain('## Admission control failures');
+    expect(markdown).toMatch(/Run no VM in this window and could be powered down: h\d\./);
+    expect(markdown.split('## Problems')[1]).toMatch(/^\n\nNone\./);
+  });
+});
