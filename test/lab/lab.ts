@@ -38,7 +38,8 @@ import {
   waitFor,
 } from './processes';
 
-export { LabProcess, isStillRunning } from './processes';
+export type { LabProcess } from './processes';
+export { isStillRunning } from './processes';
 
 const execFileAsync = promisify(execFile);
 
