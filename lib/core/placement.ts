@@ -202,16 +202,18 @@ class PlacementState {
     let bestSoft = Infinity;
     let bestRank = Infinity;
     let bestScore = Infinity;
-    const consider = (h: number): void => {
-      if (!idx.active[h]) return;
+    const list = target.candidates;
+    const n = list ? list.length : idx.size;
+    const pack = this.policyPack;
+    for (let i = 0; i < n; i++) {
+      const h = list ? list[i] : i;
+      if (!idx.active[h]) continue;
       const capCpu = idx.cpuCapacity[h];
       const capMem = idx.memCapacity[h];
       const cpuAfter = usedCpu[h] + cpu;
       const memAfter = usedMem[h] + mem;
-      if (cpuAfter > capCpu || memAfter > capMem) return;
-      if (hard) {
-        for (const s of hard) if (s.used.includes(s.ids[h])) return;
-      }
+      if (cpuAfter > capCpu || memAfter > capMem) continue;
+      if (hard && hard.some((s) => s.used.includes(s.ids[h]))) continue;
       let softCount = 0;
       if (soft) {
         for (const s of soft) {
@@ -219,20 +221,18 @@ class PlacementState {
           for (const u of s.used) if (u === d) softCount++;
         }
       }
-      if (softCount > bestSoft) return;
-      const rank = preferred?.get(h) ?? Infinity;
-      if (softCount === bestSoft && rank > bestRank) return;
+      if (softCount > bestSoft) continue;
+      const rank = preferred === undefined ? Infinity : preferred.get(h) ?? Infinity;
+      if (softCount === bestSoft && rank > bestRank) continue;
       const load = Math.max(cpuAfter / capCpu, memAfter / capMem);
       // Pack prefers hosts that are already busy (so idle ones can go to standby), then the fullest.
-      const score = this.policyPack ? (vmCount[h] > 0 ? 0 : 2) + (1 - load) : load;
-      if (softCount === bestSoft && rank === bestRank && score >= bestScore) return;
+      const score = pack ? (vmCount[h] > 0 ? 0 : 2) + (1 - load) : load;
+      if (softCount === bestSoft && rank === bestRank && score >= bestScore) continue;
       best = h;
       bestSoft = softCount;
       bestRank = rank;
       bestScore = score;
-    };
-    if (target.candidates) for (const h of target.candidates) consider(h);
-    else for (let h = 0; h < idx.size; h++) consider(h);
+    }
     return best;
   }
 
@@ -492,26 +492,30 @@ function resolveTargets(idx: ClusterIndex, vm: VmSpec, problems: Problem[], warn
 
 /** A group with hard anti-affinity needs as many distinct domains as it has replicas. */
 function checkGroupDomains(idx: ClusterIndex, rules: ReadonlyMap<string, GroupRule>, targets: ReadonlyMap<string, VmTarget>, problems: Problem[]): void {
+  // Domains spanned by all active hosts, per scope: computed once, as most groups may use any host.
+  const activeDomains = new Map<string, number[]>();
+  const domainsOf = (scope: string, hosts: Iterable<number>): number[] => {
+    const ids = idx.domains(scope).ids;
+    const out = new Set<number>();
+    for (const h of hosts) out.add(ids[h]);
+    return [...out];
+  };
+  const activeHosts = [...Array(idx.size).keys()].filter((h) => idx.active[h]);
   for (const rule of rules.values()) {
     if (rule.hardScopes.length === 0) continue;
     const members = rule.members.filter((m) => targets.has(m));
-    const eligible = new Set<number>();
-    let restricted = false;
-    for (const m of members) {
-      const c = targets.get(m)!.candidates;
-      if (c) {
-        restricted = true;
-        c.forEach((h) => eligible.add(h));
-      }
-    }
-    if (!restricted || members.some((m) => !targets.get(m)!.candidates)) {
-      for (let h = 0; h < idx.size; h++) if (idx.active[h]) eligible.add(h);
-    }
+    const restricted = members.length > 0 && members.every((m) => targets.get(m)!.candidates);
+    const eligible = restricted ? new Set(members.flatMap((m) => targets.get(m)!.candidates!)) : undefined;
     const which = restricted ? 'active allowed' : 'active';
     for (const scope of rule.hardScopes) {
-      const d = idx.domains(scope);
-      const domains = [...new Set([...eligible].map((h) => d.ids[h]))];
+      let domains: number[];
+      if (eligible) domains = domainsOf(scope, eligible);
+      else {
+        if (!activeDomains.has(scope)) activeDomains.set(scope, domainsOf(scope, activeHosts));
+        domains = activeDomains.get(scope)!;
+      }
       if (domains.length >= members.length) continue;
+      const d = idx.domains(scope);
       const message =
         scope === 'host'
           ? `${members.length} replicas of group ${rule.group} need ${members.length} distinct hosts with hard anti-affinity; only ${domains.length} ${which} host${domains.length === 1 ? '' : 's'}`
