@@ -130,20 +130,33 @@ export function planRestart(
   failedHosts: readonly string[],
   options: AdmissionOptions = {},
 ): RestartPlan {
+  return planRestarts(cluster, vms, placements, [failedHosts], options)[0];
+}
+
+/** {@link planRestart} for several scenarios at once, indexing the cluster only once (for what-if tables). */
+export function planRestarts(
+  cluster: ClusterSpec,
+  vms: readonly VmSpec[],
+  placements: Readonly<Record<string, string>>,
+  scenarios: readonly (readonly string[])[],
+  options: AdmissionOptions = {},
+): RestartPlan[] {
   const model = new FailoverModel(cluster, vms, placements);
-  const failed = [...new Set(failedHosts.flatMap((n) => model.idx.indexOf.get(n) ?? []))].sort((a, b) => a - b);
-  const s = model.solve(failed, options.stepBudget ?? DEFAULT_STEP_BUDGET, options.greedy ?? true);
   const name = (v: number): string => model.vms[v].name;
-  return {
-    failedHosts: failed.map((h) => model.idx.hosts[h].name),
-    restarts: sortedRecord([...s.restarts].map(([v, h]) => [name(v), model.idx.hosts[h].name] as const)),
-    unplaced: s.unplaced.map(name).sort(compareNames),
-    causes: sortedRecord(s.unplaced.map((v) => [name(v), model.cause(v, failed)] as const)),
-    notRestarted: s.notRestarted.map(name).sort(compareNames),
-    feasible: s.feasible,
-    searchBudgetExceeded: s.budgetExceeded,
-    reason: s.reason,
-  };
+  return scenarios.map((failedHosts) => {
+    const failed = [...new Set(failedHosts.flatMap((n) => model.idx.indexOf.get(n) ?? []))].sort((a, b) => a - b);
+    const s = model.solve(failed, options.stepBudget ?? DEFAULT_STEP_BUDGET, options.greedy ?? true);
+    return {
+      failedHosts: failed.map((h) => model.idx.hosts[h].name),
+      restarts: sortedRecord([...s.restarts].map(([v, h]) => [name(v), model.idx.hosts[h].name] as const)),
+      unplaced: s.unplaced.map(name).sort(compareNames),
+      causes: sortedRecord(s.unplaced.map((v) => [name(v), model.cause(v, failed)] as const)),
+      notRestarted: s.notRestarted.map(name).sort(compareNames),
+      feasible: s.feasible,
+      searchBudgetExceeded: s.budgetExceeded,
+      reason: s.reason,
+    };
+  });
 }
 
 interface Solution {

@@ -1,4 +1,4 @@
-import { AdmissionResult, planRestart } from './admission';
+import { AdmissionResult, planRestarts } from './admission';
 import { ClusterIndex } from './cluster-index';
 import { ClusterSpec, PlacementResult, Problem, VmSpec, compareNames } from './model';
 
@@ -126,10 +126,11 @@ class ReportView {
     const active = this.rows.filter((r) => r.state === 'active');
     if (active.length === 0) out.push('No active hosts.', '');
     else {
+      const plans = planRestarts(cluster, input.vms, placement.placements, active.map((r) => [r.name]));
       out.push(table(
         ['Failed host', 'Restarts on', 'Stays down'],
-        active.map((r) => {
-          const plan = planRestart(cluster, input.vms, placement.placements, [r.name]);
+        active.map((r, i) => {
+          const plan = plans[i];
           const restarts = Object.entries(plan.restarts).map(([vm, host]) => `${vm} → ${host}`);
           const down = [
             ...plan.unplaced.map((vm) => `${vm} (${plan.searchBudgetExceeded ? 'search gave up; treated as down' : plan.causes[vm]})`),
@@ -185,6 +186,7 @@ class ReportView {
       `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
       `<text x="12" y="22" font-size="16" font-weight="bold">${xml(this.title)}</text>`,
       `<text x="12" y="42" fill="#555555">${xml(`${this.input.instant.toISOString()} · ${this.input.timeZone} · ${this.input.window}`)}</text>`,
+      `<text x="${width - 12}" y="42" fill="#555555" text-anchor="end">(name): off-window replica, room reserved</text>`,
     );
     this.rows.forEach((r, i) => {
       const y = top + i * rowHeight;

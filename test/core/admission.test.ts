@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { ClusterSpec, RestartPriority, VmSpec, admissionControl, place, planRestart } from '../../lib/core';
-import { capacityOf, cluster, domainOf, hardScopes, host, scenarioArb, vm } from './arbitraries';
+import { ClusterSpec, RestartPriority, VmSpec, admissionControl, place, planRestart, planRestarts } from '../../lib/core';
+import { capacityOf, cluster, domainOf, hardScopes, host, scenarioArb, shuffle, vm } from './arbitraries';
 
 const hard = (scope = 'host') => ({ antiAffinity: { hard: true, scope } });
 
@@ -81,6 +81,27 @@ describe('admissionControl', () => {
     expect(plan).toMatchObject({ feasible: true, restarts: { a: 'h3' } });
     const none = planRestart(c, [vm('a', { allowedHosts: ['h1'] })], { a: 'h1' }, ['h1']);
     expect(none).toMatchObject({ feasible: false, unplaced: ['a'], causes: { a: 'none of its allowed hosts survives' } });
+  });
+
+  test('does not depend on the order of hosts and VMs', () => {
+    fc.assert(
+      fc.property(scenarioArb({ maxHosts: 5, maxVms: 8 }), fc.integer(), ({ cluster: c, vms }, seed) => {
+        const placements = place(c, vms).placements;
+        const result = admissionControl(c, vms, placements);
+        expect(admissionControl({ ...c, hosts: shuffle(c.hosts, seed) }, shuffle(vms, seed + 1), placements)).toEqual(result);
+      }),
+    );
+  });
+
+  test('planRestarts answers several scenarios like planRestart does one by one', () => {
+    const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 }), host('h3', { cores: 3 })]);
+    const vms = [vm('a', { vcpus: 3 }), vm('b', { vcpus: 2 }), vm('c', { vcpus: 1, priority: 'none' })];
+    const placements = { a: 'h1', b: 'h2', c: 'h3' };
+    const scenarios = [['h1'], ['h2'], ['h3'], ['h1', 'h2'], ['nope']];
+    expect(planRestarts(c, vms, placements, scenarios)).toEqual(scenarios.map((s) => planRestart(c, vms, placements, s)));
+    expect(planRestart(c, vms, placements, ['h2'])).toMatchObject({ feasible: true, restarts: { b: 'h3' }, failedHosts: ['h2'] });
+    expect(planRestart(c, vms, placements, ['h3'])).toMatchObject({ feasible: true, restarts: {}, notRestarted: ['c'] });
+    expect(planRestart(c, vms, placements, ['nope'])).toMatchObject({ feasible: true, failedHosts: [], reason: 'nothing to restart' });
   });
 
   describe('when first-fit is not enough', () => {

@@ -1,0 +1,51 @@
+import { ClusterIndex, groupRules } from '../../lib/core/cluster-index';
+import { cluster, host, vm } from './arbitraries';
+
+describe('ClusterIndex', () => {
+  const idx = new ClusterIndex(
+    cluster(
+      [
+        host('h3', { labels: { rack: 'r2' }, state: 'failed' }),
+        host('h1', { labels: { rack: 'r1' }, cores: 4 }),
+        host('h2', { labels: { rack: 'r2' } }),
+        host('h1', { cores: 99 }),
+        host('h4'),
+      ],
+      { cpuOvercommit: 2 },
+    ),
+  );
+
+  test('hosts by name; the first declaration of a duplicate wins', () => {
+    expect(idx.hosts.map((h) => h.name)).toEqual(['h1', 'h2', 'h3', 'h4']);
+    expect(idx.duplicates).toEqual(['h1']);
+    expect(Array.from(idx.cpuCapacity)).toEqual([8, 16, 16, 16]);
+    expect(Array.from(idx.active)).toEqual([1, 1, 0, 1]);
+  });
+
+  test('failure domains by label; a host without the label is its own domain', () => {
+    const racks = idx.domains('rack');
+    expect(Array.from(racks.ids)).toEqual([0, 1, 1, 2]);
+    expect(racks.names).toEqual(['r1', 'r2', 'h4 (no rack label)']);
+    expect(racks.unlabelled).toEqual([3]);
+    expect(Array.from(idx.domains('host').ids)).toEqual([0, 1, 2, 3]);
+    expect(idx.domains('rack')).toBe(racks); // cached
+  });
+});
+
+describe('groupRules', () => {
+  test('every rule a member declares applies to the whole group; hard wins over soft', () => {
+    const rules = groupRules([
+      vm('a1', { group: 'a', antiAffinity: { hard: false, scope: 'rack' } }),
+      vm('a0', { group: 'a', antiAffinity: { hard: true, scope: 'host' } }),
+      vm('b0', { group: 'b', antiAffinity: { hard: true, scope: 'rack' } }),
+      vm('b1', { group: 'b', antiAffinity: { hard: false, scope: 'rack' } }),
+      vm('c0', { group: 'c', antiAffinity: { hard: false, scope: 'rack' } }),
+      vm('c1', { group: 'c', antiAffinity: { hard: false, scope: 'rack' } }),
+      vm('loner', { antiAffinity: { hard: true, scope: 'host' } }),
+    ]);
+    expect([...rules.keys()]).toEqual(['a', 'b', 'c']);
+    expect(rules.get('a')).toEqual({ group: 'a', members: ['a0', 'a1'], hardScopes: ['host'], softScopes: ['rack'], inconsistent: true });
+    expect(rules.get('b')).toMatchObject({ hardScopes: ['rack'], softScopes: [], inconsistent: true });
+    expect(rules.get('c')).toMatchObject({ hardScopes: [], softScopes: ['rack'], inconsistent: false });
+  });
+});
