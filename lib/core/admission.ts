@@ -1,5 +1,5 @@
 import { ClusterIndex, groupRules } from './cluster-index';
-import { ClusterSpec, PRIORITY_ORDER, VmSpec, compareNames, sortedRecord } from './model';
+import { ClusterSpec, PRIORITY_ORDER, VmSpec, compareNames, lookup, sortedRecord } from './model';
 
 export interface AdmissionOptions {
   /**
@@ -211,7 +211,7 @@ class FailoverModel {
     for (const vm of vms) {
       if (seen.has(vm.name)) continue;
       seen.add(vm.name);
-      const host = placements[vm.name];
+      const host = lookup(placements, vm.name);
       if (host !== undefined && idx.indexOf.has(host)) placed.push(vm);
     }
     this.vms = placed.sort(restartOrder);
@@ -221,7 +221,7 @@ class FailoverModel {
     this.freeMem = Float64Array.from(idx.memCapacity);
     this.byHost = Array.from({ length: idx.size }, () => []);
     this.vms.forEach((vm, v) => {
-      const h = idx.indexOf.get(placements[vm.name])!;
+      const h = idx.indexOf.get(lookup(placements, vm.name)!)!;
       this.hostOf[v] = h;
       this.freeCpu[h] -= vm.vcpus;
       this.freeMem[h] -= vm.memoryMiB;

@@ -1,4 +1,4 @@
-import { ClusterSpec, HostSpec, VmSpec, compareNames, hostCapacity } from './model';
+import { ClusterSpec, HostSpec, VmSpec, compareNames, hostCapacity, lookup } from './model';
 
 /**
  * Hosts partitioned by one scope of anti-affinity: by host, or by the value of a host label.
@@ -69,14 +69,12 @@ export class ClusterIndex {
       ids.forEach((_, i) => (ids[i] = i));
       return { scope, ids, names: this.hosts.map((h) => h.name), unlabelled: [] };
     }
-    const values = [...new Set(this.hosts.flatMap((h) => (h.labels[scope] === undefined ? [] : [h.labels[scope]])))].sort(
-      compareNames,
-    );
+    const values = [...new Set(this.hosts.flatMap((h) => lookup(h.labels, scope) ?? []))].sort(compareNames);
     const idOf = new Map(values.map((v, i) => [v, i]));
     const names = [...values];
     const unlabelled: number[] = [];
     this.hosts.forEach((h, i) => {
-      const v = h.labels[scope];
+      const v = lookup(h.labels, scope);
       if (v === undefined) {
         unlabelled.push(i);
         ids[i] = names.length;

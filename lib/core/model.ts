@@ -124,8 +124,14 @@ export function hostCapacity(host: HostSpec, cluster: Pick<ClusterSpec, 'cpuOver
 export function sortedRecord<T>(entries: Iterable<readonly [string, T]>): Record<string, T> {
   const list = [...entries].sort((a, b) => compareNames(a[0], b[0]));
   const out: Record<string, T> = {};
-  for (const [k, v] of list) out[k] = v;
+  // defineProperty, so a VM named `__proto__` is a key like any other
+  for (const [k, v] of list) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   return out;
+}
+
+/** `record[key]` for own keys only, so a VM named `constructor` is not found on Object.prototype. */
+export function lookup<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
 }
 
 /** Locale-independent name order, so results do not depend on the machine running the synth. */

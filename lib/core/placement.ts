@@ -9,6 +9,7 @@ import {
   Problem,
   VmSpec,
   compareNames,
+  lookup,
   sortedRecord,
 } from './model';
 
@@ -67,7 +68,7 @@ export function place(cluster: ClusterSpec, vms: readonly VmSpec[], options: Pla
   // Locked VMs first, so nothing new can take the room they already hold.
   if (lock && !options.rebalance) {
     for (const vm of order) {
-      const lockedHost = lock.placements[vm.name];
+      const lockedHost = lookup(lock.placements, vm.name);
       if (lockedHost === undefined) continue;
       const reason = state.whyNotStay(vm, targets.get(vm.name)!, lockedHost);
       if (reason === undefined) {
@@ -88,7 +89,7 @@ export function place(cluster: ClusterSpec, vms: readonly VmSpec[], options: Pla
       state.assign(vm, h);
       placements.set(vm.name, h);
     } else {
-      problems.push(state.explainUnplaced(vm, target, lock?.placements[vm.name]));
+      problems.push(state.explainUnplaced(vm, target, lock && lookup(lock.placements, vm.name)));
     }
   }
 
@@ -97,7 +98,7 @@ export function place(cluster: ClusterSpec, vms: readonly VmSpec[], options: Pla
   const moves: Move[] = [];
   if (lock) {
     for (const vm of order) {
-      const from = lock.placements[vm.name];
+      const from = lookup(lock.placements, vm.name);
       const h = placements.get(vm.name);
       if (from === undefined || h === undefined) continue;
       const to = idx.hosts[h].name;

@@ -1,4 +1,4 @@
-import { ClusterSpec, VmSpec, compareNames } from './model';
+import { ClusterSpec, VmSpec, compareNames, lookup } from './model';
 
 /**
  * Active hosts that run no VM in the current schedule window, sorted by name: they could be
@@ -12,7 +12,7 @@ export function standbyCandidates(
 ): string[] {
   const busy = new Set<string>();
   for (const vm of vms) {
-    const host = placements[vm.name];
+    const host = lookup(placements, vm.name);
     if (vm.active && host !== undefined) busy.add(host);
   }
   return [...new Set(cluster.hosts.filter((h) => h.state === 'active' && !busy.has(h.name)).map((h) => h.name))].sort(compareNames);

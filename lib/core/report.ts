@@ -1,6 +1,6 @@
 import { AdmissionResult, planRestarts } from './admission';
 import { ClusterIndex } from './cluster-index';
-import { ClusterSpec, PlacementResult, Problem, VmSpec, compareNames } from './model';
+import { ClusterSpec, PlacementResult, Problem, VmSpec, compareNames, lookup } from './model';
 
 export interface ReportInput {
   /** @default - 'Cluster placement' */
@@ -54,7 +54,7 @@ class ReportView {
     const idx = new ClusterIndex(input.cluster);
     const onHost = new Map<string, VmSpec[]>();
     for (const vm of [...input.vms].sort((a, b) => compareNames(a.name, b.name))) {
-      const h = input.placement.placements[vm.name];
+      const h = lookup(input.placement.placements, vm.name);
       if (h !== undefined) onHost.set(h, [...(onHost.get(h) ?? []), vm]);
     }
     this.rows = idx.hosts.map((h, i) => {
@@ -113,7 +113,7 @@ class ReportView {
         .sort((a, b) => compareNames(a.name, b.name))
         .map((vm) => [
           vm.name,
-          placement.placements[vm.name] ?? 'unplaced',
+          lookup(placement.placements, vm.name) ?? 'unplaced',
           vm.group ?? '—',
           vm.priority,
           vm.active ? 'yes' : 'no (off-window)',

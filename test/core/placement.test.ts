@@ -310,6 +310,19 @@ describe('place: the lock keeps VMs where they are', () => {
     expect(result.warnings).toContainEqual(expect.objectContaining({ rule: 'lock' }));
   });
 
+  test('VM names that are also Object.prototype keys are ordinary names', () => {
+    const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty'];
+    const first = place(c, names.map((n) => vm(n)));
+    expect(Object.keys(first.placements).sort()).toEqual([...names].sort());
+    expect(first.problems).toEqual([]);
+    const lock = JSON.parse(JSON.stringify(first.lock));
+    expect(Object.keys(lock.placements).sort()).toEqual([...names].sort());
+    const again = place(c, names.map((n) => vm(n)), { lock });
+    expect(again.placements).toEqual(first.placements);
+    expect(again.moves).toEqual([]);
+    expect(place(c, [vm('toString')], { lock: { version: 1, placements: {} } }).moves).toEqual([]);
+  });
+
   test('the lock serializes with sorted keys', () => {
     const result = place(c, [vm('zeta'), vm('alpha'), vm('mid')]);
     expect(JSON.stringify(result.lock)).toMatch(/^\{"version":1,"placements":\{"alpha":"h\d","mid":"h\d","zeta":"h\d"\}\}$/);
