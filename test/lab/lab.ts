@@ -1,7 +1,7 @@
 /**
  * A lab of several real libvirt hosts on this one machine, for end-to-end tests.
  *
- * Each host is a libvirtd + virtlogd (+ virtlockd) running in a private mount and UTS namespace in
+ * Each host is a libvirtd + virtlogd (+ virtlockd) running in private mount, UTS and PID namespaces, in
  * which the host's own folders under the lab root are bound over /run/libvirt, /var/lib/libvirt,
  * /etc/libvirt, /var/log/libvirt and /var/cache/libvirt. Clients (virsh, the Terraform provider)
  * reach it from outside through its socket: `qemu+unix:///system?socket=<root>/<host>/run/libvirt-sock`.
@@ -23,14 +23,18 @@ import {
   statSync,
   writeFileSync,
 } from 'fs';
+import { Socket } from 'net';
 import { homedir, tmpdir } from 'os';
 import { delimiter, join, resolve } from 'path';
 import { promisify } from 'util';
 import { hostConfigFiles } from './host-config';
 import {
+  childrenOf,
+  isStillRunning,
   killInNamespace,
   LabProcess,
-  mountNamespaceOf,
+  namespaceOf,
+  outerPid,
   pidsInNamespace,
   readPidFile,
   recordProcess,
@@ -39,7 +43,7 @@ import {
 } from './processes';
 
 export type { LabProcess } from './processes';
-export { isStillRunning } from './processes';
+export { isRunning, isStillRunning, pidsInNamespace } from './processes';
 
 const execFileAsync = promisify(execFile);
 
@@ -69,13 +73,15 @@ export interface LabHost {
   readonly dir: string;
   /** the host's mount namespace (`mnt:[…]`) while it is up; undefined after stopHard */
   readonly namespace: string | undefined;
+  /** the host's PID namespace (`pid:[…]`) while it is up: its daemons and guests, and nothing else, live there */
+  readonly pidNamespace: string | undefined;
   /** Runs `virsh -c uri ...args` and returns its stdout; throws with virsh's stderr when it fails. */
   virsh(...args: string[]): string;
   /** Whether the host's libvirtd answers. */
   isUp(): boolean;
   /**
-   * Simulates the host's death: SIGKILLs its libvirtd, its QEMU guests and every other process of the
-   * host, by pid. Everything on disk is kept; the disk leases it held are released.
+   * Simulates the host's death: SIGKILLs its libvirtd, its QEMU guests and then the init of its PID
+   * namespace (the kernel ends the rest), by pid. Everything on disk is kept; its disk leases are released.
    */
   stopHard(): Promise<void>;
   /** Boots the host again after stopHard, from the same folders, like a reboot; resolves once virsh answers. */
@@ -86,7 +92,7 @@ export interface LabHost {
   domains(): string[];
   /** `virsh domstate` of a domain: `running`, `shut off`, ... */
   domainState(domain: string): string;
-  /** The pid of a running domain's QEMU process, from the host's /run/libvirt/qemu/<domain>.pid. */
+  /** The pid (as seen from the test) of a running domain's QEMU, from the host's /run/libvirt/qemu/<domain>.pid. */
   qemuPid(domain: string): number | undefined;
 }
 
@@ -98,8 +104,8 @@ export function labPrerequisites(): { ok: true } | { ok: false; reason: string }
   if (missing.length > 0) return { ok: false, reason: `missing ${missing.join(', ')} (run scripts/toolchain.sh)` };
   const missingDirs = Object.values(BOUND).filter((dir) => dir !== BOUND.run && !existsSync(dir));
   if (missingDirs.length > 0) return { ok: false, reason: `missing ${missingDirs.join(', ')}: is libvirt-daemon-system installed?` };
-  const probe = spawnSync(binary('unshare'), ['--mount', '--uts', '--propagation', 'private', 'true'], { encoding: 'utf8' });
-  if (probe.status !== 0) return { ok: false, reason: `cannot create mount namespaces: ${(probe.stderr || String(probe.error)).trim()}` };
+  const probe = spawnSync(binary('unshare'), [...UNSHARE, 'true'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { ok: false, reason: `cannot create namespaces: ${(probe.stderr || String(probe.error)).trim()}` };
   return { ok: true };
 }
 
@@ -179,7 +185,7 @@ export class Lab {
   readonly hosts: readonly LabHost[];
   private readonly members: readonly Host[];
   private readonly recorded = new Map<string, LabProcess>();
-  private readonly createdNamespaces = new Set<string>();
+  private readonly bootNamespaces: string[] = [];
   private tornDown = false;
 
   private constructor(root: string, hostCount: number, leases: boolean) {
@@ -244,9 +250,12 @@ export class Lab {
     return [...this.recorded.values()];
   }
 
-  /** Every mount namespace the lab created (a host gets a new one on each boot). */
+  /**
+   * The namespaces of every boot of every host, mount and PID (a host gets new ones on each boot). The
+   * kernel reuses the ids of namespaces that are gone, so two boots may list the same id.
+   */
   namespaces(): string[] {
-    return [...this.createdNamespaces];
+    return [...this.bootNamespaces];
   }
 
   /**
@@ -283,8 +292,8 @@ export class Lab {
   }
 
   /** @internal */
-  recordNamespace(namespace: string): void {
-    this.createdNamespaces.add(namespace);
+  recordNamespaces(...namespaces: string[]): void {
+    this.bootNamespaces.push(...namespaces);
   }
 
   /** The 'exit' safety net: no awaiting here, only kills by pid and folder removal. */
@@ -331,15 +340,18 @@ const BOUND = {
   cache: '/var/cache/libvirt',
 } as const;
 
+const UNSHARE = ['--mount', '--uts', '--pid', '--fork', '--mount-proc', '--propagation', 'private'];
+
 /**
- * The namespace holder, run by `unshare --mount --uts --propagation private`: it mounts the host's
- * folders, then keeps the namespace alive while the test runner lives. If the runner dies without
- * a teardown, it kills every process of its namespace (the mounts vanish with the namespace).
- * /run becomes a tmpfs first: /run/libvirt may not exist on the machine, and another test's cleanup
- * of the machine's /run/libvirt must not detach this host's mount.
+ * The init of a host's PID namespace, run by `unshare`: it names the host, mounts the host's folders
+ * over the standard paths, then waits for its stdin (a pipe from the test runner) to close. It reaps
+ * the daemons and guests, which the machine's PID 1 does only every second or two (`virsh destroy`
+ * waits for that); and when it ends, the kernel ends every process of the host. /run becomes a
+ * tmpfs first: /run/libvirt may not exist on the machine, and another test's cleanup of the
+ * machine's /run/libvirt must not detach this host's mount.
  */
-const HOLDER_SCRIPT = `set -eu
-R=$1; NAME=$2; WATCH=$3
+const HOST_INIT = `set -eu
+R=$1; NAME=$2
 hostname "$NAME"
 mount -t tmpfs -o mode=0755,size=64m lab-run /run
 mkdir -p /run/libvirt /run/lock
@@ -348,24 +360,20 @@ mount --bind "$R/lib" /var/lib/libvirt
 mount --bind "$R/etc" /etc/libvirt
 mount --bind "$R/log" /var/log/libvirt
 mount --bind "$R/cache" /var/cache/libvirt
-: > "$R/holder.ready"
-set +e
-tail --pid="$WATCH" -f /dev/null
-echo "test runner $WATCH is gone: ending host $NAME"
-NS=$(readlink /proc/$$/ns/mnt)
-for d in /proc/[0-9]*; do
-  p=\${d#/proc/}
-  [ "$p" = "$$" ] && continue
-  [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$NS" ] && kill -9 "$p" 2>/dev/null
-done
-exit 0
+: > "$R/init.ready"
+cat > /dev/null || true
+echo "stdin closed: the test runner is gone; ending host $NAME"
 `;
 
 class Host implements LabHost {
   readonly uri: string;
   readonly socket: string;
+  /** `unshare`, our child; it waits for the host's init */
   private holder: ChildProcess | undefined;
-  private currentNamespace: string | undefined;
+  /** the init of the host's PID namespace, while the host is up */
+  private init: LabProcess | undefined;
+  private mountNs: string | undefined;
+  private pidNs: string | undefined;
 
   constructor(
     private readonly lab: Lab,
@@ -377,7 +385,11 @@ class Host implements LabHost {
   }
 
   get namespace(): string | undefined {
-    return this.currentNamespace;
+    return this.mountNs;
+  }
+
+  get pidNamespace(): string | undefined {
+    return this.pidNs;
   }
 
   get capabilitiesDir(): string {
@@ -397,7 +409,7 @@ class Host implements LabHost {
   }
 
   isUp(): boolean {
-    if (this.currentNamespace === undefined) return false;
+    if (this.init === undefined) return false;
     return spawnSync(binary('virsh'), ['-c', this.uri, 'version'], { stdio: 'ignore', timeout: 5_000 }).status === 0;
   }
 
@@ -414,30 +426,39 @@ class Host implements LabHost {
   }
 
   qemuPid(domain: string): number | undefined {
-    const pid = readPidFile(join(this.runDir, 'qemu', `${domain}.pid`));
+    const pid = this.hostPid(join('qemu', `${domain}.pid`));
     this.lab.record(pid, `${this.name} qemu ${domain}`);
     return pid;
   }
 
   /** @internal */
   virtlockdPid(): number | undefined {
-    return this.currentNamespace === undefined ? undefined : readPidFile(join(this.runDir, 'virtlockd.pid'));
+    return this.hostPid('virtlockd.pid');
   }
 
   async stopHard(): Promise<void> {
-    const namespace = this.currentNamespace;
-    if (namespace === undefined) throw new Error(`${this.name}.stopHard: the host is already down`);
+    const init = this.init;
+    const pidNs = this.pidNs;
+    if (init === undefined || pidNs === undefined) throw new Error(`${this.name}.stopHard: the host is already down`);
     const bridges = this.activeBridges();
     // libvirtd first: a live libvirtd would see its guests die and tidy up after them (release their
     // leases, mark them crashed), which a dead host cannot do.
-    const libvirtd = readPidFile(join(this.runDir, 'libvirtd.pid'));
+    const libvirtd = this.hostPid('libvirtd.pid');
     this.lab.record(libvirtd, `${this.name} libvirtd`);
-    if (libvirtd !== undefined) killInNamespace(libvirtd, namespace);
+    if (libvirtd !== undefined) killInNamespace(libvirtd, pidNs);
     for (const domain of this.qemuPidFiles()) {
       const pid = this.qemuPid(domain);
-      if (pid !== undefined) killInNamespace(pid, namespace);
+      if (pid !== undefined) killInNamespace(pid, pidNs);
     }
-    await this.endNamespace(namespace);
+    // The rest (virtlogd, virtlockd, helpers) ends with the namespace's init.
+    for (const pid of pidsInNamespace(pidNs)) this.lab.record(pid, `${this.name} process`);
+    killInNamespace(init.pid, pidNs);
+    await waitFor(
+      () => !isStillRunning(init) && pidsInNamespace(pidNs).length === 0 && this.holderExited(),
+      15_000,
+      () => `${this.name}: processes left in ${pidNs}: ${pidsInNamespace(pidNs).join(', ')}`,
+    );
+    this.forget();
     // Bridges and their firewall rules live in the machine's network namespace: they outlive the host.
     const ip = findBinary('ip');
     for (const bridge of bridges) {
@@ -447,7 +468,7 @@ class Host implements LabHost {
   }
 
   async restart(): Promise<void> {
-    if (this.currentNamespace !== undefined) throw new Error(`${this.name}.restart: the host is up; stopHard() it first`);
+    if (this.init !== undefined) throw new Error(`${this.name}.restart: the host is up; stopHard() it first`);
     await this.boot();
   }
 
@@ -460,34 +481,42 @@ class Host implements LabHost {
     for (const [name, content] of Object.entries(files)) writeFileSync(join(this.dir, 'etc', name), content);
   }
 
-  /** Boots the host in a fresh namespace, like a machine powering on: /run/libvirt starts empty. @internal */
+  /** Boots the host in fresh namespaces, like a machine powering on: /run/libvirt starts empty. @internal */
   async boot(): Promise<void> {
     for (const entry of readdirSync(this.runDir)) rmSync(join(this.runDir, entry), { recursive: true, force: true });
-    const ready = join(this.dir, 'holder.ready');
+    const ready = join(this.dir, 'init.ready');
     rmSync(ready, { force: true });
-    const log = openSync(join(this.dir, 'holder.log'), 'a');
-    const holder = spawn(
-      binary('unshare'),
-      ['--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', HOLDER_SCRIPT, 'lab-holder', this.dir, this.name, String(process.pid)],
-      { detached: true, stdio: ['ignore', log, log] },
-    );
+    const log = openSync(join(this.dir, 'init.log'), 'a');
+    const holder = spawn(binary('unshare'), [...UNSHARE, '--', '/bin/sh', '-c', HOST_INIT, 'lab-host-init', this.dir, this.name], {
+      detached: true,
+      stdio: ['pipe', log, log],
+    });
     closeSync(log);
-    holder.unref();
     this.holder = holder;
-    const holderExited = () => holder.exitCode !== null || holder.signalCode !== null;
+    // Nothing is ever written: the pipe only closes when the runner dies or the host is torn down.
+    const stdin = holder.stdin as Socket;
+    stdin.on('error', () => undefined);
+    stdin.unref();
+    holder.unref();
+    this.lab.record(holder.pid, `${this.name} unshare`);
     await waitFor(
-      () => existsSync(ready) || holderExited(),
+      () => existsSync(ready) || this.holderExited(),
       10_000,
-      () => `${this.name}: the namespace holder did not get ready: ${this.tail('holder.log')}`,
+      () => `${this.name}: the host's init did not get ready: ${this.tail('init.log')}`,
     );
-    if (holderExited() || holder.pid === undefined) throw new Error(`${this.name}: the namespace holder failed: ${this.tail('holder.log')}`);
-    const namespace = mountNamespaceOf(holder.pid);
-    if (namespace === undefined || namespace === mountNamespaceOf('self')) {
-      throw new Error(`${this.name}: the namespace holder ${holder.pid} is not in a namespace of its own`);
+    const initPid = holder.pid === undefined ? undefined : childrenOf(holder.pid)[0];
+    const init = initPid === undefined ? undefined : recordProcess(initPid, `${this.name} init`);
+    if (this.holderExited() || init === undefined) throw new Error(`${this.name}: the host's init failed: ${this.tail('init.log')}`);
+    const mountNs = namespaceOf(init.pid, 'mnt');
+    const pidNs = namespaceOf(init.pid, 'pid');
+    if (mountNs === undefined || pidNs === undefined || mountNs === namespaceOf('self', 'mnt') || pidNs === namespaceOf('self', 'pid')) {
+      throw new Error(`${this.name}: the host's init ${init.pid} is not in namespaces of its own`);
     }
-    this.currentNamespace = namespace;
-    this.lab.recordNamespace(namespace);
-    this.lab.record(holder.pid, `${this.name} namespace holder`);
+    this.init = init;
+    this.mountNs = mountNs;
+    this.pidNs = pidNs;
+    this.lab.record(init.pid, init.role);
+    this.lab.recordNamespaces(mountNs, pidNs);
 
     const daemons = ['virtlogd', ...(this.lab.lockspaceDir !== undefined ? ['virtlockd'] : []), 'libvirtd'];
     for (const daemon of daemons) {
@@ -495,22 +524,21 @@ class Host implements LabHost {
       try {
         await execFileAsync(
           binary('nsenter'),
-          ['--target', String(holder.pid), '--mount', '--uts', '--', binary(daemon), '--daemon', '--pid-file', pidFile],
+          ['--target', String(init.pid), '--mount', '--uts', '--pid', '--', binary(daemon), '--daemon', '--pid-file', pidFile],
           { timeout: 30_000 },
         );
       } catch (error) {
         throw new Error(`${this.name}: ${daemon} did not start: ${(error as { stderr?: string }).stderr ?? error} ${this.tail(`log/${daemon}.log`)}`);
       }
-      await waitFor(() => readPidFile(pidFile) !== undefined, 10_000, () => `${this.name}: ${daemon} wrote no pid file ${pidFile}`);
-      this.lab.record(readPidFile(pidFile), `${this.name} ${daemon}`);
+      await waitFor(() => this.hostPid(`${daemon}.pid`) !== undefined, 10_000, () => `${this.name}: ${daemon} wrote no pid file ${pidFile}`);
+      this.lab.record(this.hostPid(`${daemon}.pid`), `${this.name} ${daemon}`);
     }
     await waitFor(() => this.isUp(), 30_000, () => `${this.name}: libvirtd does not answer on ${this.socket}: ${this.tail('log/libvirtd.log')}`, 50);
   }
 
   /** Teardown of one host: remove what libvirt set up outside the lab root, then end every process. @internal */
   async shutdown(): Promise<void> {
-    const namespace = this.currentNamespace;
-    if (namespace === undefined) {
+    if (this.init === undefined) {
       this.killHolder();
       return;
     }
@@ -520,7 +548,7 @@ class Host implements LabHost {
         this.tryVirsh('undefine', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata', '--nvram', domain) ||
           this.tryVirsh('undefine', domain);
       }
-      // Networks own bridges (and firewall rules) in the machine's network namespace.
+      // Networks own bridges and firewall rules in the machine's network namespace.
       for (const network of lines(this.tryVirsh('net-list', '--all', '--name') || '')) {
         this.tryVirsh('net-destroy', network);
         this.tryVirsh('net-undefine', network);
@@ -533,43 +561,48 @@ class Host implements LabHost {
     await this.stopHard();
   }
 
-  /** Ends every process of the host without waiting for anything: for the process 'exit' safety net. @internal */
+  /** Ends the host without waiting on the event loop: for the process 'exit' safety net. @internal */
   killSync(): void {
-    const namespace = this.currentNamespace;
-    if (namespace !== undefined) {
+    const init = this.init;
+    const pidNs = this.pidNs;
+    if (init !== undefined && pidNs !== undefined) {
+      if (isStillRunning(init)) killInNamespace(init.pid, pidNs);
       const deadline = Date.now() + 3_000;
-      for (let pids = pidsInNamespace(namespace); pids.length > 0 && Date.now() < deadline; pids = pidsInNamespace(namespace)) {
-        for (const pid of pids) killInNamespace(pid, namespace);
-        sleepSync(20);
-      }
-      this.currentNamespace = undefined;
+      while (pidsInNamespace(pidNs).length > 0 && Date.now() < deadline) sleepSync(20);
     }
     this.killHolder();
   }
 
-  /** Kills every process left in the namespace, by pid, until the namespace is gone. */
-  private async endNamespace(namespace: string): Promise<void> {
-    await waitFor(
-      () => {
-        const pids = pidsInNamespace(namespace);
-        for (const pid of pids) {
-          this.lab.record(pid, `${this.name} process`);
-          killInNamespace(pid, namespace);
-        }
-        return pids.length === 0;
-      },
-      15_000,
-      () => `${this.name}: processes left in ${namespace}: ${pidsInNamespace(namespace).join(', ')}`,
-    );
-    this.currentNamespace = undefined;
-    this.holder = undefined;
+  /** The pid, as seen from here, of a process of this host whose pid file is `file` under its /run/libvirt. */
+  private hostPid(file: string): number | undefined {
+    const inner = readPidFile(join(this.runDir, file));
+    return inner === undefined || this.pidNs === undefined ? undefined : outerPid(inner, this.pidNs);
   }
 
-  /** A holder that never got its namespace (boot failed early) is still our child: end it. */
+  private holderExited(): boolean {
+    const holder = this.holder;
+    return holder === undefined || holder.exitCode !== null || holder.signalCode !== null;
+  }
+
+  private forget(): void {
+    this.holder?.stdin?.destroy();
+    this.holder = undefined;
+    this.init = undefined;
+    this.mountNs = undefined;
+    this.pidNs = undefined;
+  }
+
+  /** `unshare` is our child: if booting failed before its init was known, end it (its init ends with it). */
   private killHolder(): void {
     const holder = this.holder;
-    this.holder = undefined;
-    if (holder?.pid !== undefined && holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+    if (holder !== undefined && !this.holderExited()) {
+      for (const child of holder.pid === undefined ? [] : childrenOf(holder.pid)) {
+        const pidNs = namespaceOf(child, 'pid');
+        if (pidNs !== undefined && pidNs !== namespaceOf('self', 'pid')) killInNamespace(child, pidNs);
+      }
+      holder.kill('SIGKILL');
+    }
+    this.forget();
   }
 
   private qemuPidFiles(): string[] {
@@ -607,7 +640,7 @@ class Host implements LabHost {
   }
 }
 
-const REQUIRED_BINARIES = ['libvirtd', 'virtlogd', 'virtlockd', 'virsh', 'qemu-system-x86_64', 'qemu-img', 'unshare', 'nsenter', 'mount', 'hostname', 'tail'];
+const REQUIRED_BINARIES = ['libvirtd', 'virtlogd', 'virtlockd', 'virsh', 'qemu-system-x86_64', 'qemu-img', 'unshare', 'nsenter', 'mount', 'hostname'];
 const SEARCH_PATH = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter((dir) => dir !== '');
 
 function findBinary(name: string): string | undefined {

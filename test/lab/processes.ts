@@ -1,6 +1,8 @@
 /**
- * Process and mount-namespace helpers for the lab. Every kill goes through `killInNamespace`, so a
- * pid read from a stale pid file (pids wrap at 32768 here) can never hit a process the lab did not start.
+ * Process and namespace helpers for the lab. Each lab host runs in its own PID namespace, so the pids
+ * in its pid files are the namespace's own; `outerPid` translates them. Every signal goes through
+ * `killInNamespace`, so a pid that was reused (pids wrap at 32768 here) can never hit a process the
+ * lab did not start.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'fs';
 
@@ -12,6 +14,8 @@ export interface LabProcess {
   /** what the process is, e.g. `h1 libvirtd`, `h1 qemu vm-a` */
   readonly role: string;
 }
+
+export type NamespaceKind = 'mnt' | 'pid';
 
 interface ProcStat {
   readonly state: string;
@@ -30,61 +34,83 @@ function procStat(pid: number): ProcStat | undefined {
   return { state: fields[0], startTime: Number(fields[19]) };
 }
 
-/** Whether the process runs (a zombie waiting for PID 1 to reap it counts as gone). */
-export function isRunning(pid: number): boolean {
-  const stat = procStat(pid);
+function alive(stat: ProcStat | undefined): stat is ProcStat {
+  // A zombie waiting to be reaped counts as gone.
   return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/** Whether the process runs. */
+export function isRunning(pid: number): boolean {
+  return alive(procStat(pid));
 }
 
 /** Whether this very process (same pid and start time) still runs. */
 export function isStillRunning(proc: LabProcess): boolean {
   const stat = procStat(proc.pid);
-  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === proc.startTime;
+  return alive(stat) && stat.startTime === proc.startTime;
 }
 
 /** Records a running process, or returns undefined when it is gone. */
 export function recordProcess(pid: number, role: string): LabProcess | undefined {
   const stat = procStat(pid);
-  if (stat === undefined || stat.state === 'Z') return undefined;
-  return { pid, startTime: stat.startTime, role };
+  return alive(stat) ? { pid, startTime: stat.startTime, role } : undefined;
 }
 
-/** The mount namespace of a process, e.g. `mnt:[4026532177]`; undefined once it has exited. */
-export function mountNamespaceOf(pid: number | 'self'): string | undefined {
+/** A namespace of a process, e.g. `mnt:[4026532177]`; undefined once it has exited. */
+export function namespaceOf(pid: number | 'self', kind: NamespaceKind): string | undefined {
   try {
-    return readlinkSync(`/proc/${pid}/ns/mnt`);
+    return readlinkSync(`/proc/${pid}/ns/${kind}`);
   } catch {
     return undefined;
   }
 }
 
-/** Every live process in the given mount namespace. */
+/** Every live process in the given namespace. */
 export function pidsInNamespace(namespace: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (mountNamespaceOf(pid) === namespace && isRunning(pid)) pids.push(pid);
+  const kind = namespace.slice(0, namespace.indexOf(':')) as NamespaceKind;
+  return allPids().filter((pid) => namespaceOf(pid, kind) === namespace && isRunning(pid));
+}
+
+/** The pid, as seen from here, of the process that has pid `inner` inside the PID namespace `pidNamespace`. */
+export function outerPid(inner: number, pidNamespace: string): number | undefined {
+  for (const pid of pidsInNamespace(pidNamespace)) {
+    try {
+      // "NSpid:\t26397\t1": the pid in each namespace, outermost first.
+      const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      const pids = nspid?.[1].trim().split(/\s+/).map(Number) ?? [];
+      if (pids[pids.length - 1] === inner) return pid;
+    } catch {
+      // exited meanwhile
+    }
   }
-  return pids;
+  return undefined;
+}
+
+/** The live children of a process. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** Reads a daemon's or QEMU's pid file. */
 export function readPidFile(path: string): number | undefined {
   try {
     const pid = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
   }
 }
 
 /**
- * Sends a signal to `pid` only if that process lives in `namespace` (one of the lab's private mount
- * namespaces, so the lab started it). Returns whether the signal was sent.
+ * Sends a signal to `pid` only if that process lives in `pidNamespace` (a lab host's own PID
+ * namespace, so the lab started it). Returns whether the signal was sent.
  */
-export function killInNamespace(pid: number, namespace: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
-  if (mountNamespaceOf(pid) !== namespace) return false;
+export function killInNamespace(pid: number, pidNamespace: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+  if (namespaceOf(pid, 'pid') !== pidNamespace) return false;
   try {
     process.kill(pid, signal);
     return true;
@@ -109,4 +135,10 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, descr
     if (Date.now() > deadline) throw new Error(describe());
     await sleep(intervalMs);
   }
+}
+
+function allPids(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number);
 }
