@@ -307,7 +307,10 @@ class FailoverModel {
     const survivors = this.greedyOrder.filter((h) => !failedMask[h]);
     const allowed = survivors.filter((h) => this.isAllowed(v, h));
     if (allowed.length === 0) {
-      if (vm.pinnedHost !== undefined) return `pinned to ${vm.pinnedHost}, which is down`;
+      if (vm.pinnedHost !== undefined) {
+        const pinned = this.idx.indexOf.get(vm.pinnedHost);
+        return `pinned to ${vm.pinnedHost}, which is ${pinned !== undefined && failedMask[pinned] ? 'down' : 'not an active host'}`;
+      }
       return survivors.length === 0 ? 'no host survives' : 'none of its allowed hosts survives';
     }
     const blocks = this.blocksFor([v], failedMask);

@@ -228,7 +228,12 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 
 /** Keeps names from breaking a table row or being read as HTML. */
 function md(text: string): string {
-  return text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return text
+    .replace(/\r?\n/g, ' ')
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;');
 }
 
 function xml(text: string): string {

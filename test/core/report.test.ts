@@ -81,6 +81,9 @@ describe('renderReport', () => {
   });
 
   test('names are escaped: no broken table rows, no HTML', () => {
+    const { markdown: withBackslash } = reportFor(c, [vm('back\\')], ['a\nb']);
+    expect(withBackslash).toContain('| back\\\\ | h');
+    expect(withBackslash).toContain('- a b');
     const { markdown } = reportFor(c, vms);
     const row = markdown.split('\n').find((l) => l.startsWith('| evil'))!;
     expect(row).toBe('| evil\\|&lt;name&gt;& | ' + row.split(' | ').slice(1).join(' | '));
