@@ -5,6 +5,8 @@
  */
 
 export interface HostConfigOptions {
+  /** 1 for h1, 2 for h2, ...: picks the host's own TCP port ranges */
+  readonly index: number;
   /** the host's libvirt host UUID; migration refuses a destination with the source's own UUID */
   readonly hostUuid: string;
   /** the lease lockspace on the shared storage; leases are off when undefined */
@@ -41,6 +43,12 @@ export function hostConfigFiles(options: HostConfigOptions): Record<string, stri
       'remember_owner = 0\n' +
       'vnc_listen = "127.0.0.1"\n' +
       'spice_listen = "127.0.0.1"\n' +
+      // The hosts share the machine's ports. A libvirtd only checks that a port is free when it picks
+      // it, so two hosts starting guests at once both took 5900 (the provider adds SPICE graphics by
+      // default). Each host gets its own ranges, above those of a system libvirtd on the machine.
+      portRange('remote_display_port', 6000 + (options.index - 1) * 50, 50) +
+      portRange('websocket_port', 5700 + (options.index - 1) * 10, 10) +
+      portRange('migration_port', 49216 + (options.index - 1) * 64, 64) +
       (options.lockspaceDir !== undefined ? 'lock_manager = "lockd"\n' : ''),
     'virtlogd.conf': header + log('virtlogd'),
     'virtlockd.conf': header + log('virtlockd'),
@@ -54,4 +62,11 @@ export function hostConfigFiles(options: HostConfigOptions): Record<string, stri
       `file_lockspace_dir = "${options.lockspaceDir}"\n`;
   }
   return files;
+}
+
+/** The most hosts whose port ranges do not overlap (websocket ports 5700-5899 stay below the display ports). */
+export const MAX_HOSTS = 20;
+
+function portRange(name: string, min: number, count: number): string {
+  return `${name}_min = ${min}\n${name}_max = ${min + count - 1}\n`;
 }

@@ -27,7 +27,7 @@ import { Socket } from 'net';
 import { homedir, tmpdir } from 'os';
 import { delimiter, join, resolve } from 'path';
 import { promisify } from 'util';
-import { hostConfigFiles } from './host-config';
+import { hostConfigFiles, MAX_HOSTS } from './host-config';
 import {
   childrenOf,
   isStillRunning,
@@ -156,8 +156,8 @@ export class Lab {
   static async start(options: LabOptions): Promise<Lab> {
     const prerequisites = labPrerequisites();
     if (!prerequisites.ok) throw new Error(`Lab.start: ${prerequisites.reason}`);
-    if (!Number.isInteger(options.hosts) || options.hosts < 1) {
-      throw new Error(`Lab.start: hosts must be a whole number of at least 1, got ${options.hosts}`);
+    if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > MAX_HOSTS) {
+      throw new Error(`Lab.start: hosts must be a whole number from 1 to ${MAX_HOSTS}, got ${options.hosts}`);
     }
     const parent = resolve(options.root ?? tmpdir());
     // Each host mounts a tmpfs over /run and its own folders over the other bound paths.
@@ -193,7 +193,7 @@ export class Lab {
     this.sharedDir = join(root, 'shared');
     this.lockspaceDir = leases ? join(this.sharedDir, 'locks') : undefined;
     const members: Host[] = [];
-    for (let i = 1; i <= hostCount; i++) members.push(new Host(this, `h${i}`, join(root, `h${i}`)));
+    for (let i = 1; i <= hostCount; i++) members.push(new Host(this, i, join(root, `h${i}`)));
     this.members = members;
     this.hosts = members;
     const socket = members[members.length - 1].socket;
@@ -375,11 +375,14 @@ class Host implements LabHost {
   private mountNs: string | undefined;
   private pidNs: string | undefined;
 
+  readonly name: string;
+
   constructor(
     private readonly lab: Lab,
-    readonly name: string,
+    private readonly index: number,
     readonly dir: string,
   ) {
+    this.name = `h${index}`;
     this.socket = join(dir, 'run', 'libvirt-sock');
     this.uri = `qemu+unix:///system?socket=${this.socket}`;
   }
@@ -477,12 +480,23 @@ class Host implements LabHost {
     for (const folder of Object.keys(BOUND)) mkdirSync(join(this.dir, folder), { recursive: true });
     for (const folder of ['images', 'qemu', 'boot']) mkdirSync(join(this.dir, 'lib', folder), { recursive: true });
     mkdirSync(join(this.dir, 'log', 'qemu'), { recursive: true });
-    const files = hostConfigFiles({ hostUuid: randomUUID(), lockspaceDir });
+    const files = hostConfigFiles({ index: this.index, hostUuid: randomUUID(), lockspaceDir });
     for (const [name, content] of Object.entries(files)) writeFileSync(join(this.dir, 'etc', name), content);
   }
 
   /** Boots the host in fresh namespaces, like a machine powering on: /run/libvirt starts empty. @internal */
   async boot(): Promise<void> {
+    try {
+      await this.bootSteps();
+    } catch (error) {
+      // A host that failed to boot is down, not half up.
+      if (this.init !== undefined) await this.stopHard().catch(() => this.killSync());
+      else this.killHolder();
+      throw error;
+    }
+  }
+
+  private async bootSteps(): Promise<void> {
     for (const entry of readdirSync(this.runDir)) rmSync(join(this.runDir, entry), { recursive: true, force: true });
     const ready = join(this.dir, 'init.ready');
     rmSync(ready, { force: true });
