@@ -5,8 +5,8 @@
  */
 
 export interface HostConfigOptions {
-  /** 1 for h1, 2 for h2, ...: picks the host's own TCP port ranges */
-  readonly index: number;
+  /** the first of the host's own TCP ports for each use; each range is PORTS_PER_HOST long */
+  readonly ports: { readonly display: number; readonly websocket: number; readonly migration: number };
   /** the host's libvirt host UUID; migration refuses a destination with the source's own UUID */
   readonly hostUuid: string;
   /** the lease lockspace on the shared storage; leases are off when undefined */
@@ -45,10 +45,10 @@ export function hostConfigFiles(options: HostConfigOptions): Record<string, stri
       'spice_listen = "127.0.0.1"\n' +
       // The hosts share the machine's ports. A libvirtd only checks that a port is free when it picks
       // it, so two hosts starting guests at once both took 5900 (the provider adds SPICE graphics by
-      // default). Each host gets its own ranges, above those of a system libvirtd on the machine.
-      portRange('remote_display_port', 6000 + (options.index - 1) * 50, 50) +
-      portRange('websocket_port', 5700 + (options.index - 1) * 10, 10) +
-      portRange('migration_port', 49216 + (options.index - 1) * 64, 64) +
+      // default). Each host gets its own ranges.
+      portRange('remote_display_port', options.ports.display) +
+      portRange('websocket_port', options.ports.websocket) +
+      portRange('migration_port', options.ports.migration) +
       (options.lockspaceDir !== undefined ? 'lock_manager = "lockd"\n' : ''),
     'virtlogd.conf': header + log('virtlogd'),
     'virtlockd.conf': header + log('virtlockd'),
@@ -64,9 +64,9 @@ export function hostConfigFiles(options: HostConfigOptions): Record<string, stri
   return files;
 }
 
-/** The most hosts whose port ranges do not overlap (websocket ports 5700-5899 stay below the display ports). */
-export const MAX_HOSTS = 20;
+/** Ports of each kind a host gets: as many guests with graphics, and incoming migrations at once. */
+export const PORTS_PER_HOST = 20;
 
-function portRange(name: string, min: number, count: number): string {
-  return `${name}_min = ${min}\n${name}_max = ${min + count - 1}\n`;
+function portRange(name: string, min: number): string {
+  return `${name}_min = ${min}\n${name}_max = ${min + PORTS_PER_HOST - 1}\n`;
 }

@@ -129,10 +129,20 @@ if (!prerequisites.ok) {
       expect(h2.runningDomains().sort()).toEqual(['vm-h1', 'vm-h2']);
     });
 
+    test('a running domain live-migrates between hosts, taking its lease along', async () => {
+      // A plain folder is no shared file system libvirt knows: without --unsafe it refuses.
+      const migrate = ['migrate', '--live', '--persistent', '--undefinesource', 'vm-h2', h1.uri, '--migrateuri', 'tcp://127.0.0.1'];
+      expect(() => h2.virsh(...migrate)).toThrow(/Migration without shared storage is unsafe/);
+      await timed('live migration', async () => h2.virsh(...migrate, '--unsafe'));
+
+      expect(h1.runningDomains()).toEqual(['vm-h2']);
+      expect(h2.domains()).toEqual(['vm-h1']);
+      expect(lab.leaseHolder(disk2)).toBe(h1);
+      expect(namespaceOf(h1.qemuPid('vm-h2')!, 'pid')).toBe(h1.pidNamespace);
+    });
+
     test('teardown leaves no process, namespace, mount or folder behind', async () => {
-      h1.qemuPid('vm-h1');
-      h2.qemuPid('vm-h1');
-      h2.qemuPid('vm-h2');
+      for (const host of [h1, h2]) for (const domain of host.runningDomains()) expect(host.qemuPid(domain)).toBeDefined();
       const processes = lab.processes();
       const namespaces = lab.namespaces();
       // Two boots of h1 and one of h2, each with a mount and a PID namespace.

@@ -8,7 +8,7 @@
  * The machine's own libvirt folders and any system libvirtd are neither used nor touched.
  */
 import { ChildProcess, execFile, spawn, spawnSync } from 'child_process';
-import { createHash, randomUUID } from 'crypto';
+import { createHash, randomInt, randomUUID } from 'crypto';
 import {
   closeSync,
   copyFileSync,
@@ -27,7 +27,7 @@ import { Socket } from 'net';
 import { homedir, tmpdir } from 'os';
 import { delimiter, join, resolve } from 'path';
 import { promisify } from 'util';
-import { hostConfigFiles, MAX_HOSTS } from './host-config';
+import { HostConfigOptions, hostConfigFiles, PORTS_PER_HOST } from './host-config';
 import {
   childrenOf,
   isStillRunning,
@@ -193,7 +193,13 @@ export class Lab {
     this.sharedDir = join(root, 'shared');
     this.lockspaceDir = leases ? join(this.sharedDir, 'locks') : undefined;
     const members: Host[] = [];
-    for (let i = 1; i <= hostCount; i++) members.push(new Host(this, i, join(root, `h${i}`)));
+    // A random block of ports for the lab: labs started by other test runs on the machine use others.
+    const block = randomInt(PORT_BLOCKS) * MAX_HOSTS * PORTS_PER_HOST;
+    for (let i = 1; i <= hostCount; i++) {
+      const offset = block + (i - 1) * PORTS_PER_HOST;
+      const ports = { display: 6000 + offset, websocket: 24000 + offset, migration: 42000 + offset };
+      members.push(new Host(this, `h${i}`, join(root, `h${i}`), ports));
+    }
     this.members = members;
     this.hosts = members;
     const socket = members[members.length - 1].socket;
@@ -245,7 +251,7 @@ export class Lab {
     return undefined;
   }
 
-  /** Every process the lab started or saw in a host's namespace: holders, daemons, QEMU guests. */
+  /** Every process the lab started or saw in a host's namespaces: unshare, the hosts' inits, daemons, QEMU guests. */
   processes(): LabProcess[] {
     return [...this.recorded.values()];
   }
@@ -315,7 +321,9 @@ export class Lab {
     first.virsh('capabilities');
     copyCapabilities(first.capabilitiesDir, capabilitiesCacheDir());
     for (const host of others) copyCapabilities(first.capabilitiesDir, host.capabilitiesDir);
-    await Promise.all(others.map((host) => host.boot()));
+    // allSettled: a teardown after a failure must not race hosts that are still booting.
+    const failed = (await Promise.allSettled(others.map((host) => host.boot()))).find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
   }
 
   /** @internal */
@@ -339,6 +347,10 @@ const BOUND = {
   log: '/var/log/libvirt',
   cache: '/var/cache/libvirt',
 } as const;
+
+/** At most this many hosts per lab; with PORT_BLOCKS, this keeps every port range in 6000-59999. */
+const MAX_HOSTS = 20;
+const PORT_BLOCKS = 45;
 
 const UNSHARE = ['--mount', '--uts', '--pid', '--fork', '--mount-proc', '--propagation', 'private'];
 
@@ -375,14 +387,12 @@ class Host implements LabHost {
   private mountNs: string | undefined;
   private pidNs: string | undefined;
 
-  readonly name: string;
-
   constructor(
     private readonly lab: Lab,
-    private readonly index: number,
+    readonly name: string,
     readonly dir: string,
+    private readonly ports: HostConfigOptions['ports'],
   ) {
-    this.name = `h${index}`;
     this.socket = join(dir, 'run', 'libvirt-sock');
     this.uri = `qemu+unix:///system?socket=${this.socket}`;
   }
@@ -480,7 +490,7 @@ class Host implements LabHost {
     for (const folder of Object.keys(BOUND)) mkdirSync(join(this.dir, folder), { recursive: true });
     for (const folder of ['images', 'qemu', 'boot']) mkdirSync(join(this.dir, 'lib', folder), { recursive: true });
     mkdirSync(join(this.dir, 'log', 'qemu'), { recursive: true });
-    const files = hostConfigFiles({ index: this.index, hostUuid: randomUUID(), lockspaceDir });
+    const files = hostConfigFiles({ ports: this.ports, hostUuid: randomUUID(), lockspaceDir });
     for (const [name, content] of Object.entries(files)) writeFileSync(join(this.dir, 'etc', name), content);
   }
 
@@ -718,7 +728,11 @@ function copyCapabilities(from: string, to: string): void {
 const liveLabs = new Set<Lab>();
 let exitHandlerInstalled = false;
 
-/** If the test runner exits without a teardown, end the labs' processes (a SIGKILLed runner is handled by the holders). */
+/**
+ * If the test runner exits without a teardown, end the labs' hosts and remove their folders. A runner
+ * killed outright cannot do this; then each host's init sees its stdin close and ends its host (the
+ * folder under /tmp stays).
+ */
 function installExitHandler(): void {
   if (exitHandlerInstalled) return;
   exitHandlerInstalled = true;
