@@ -313,8 +313,8 @@ export class Lab {
     installExitHandler();
     mkdirSync(this.lockspaceDir ?? this.sharedDir, { recursive: true });
     for (const host of this.members) host.prepare(this.lockspaceDir);
-    // QEMU capability probing takes ~8 s per fresh libvirtd: probe once (or reuse a previous lab's
-    // probe), then hand the cache to the other hosts before they boot.
+    // A fresh libvirtd probes QEMU's capabilities (about 1.5 s): probe once, or reuse a previous lab's
+    // probe, then hand the cache to the other hosts before they boot.
     const [first, ...others] = this.members;
     copyCapabilities(capabilitiesCacheDir(), first.capabilitiesDir);
     await first.boot();
