@@ -1,3 +1,4 @@
+import { TerraformResource } from 'cdktf';
 import { Construct } from 'constructs';
 import { Size } from './core/size';
 import { DomainType } from './domain-type';
@@ -166,6 +167,11 @@ export class Host extends Construct {
       this.images.set(image.name, volume);
     }
     return volume;
+  }
+
+  /** What Terraform creates on this host for the host itself: pool, network, base images. */
+  public ownResources(): TerraformResource[] {
+    return [this.pool, this.network, ...this.images.values()];
   }
 
   private resolveState(declared: HostState): HostState {

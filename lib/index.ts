@@ -1,8 +1,16 @@
+export * from './anti-affinity';
 export * from './cloud-init';
+export * from './cluster';
+export { Schedule } from './core/schedule';
+export type { ScheduleWindow } from './core/schedule';
 export * from './core/size';
 export * from './domain-type';
+export * from './failover-group';
 export * from './guest-architecture';
 export * from './host';
 export * from './image';
+export * from './placement-policy';
+export * from './restart-priority';
 export * from './secure-defaults';
 export * from './virtual-machine';
+export * from './vm-limits';

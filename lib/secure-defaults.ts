@@ -30,57 +30,52 @@ export class SecureDefaults implements IAspect {
     return aspect;
   }
 
-  private readonly found = new Map<string, PolicyOptOut>();
-
-  /** The opt-outs found in the last synthesis, sorted by path. */
-  public get optOuts(): PolicyOptOut[] {
-    return [...this.found.values()].sort((a, b) => (a.path + a.policy).localeCompare(b.path + b.policy));
+  /** Every opt-out under `scope`, sorted by path: for the report. */
+  public static optOutsIn(scope: IConstruct): PolicyOptOut[] {
+    return scope.node
+      .findAll()
+      .flatMap((node) => optOutsOf(node))
+      .sort((a, b) => (a.path + a.policy).localeCompare(b.path + b.policy));
   }
 
   public visit(node: IConstruct): void {
-    if (node instanceof VirtualMachine) this.visitVm(node);
-    if (node instanceof Host) this.visitHost(node);
-  }
-
-  private visitVm(vm: VirtualMachine): void {
-    if (vm.dataDisk) {
-      if (vm.dataDiskRemovalPolicy === RemovalPolicy.DESTROY) {
-        this.optOut(vm, 'data-disk-protection', 'data disk is destroyed with the VM (RemovalPolicy.DESTROY)');
-      } else {
-        vm.dataDisk.addOverride('lifecycle.prevent_destroy', true);
-      }
+    if (node instanceof VirtualMachine && node.dataDisk && node.dataDiskRemovalPolicy !== RemovalPolicy.DESTROY) {
+      node.dataDisk.addOverride('lifecycle.prevent_destroy', true);
     }
-    const listen = vm.consoleListenAddress;
-    if (!LOOPBACK.test(listen)) {
-      this.optOut(vm, 'console-on-localhost', `VNC console listens on ${listen}, not on localhost`);
-    }
-  }
-
-  private visitHost(host: Host): void {
-    if (!REMOTE_TRANSPORT.test(host.uri)) return;
-    const query = new URLSearchParams(host.uri.split('?')[1] ?? '');
-    const skips = query.has('no_verify') || query.get('known_hosts_verify') === 'ignore';
-    const plaintext = /^[a-z0-9]+\+tcp:\/\//.test(host.uri);
-    if (!skips && !plaintext) return;
-    const detail = plaintext
-      ? `uri ${host.uri} uses unauthenticated, unencrypted TCP`
-      : `uri ${host.uri} does not verify the host key`;
-    if (host.insecureSkipHostKeyVerification) {
-      this.optOut(host, 'host-key-verification', detail);
-    } else {
-      host.node.addValidation({
+    if (node instanceof Host && unverifiedConnection(node) && !node.insecureSkipHostKeyVerification) {
+      node.node.addValidation({
         validate: () => [
-          `${detail}: use qemu+ssh with a known_hosts entry (the default ~/.ssh/known_hosts or ?knownhosts=PATH), or set insecureSkipHostKeyVerification: true to accept the risk`,
+          `${unverifiedConnection(node)}: use qemu+ssh with a known_hosts entry (the default ~/.ssh/known_hosts or ?knownhosts=PATH), or set insecureSkipHostKeyVerification: true to accept the risk`,
         ],
       });
     }
+    for (const o of optOutsOf(node)) Annotations.of(node).addWarning(`[${o.policy}] opted out: ${o.detail}`);
   }
+}
 
-  private optOut(node: IConstruct, policy: string, detail: string): void {
-    const path = node.node.path;
-    if (!this.found.has(`${path}:${policy}`)) {
-      Annotations.of(node).addWarning(`[${policy}] opted out: ${detail}`);
+function optOutsOf(node: IConstruct): PolicyOptOut[] {
+  const found: PolicyOptOut[] = [];
+  const path = node.node.path;
+  if (node instanceof VirtualMachine) {
+    if (node.dataDisk && node.dataDiskRemovalPolicy === RemovalPolicy.DESTROY) {
+      found.push({ path, policy: 'data-disk-protection', detail: 'data disk is destroyed with the VM (RemovalPolicy.DESTROY)' });
     }
-    this.found.set(`${path}:${policy}`, { path, policy, detail });
+    if (!LOOPBACK.test(node.consoleListenAddress)) {
+      found.push({ path, policy: 'console-on-localhost', detail: `VNC console listens on ${node.consoleListenAddress}, not on localhost` });
+    }
   }
+  if (node instanceof Host && node.insecureSkipHostKeyVerification) {
+    const detail = unverifiedConnection(node);
+    if (detail) found.push({ path, policy: 'host-key-verification', detail });
+  }
+  return found;
+}
+
+/** Why a host's connection is not verified, or undefined when it is (or is local). */
+function unverifiedConnection(host: Host): string | undefined {
+  if (!REMOTE_TRANSPORT.test(host.uri)) return undefined;
+  if (/^[a-z0-9]+\+tcp:\/\//.test(host.uri)) return `uri ${host.uri} uses unauthenticated, unencrypted TCP`;
+  const query = new URLSearchParams(host.uri.split('?')[1] ?? '');
+  const skips = query.has('no_verify') || query.get('known_hosts_verify') === 'ignore';
+  return skips ? `uri ${host.uri} does not verify the host key` : undefined;
 }

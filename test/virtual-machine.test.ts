@@ -30,7 +30,7 @@ describe('VirtualMachine', () => {
     });
     const json = synthJson(stack);
     const [domain] = Object.values<any>(json.resource.libvirt_domain);
-    expect(domain).toMatchObject({ name: 'web', vcpu: 2, memory: 1024, arch: 'i686', type: 'qemu', running: true, provider: 'libvirt.kvm1' });
+    expect(domain).toMatchObject({ name: 'web', vcpu: 2, memory: 1024, arch: 'i686', type: 'qemu', provider: 'libvirt.kvm1' });
     expect(domain.graphics).toMatchObject({ type: 'vnc', listen_type: 'address', listen_address: '127.0.0.1' });
 
     const volumes = json.resource.libvirt_volume;
@@ -55,8 +55,8 @@ describe('VirtualMachine', () => {
     });
     const json = synthJson(stack);
     const [address] = Object.keys(json.resource.libvirt_domain);
-    expect(vm.resource.node.path).toBe('test/web/Resource');
-    expect(address).toBe(stack.getLogicalId(vm.resource));
+    expect(vm.resource!.node.path).toBe('test/web/Resource');
+    expect(address).toBe(stack.getLogicalId(vm.resource!));
     expect(address).not.toContain('kvm1');
   });
 

@@ -1,0 +1,167 @@
+import { Construct } from 'constructs';
+import { AntiAffinity } from './anti-affinity';
+import { CloudInitProps } from './cloud-init';
+import type { Cluster } from './cluster';
+import { Schedule } from './core/schedule';
+import { Size } from './core/size';
+import { GuestArchitecture } from './guest-architecture';
+import { Host } from './host';
+import { Image } from './image';
+import { RestartPriority } from './restart-priority';
+import { DataDiskProps, VirtualMachine } from './virtual-machine';
+
+/** The shape every replica of a failover group shares. */
+export interface ReplicaTemplate {
+  /**
+   * Virtual CPUs at start.
+   * @default 1
+   */
+  readonly vcpus?: number;
+  /**
+   * Ceiling for vCPUs raised on a running replica.
+   * @default - the same as vcpus
+   */
+  readonly maxVcpus?: number;
+  /**
+   * Memory at start.
+   * @default 512 MiB
+   */
+  readonly memory?: Size;
+  /**
+   * Ceiling for memory raised on a running replica.
+   * @default - the same as memory
+   */
+  readonly maxMemory?: Size;
+  /**
+   * Guest CPU architecture.
+   * @default GuestArchitecture.X86_64
+   */
+  readonly architecture?: GuestArchitecture;
+  /** Base image of every replica's boot disk. */
+  readonly image: Image;
+  /**
+   * Boot disk size.
+   * @default - the image's size
+   */
+  readonly bootDiskSize?: Size;
+  /**
+   * A data disk per replica, on the cluster's shared storage.
+   * @default - none
+   */
+  readonly dataDisk?: DataDiskProps;
+  /**
+   * Cloud-init user data; each replica gets its own hostname.
+   * @default - hostname only
+   */
+  readonly cloudInit?: CloudInitProps;
+}
+
+export interface FailoverGroupProps {
+  /** The cluster that places and restarts the replicas. */
+  readonly cluster: Cluster;
+  /** The replicas' shape. */
+  readonly template: ReplicaTemplate;
+  /**
+   * How many replicas run: a number, or a schedule of time windows in the cluster's time zone.
+   * Replicas outside the current window keep their place and data disk but are not deployed.
+   * @default 1
+   */
+  readonly replicas?: number | Schedule;
+  /**
+   * How replicas are kept apart.
+   * @default AntiAffinity.soft() - different hosts when possible
+   */
+  readonly antiAffinity?: AntiAffinity;
+  /**
+   * Service level of every replica.
+   * @default RestartPriority.MEDIUM
+   */
+  readonly priority?: RestartPriority;
+  /**
+   * Hosts tried first, in order (preferred owners).
+   * @default - none
+   */
+  readonly preferredHosts?: readonly Host[];
+  /**
+   * Hosts replicas may run on.
+   * @default - every host of the cluster
+   */
+  readonly allowedHosts?: readonly Host[];
+  /**
+   * Groups whose replicas must be created (and so started) before this group's.
+   * @default - none
+   */
+  readonly startAfter?: readonly FailoverGroup[];
+  /**
+   * Prefix of replica names: `<prefix>-1`, `<prefix>-2`, ...
+   * @default - the construct id
+   */
+  readonly namePrefix?: string;
+}
+
+/**
+ * A service of N replica VMs from one template, kept apart by anti-affinity and restarted on the
+ * survivors when a host fails (the VM-level failover group). Replica i always has the Terraform
+ * address `<group>/replica-<i>`, so scaling adds or removes only the last replicas.
+ *
+ * @example
+ * new FailoverGroup(stack, 'mail', {
+ *   cluster,
+ *   replicas: Schedule.from('08:00', 3).and('20:00', 2),
+ *   template: { vcpus: 2, memory: Size.gibibytes(4), image: debian, dataDisk: { size: Size.gibibytes(50) } },
+ *   antiAffinity: AntiAffinity.soft(),
+ *   priority: RestartPriority.HIGH,
+ * });
+ */
+export class FailoverGroup extends Construct {
+  public readonly groupName: string;
+  public readonly schedule: Schedule;
+  /** Every replica up to the schedule's peak; those outside the current window are not deployed. */
+  public readonly replicas: readonly VirtualMachine[];
+  /** Replicas deployed in the current window. */
+  public readonly runningReplicas: readonly VirtualMachine[];
+
+  constructor(scope: Construct, id: string, props: FailoverGroupProps) {
+    super(scope, id);
+    this.groupName = props.namePrefix ?? id;
+    const replicas = props.replicas ?? 1;
+    this.schedule = typeof replicas === 'number' ? Schedule.constant(replicas) : replicas;
+    const cluster = props.cluster;
+    const now = this.schedule.replicasAt(cluster.instant, cluster.timeZone);
+    const antiAffinity = props.antiAffinity ?? AntiAffinity.soft();
+    const t = props.template;
+    const list: VirtualMachine[] = [];
+    for (let i = 1; i <= this.schedule.maxReplicas(); i++) {
+      const vm = new VirtualMachine(this, `replica-${i}`, {
+        cluster,
+        name: `${this.groupName}-${i}`,
+        vcpus: t.vcpus,
+        maxVcpus: t.maxVcpus,
+        memory: t.memory,
+        maxMemory: t.maxMemory,
+        architecture: t.architecture,
+        image: t.image,
+        bootDiskSize: t.bootDiskSize,
+        dataDisk: t.dataDisk,
+        cloudInit: t.cloudInit,
+        priority: props.priority,
+        preferredHosts: props.preferredHosts,
+        allowedHosts: props.allowedHosts,
+        deployed: i <= now,
+      });
+      vm.membership = { group: this.groupName, antiAffinity: { hard: antiAffinity.hard, scope: antiAffinity.scope } };
+      list.push(vm);
+    }
+    this.replicas = list;
+    this.runningReplicas = list.filter((vm) => vm.deployed);
+    for (const before of props.startAfter ?? []) {
+      for (const vm of this.runningReplicas) {
+        for (const other of before.runningReplicas) vm.resource!.dependsOn = [...(vm.resource!.dependsOn ?? []), other.resource!.fqn];
+      }
+    }
+    this.node.addValidation({
+      validate: () =>
+        this.schedule.maxReplicas() < 1 ? [`replicas peaks at ${this.schedule.maxReplicas()}; a failover group needs at least 1 replica`] : [],
+    });
+  }
+}
