@@ -1,11 +1,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Annotations, Aspects, TerraformStack } from 'cdktf';
+import { Annotations, App, Aspects, TerraformOutput, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { admissionControl, AdmissionResult } from './core/admission';
 import { ClusterSpec, HostSpec, PlacementLock, PlacementResult, Problem, VmSpec } from './core/model';
 import { place } from './core/placement';
 import { standbyCandidates } from './core/power';
+import { renderReport } from './core/report';
+import { FailoverGroup } from './failover-group';
+import { SecureDefaults } from './secure-defaults';
 import { Host, HostState } from './host';
 import { PlacementPolicy } from './placement-policy';
 import { VirtualMachine } from './virtual-machine';
@@ -178,7 +181,16 @@ export class Cluster extends Construct {
     const vms = this.vms.map((vm) => this.toVmSpec(vm));
     const lock = this.readLock();
     const placement = place(spec, vms, { lock, rebalance: this.rebalance });
-    const admission = admissionControl(spec, vms, placement.placements);
+    // Hosts already down (failed) or drained (maintenance) use up failure tolerance: a degraded
+    // cluster is checked only for the failures it can still absorb, and says so.
+    const down = this.hosts.filter((h) => h.state === HostState.FAILED || h.state === HostState.MAINTENANCE);
+    const remaining = Math.max(0, this.failuresToTolerate - down.length);
+    if (down.length > 0 && this.failuresToTolerate > 0) {
+      Annotations.of(this).addWarning(
+        `cluster is degraded: ${down.map((h) => `${h.hostName} (${h.state})`).join(', ')} down; it now tolerates ${remaining} further host failure(s) instead of ${this.failuresToTolerate}`,
+      );
+    }
+    const admission = admissionControl({ ...spec, failuresToTolerate: remaining }, vms, placement.placements);
     const lockChanged = JSON.stringify(lock ?? null) !== JSON.stringify(placement.lock);
     this.resolved = {
       spec,
@@ -207,7 +219,46 @@ export class Cluster extends Construct {
       if (hostName !== undefined) vm.bind(byName.get(hostName)!);
     }
     this.fenceUnreachableHosts();
+    new TerraformOutput(this, 'StandbyCandidates', {
+      value: this.resolved.standbyCandidates,
+      description: 'Active hosts that run no VM in the current schedule window: they could go to standby',
+    });
+    this.writeReport(this.resolved);
     return this.resolved;
+  }
+
+  /** Where the placement report is written: next to the stack's synthesized JSON. */
+  public get reportDir(): string {
+    return path.join(App.of(this).outdir, 'stacks', TerraformStack.of(this).node.id);
+  }
+
+  private writeReport(plan: ClusterPlan): void {
+    const stack = TerraformStack.of(this);
+    const windows = [...new Set(this.groups().map((g) => `${g.groupName}: ${g.schedule} (now ${g.runningReplicas.length})`))];
+    const report = renderReport({
+      title: `Placement of ${stack.node.id}/${this.node.id}`,
+      cluster: plan.spec,
+      vms: plan.vms,
+      placement: plan.placement,
+      admission: plan.admission,
+      instant: this.instant,
+      timeZone: this.timeZone,
+      window: windows.length > 0 ? windows.join('; ') : 'no schedules',
+      standbyCandidates: plan.standbyCandidates,
+      notes: [
+        ...SecureDefaults.optOutsIn(stack).map((o) => `policy opt-out at ${o.path}: [${o.policy}] ${o.detail}`),
+        ...this.hosts.filter((h) => h.state === HostState.FAILED || h.state === HostState.STANDBY).map(
+          (h) => `host ${h.hostName} is ${h.state}: not contacted; its provider alias points at another host and its own resources are forgotten (removed blocks)`,
+        ),
+      ],
+    });
+    fs.mkdirSync(this.reportDir, { recursive: true });
+    fs.writeFileSync(path.join(this.reportDir, 'placement-report.md'), report.markdown);
+    fs.writeFileSync(path.join(this.reportDir, 'placement-report.svg'), report.svg);
+  }
+
+  private groups(): FailoverGroup[] {
+    return TerraformStack.of(this).node.findAll().filter((c): c is FailoverGroup => c instanceof FailoverGroup && c.cluster === this);
   }
 
   private handleLockChange(placement: PlacementResult): void {

@@ -115,6 +115,7 @@ export interface FailoverGroupProps {
  */
 export class FailoverGroup extends Construct {
   public readonly groupName: string;
+  public readonly cluster: Cluster;
   public readonly schedule: Schedule;
   /** Every replica up to the schedule's peak; those outside the current window are not deployed. */
   public readonly replicas: readonly VirtualMachine[];
@@ -127,6 +128,7 @@ export class FailoverGroup extends Construct {
     const replicas = props.replicas ?? 1;
     this.schedule = typeof replicas === 'number' ? Schedule.constant(replicas) : replicas;
     const cluster = props.cluster;
+    this.cluster = cluster;
     const now = this.schedule.replicasAt(cluster.instant, cluster.timeZone);
     const antiAffinity = props.antiAffinity ?? AntiAffinity.soft();
     const t = props.template;

@@ -1,16 +1,23 @@
 /**
- * The app in cdktf.json: `npx cdktf synth` writes every example stack to cdktf.out/.
- * Environment (all optional): LIBVIRT_URI, LIBVIRT_DOMAIN_TYPE (kvm|qemu; default: kvm where
- * /dev/kvm exists), LIBVIRT_POOL_PATH.
+ * The app in cdktf.json: `npx cdktf synth` writes every example stack to cdktf.out/, each with its
+ * placement report. Environment (all optional): LIBVIRT_URI and LIBVIRT_POOL_PATH (demo stack),
+ * LIBVIRT_HOSTS, LIBVIRT_SHARED_PATH (clustered stacks), LIBVIRT_DOMAIN_TYPE (see stacks/environment.ts).
  */
 import { App } from 'cdktf';
-import { detectDomainType } from '../lib';
+import { BranchOfficeStack } from './branch-office';
+import { DedicatedHostStack } from './dedicated-host';
 import { DemoStack } from './demo';
+import { stackEnvironment } from './environment';
+import { MailServiceStack } from './mail-service';
 
 const app = new App();
+const environment = stackEnvironment();
 new DemoStack(app, 'demo', {
   uri: process.env.LIBVIRT_URI,
-  domainType: detectDomainType(),
+  domainType: environment.domainType,
   poolPath: process.env.LIBVIRT_POOL_PATH,
 });
+new MailServiceStack(app, 'mail-service', { environment });
+new BranchOfficeStack(app, 'branch-office', { environment });
+new DedicatedHostStack(app, 'dedicated-host', { environment });
 app.synth();

@@ -1,0 +1,30 @@
+/**
+ * How the example stacks learn where their hosts are, so one file serves a laptop synth, the
+ * real-libvirt drills and a copy in a user's repo. Everything here is optional.
+ *
+ *   LIBVIRT_HOSTS        name=uri pairs, comma-separated, e.g. h1=qemu+unix:///system?socket=/tmp/h1.sock
+ *   LIBVIRT_DOMAIN_TYPE  kvm or qemu (default: kvm where /dev/kvm exists)
+ *   LIBVIRT_SHARED_PATH  path of the shared pool on every host (default /srv/vmstore)
+ */
+import { DomainType, detectDomainType } from '../lib';
+
+export interface StackEnvironment {
+  readonly domainType: DomainType;
+  /** The connection URI of host `name`, or `fallback` when the environment does not say. */
+  uri(name: string, fallback: string): string;
+  readonly sharedPath: string;
+}
+
+export function stackEnvironment(env: NodeJS.ProcessEnv = process.env): StackEnvironment {
+  const uris = new Map<string, string>();
+  for (const pair of (env.LIBVIRT_HOSTS ?? '').split(',').filter((p) => p.trim() !== '')) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`LIBVIRT_HOSTS entry '${pair}' is not name=uri`);
+    uris.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
+  }
+  return {
+    domainType: detectDomainType(env),
+    uri: (name, fallback) => uris.get(name) ?? fallback,
+    sharedPath: env.LIBVIRT_SHARED_PATH ?? '/srv/vmstore',
+  };
+}

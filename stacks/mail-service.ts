@@ -1,0 +1,73 @@
+import * as path from 'path';
+import { LocalBackend, TerraformStack } from 'cdktf';
+import { Construct } from 'constructs';
+import {
+  AntiAffinity, Cluster, FailoverGroup, Host, HostState, Image, RestartPriority, Schedule, Size,
+} from '../lib';
+import { StackEnvironment, stackEnvironment } from './environment';
+
+export interface MailServiceProps {
+  /** @default - from the environment (see stacks/environment.ts) */
+  readonly environment?: StackEnvironment;
+  /** @default - mail-service.placement-lock.json beside this file */
+  readonly lockFile?: string;
+  /** @default - the cluster's default (context libvirt-cluster:instant, else now) */
+  readonly instant?: Date;
+  /** @default - the cluster's default (frozen when CI=true) */
+  readonly frozenLock?: boolean;
+}
+
+/**
+ * The e-mail service of the original idea: 2 mail VMs at night on 2 different hosts, a third at
+ * the 08:00 peak, both hosts backing each other up (one failure tolerated: everything restarts on
+ * the survivor), mail data on shared storage, and the directory it needs started first.
+ */
+export class MailServiceStack extends TerraformStack {
+  public readonly cluster: Cluster;
+  public readonly mail: FailoverGroup;
+  public readonly directory: FailoverGroup;
+
+  constructor(scope: Construct, id: string, props: MailServiceProps = {}) {
+    super(scope, id);
+    const env = props.environment ?? stackEnvironment();
+    new LocalBackend(this, { path: `terraform.${id}.tfstate` });
+
+    const capacity = { cores: 2, memory: Size.mebibytes(1024), reservedMemory: Size.mebibytes(256) };
+    // To take a host out, change its state here (HostState.MAINTENANCE, STANDBY, FAILED) and review the plan.
+    const h1 = new Host(this, 'h1', { uri: env.uri('h1', 'qemu+ssh://admin@kvm1.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r1' }, state: HostState.ACTIVE });
+    const h2 = new Host(this, 'h2', { uri: env.uri('h2', 'qemu+ssh://admin@kvm2.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r2' }, state: HostState.ACTIVE });
+
+    this.cluster = new Cluster(this, 'cluster', {
+      hosts: [h1, h2],
+      sharedStorage: { poolName: 'shared', path: env.sharedPath },
+      failuresToTolerate: 1,
+      timeZone: 'Europe/Zurich',
+      lockFile: props.lockFile ?? path.join(__dirname, `${id}.placement-lock.json`),
+      instant: props.instant,
+      frozenLock: props.frozenLock,
+    });
+    const image = Image.blank('blank', Size.mebibytes(64));
+
+    this.directory = new FailoverGroup(this, 'directory', {
+      cluster: this.cluster,
+      replicas: 1,
+      priority: RestartPriority.HIGH,
+      template: { vcpus: 1, memory: Size.mebibytes(96), image },
+    });
+    this.mail = new FailoverGroup(this, 'mail', {
+      cluster: this.cluster,
+      replicas: Schedule.from('08:00', 3).and('20:00', 2),
+      // Soft: on two hosts, both nightly replicas must be able to run on the survivor.
+      antiAffinity: AntiAffinity.soft(),
+      priority: RestartPriority.HIGH,
+      startAfter: [this.directory],
+      template: {
+        vcpus: 1,
+        memory: Size.mebibytes(96),
+        image,
+        dataDisk: { size: Size.mebibytes(32) },
+        cloudInit: { packages: ['postfix', 'dovecot-imapd'] },
+      },
+    });
+  }
+}
