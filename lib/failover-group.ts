@@ -1,3 +1,4 @@
+import { dependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { AntiAffinity } from './anti-affinity';
 import { CloudInitProps } from './cloud-init';
@@ -158,7 +159,7 @@ export class FailoverGroup extends Construct {
     this.runningReplicas = list.filter((vm) => vm.deployed);
     for (const before of props.startAfter ?? []) {
       for (const vm of this.runningReplicas) {
-        for (const other of before.runningReplicas) vm.resource!.dependsOn = [...(vm.resource!.dependsOn ?? []), other.resource!.fqn];
+        for (const other of before.runningReplicas) vm.resource!.dependsOn = [...(vm.resource!.dependsOn ?? []), dependable(other.resource!)];
       }
     }
     this.node.addValidation({
