@@ -39,6 +39,9 @@ export enum HostState {
   FAILED = 'failed',
 }
 
+/** Name of every host's local storage pool. */
+export const LOCAL_POOL_NAME = 'cdktf-local';
+
 /** Context key prefix for emergency state overrides: `libvirt-cluster:host-state:<host name>`. */
 export const HOST_STATE_CONTEXT = 'libvirt-cluster:host-state:';
 
@@ -141,7 +144,9 @@ export class Host extends Construct {
     this.provider = new LibvirtProvider(this, 'Provider', { alias: this.hostName, uri: this.uri });
     this.pool = new Pool(this, 'Pool', {
       provider: this.provider,
-      name: `${this.hostName}-local`,
+      // The same name on every host: a VM that moves is read through its new host's provider,
+      // which looks the pool up by the name recorded in state.
+      name: LOCAL_POOL_NAME,
       type: 'dir',
       target: { path: props.poolPath ?? `/var/lib/libvirt/images/${this.hostName}` },
     });

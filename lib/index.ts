@@ -10,6 +10,7 @@ export * from './guest-architecture';
 export * from './host';
 export * from './image';
 export * from './placement-policy';
+export * from './reconcile';
 export * from './restart-priority';
 export * from './secure-defaults';
 export * from './virtual-machine';

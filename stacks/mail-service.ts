@@ -2,7 +2,7 @@ import * as path from 'path';
 import { LocalBackend, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import {
-  AntiAffinity, Cluster, FailoverGroup, Host, HostState, Image, RestartPriority, Schedule, Size,
+  AntiAffinity, Cluster, FailoverGroup, Host, HostState, Image, RemovalPolicy, RestartPriority, Schedule, Size,
 } from '../lib';
 import { StackEnvironment, stackEnvironment } from './environment';
 
@@ -15,6 +15,11 @@ export interface MailServiceProps {
   readonly instant?: Date;
   /** @default - the cluster's default (frozen when CI=true) */
   readonly frozenLock?: boolean;
+  /**
+   * What happens to mail data disks when a replica is removed from the code.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly dataRemovalPolicy?: RemovalPolicy;
 }
 
 /**
@@ -65,7 +70,7 @@ export class MailServiceStack extends TerraformStack {
         vcpus: 1,
         memory: Size.mebibytes(96),
         image,
-        dataDisk: { size: Size.mebibytes(32) },
+        dataDisk: { size: Size.mebibytes(32), removalPolicy: props.dataRemovalPolicy },
         cloudInit: { packages: ['postfix', 'dovecot-imapd'] },
       },
     });

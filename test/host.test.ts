@@ -25,7 +25,7 @@ describe('Host', () => {
       { alias: 'kvm2', uri: 'qemu+ssh://admin@kvm2/system' },
     ]);
     const pools = Object.values<any>(json.resource.libvirt_pool);
-    expect(pools).toContainEqual(expect.objectContaining({ name: 'kvm1-local', type: 'dir', target: { path: '/var/lib/libvirt/images/kvm1' }, provider: 'libvirt.kvm1' }));
+    expect(pools).toContainEqual(expect.objectContaining({ name: 'cdktf-local', type: 'dir', target: { path: '/var/lib/libvirt/images/kvm1' }, provider: 'libvirt.kvm1' }));
     const networks = Object.values<any>(json.resource.libvirt_network);
     expect(networks.map((n) => [n.name, n.mode])).toEqual([['kvm1-isolated', 'none'], ['kvm2-isolated', 'none']]);
     expect(json.terraform.required_providers.libvirt).toEqual({ source: 'dmacvicar/libvirt', version: '0.8.3' });

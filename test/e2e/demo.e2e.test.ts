@@ -17,7 +17,7 @@ describeE2e('demo stack on a real libvirtd', () => {
   let work: string;
   let dir: string;
   let applied = false;
-  const poolName = 'demo-local';
+  const poolName = 'cdktf-local';
 
   beforeAll(async () => {
     daemon = await SystemLibvirtd.ensure();

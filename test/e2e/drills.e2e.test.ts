@@ -1,0 +1,238 @@
+/**
+ * Failover drills: the mail-service stack, synthesized by the library and applied by OpenTofu,
+ * on a lab of two real libvirt hosts with shared storage and disk leases. Each drill asserts
+ * through virsh on every host, and prints how long it took.
+ */
+import { spawn } from 'child_process';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { App } from 'cdktf';
+import { reconcile, RemovalPolicy } from '../../lib';
+import { stackEnvironment } from '../../stacks/environment';
+import { MailServiceStack } from '../../stacks/mail-service';
+import { Lab, labPrerequisites } from '../lab/lab';
+import { describeE2e, TOFU, tofu, tofuEnv, tofuPlan } from './toolchain';
+
+const VMS = ['directory-1', 'mail-1', 'mail-2', 'mail-3'];
+const lab = labPrerequisites();
+
+describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable: ${lab.reason}]`}`, () => {
+  let theLab: Lab;
+  let work: string;
+  let stackDir: string;
+  let lockFile: string;
+  let applied = false;
+  const durations: string[] = [];
+
+  const host = (name: string) => theLab.host(name);
+  const running = () => Object.fromEntries(['h1', 'h2'].map((h) => [h, host(h).isUp() ? host(h).runningDomains().sort() : []]));
+  const runningEverywhere = () => Object.values(running()).flat().sort();
+
+  function synth(localTime: string, context: Record<string, unknown> = {}): void {
+    const app = new App({ outdir: path.join(work, 'out'), context });
+    new MailServiceStack(app, 'mail-service', {
+      environment: stackEnvironment({
+        LIBVIRT_HOSTS: `h1=${host('h1').uri},h2=${host('h2').uri}`,
+        LIBVIRT_DOMAIN_TYPE: 'qemu',
+        LIBVIRT_SHARED_PATH: path.join(theLab.sharedDir, 'pool'),
+      }),
+      lockFile,
+      instant: new Date(`2026-11-26T${localTime}:00+01:00`),
+      frozenLock: false,
+      dataRemovalPolicy: RemovalPolicy.DESTROY, // the drill ends with a destroy
+    });
+    app.synth();
+  }
+
+  const apply = () => {
+    applied = true;
+    return tofu(stackDir, ['apply', '-auto-approve', '-input=false']);
+  };
+  const reconcileAll = () => reconcile({ stackDir, hosts: { h1: host('h1').uri, h2: host('h2').uri }, terraformBinary: TOFU, env: tofuEnv() });
+  const dataChecksums = () => {
+    const dir = path.join(theLab.sharedDir, 'pool');
+    return Object.fromEntries(
+      fs.readdirSync(dir).filter((f) => f.endsWith('-data.qcow2')).sort().map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]),
+    );
+  };
+  const drill = (name: string, body: () => Promise<void> | void) =>
+    test(name, async () => {
+      const started = Date.now();
+      try {
+        await body();
+      } finally {
+        const line = `drill '${name}': ${((Date.now() - started) / 1000).toFixed(1)} s`;
+        durations.push(line);
+        console.log(line);
+      }
+    });
+
+  beforeAll(async () => {
+    theLab = await Lab.start({ hosts: 2 });
+    work = path.join(theLab.root, 'drills');
+    fs.mkdirSync(work);
+    stackDir = path.join(work, 'out', 'stacks', 'mail-service');
+    lockFile = path.join(work, 'mail-service.placement-lock.json');
+    // Shared storage is site infrastructure (an NFS mount in real life): the pool exists on every host beforehand.
+    const shared = path.join(theLab.sharedDir, 'pool');
+    fs.mkdirSync(shared);
+    for (const h of ['h1', 'h2']) {
+      host(h).virsh('pool-define-as', 'shared', 'dir', '--target', shared);
+      host(h).virsh('pool-start', 'shared');
+    }
+  });
+
+  afterAll(async () => {
+    try {
+      if (applied) tofu(stackDir, ['destroy', '-auto-approve', '-input=false']);
+    } catch (err) {
+      console.log(`cleanup destroy failed (the lab teardown removes everything anyway): ${err}`);
+    } finally {
+      await theLab?.teardown();
+      console.log(durations.join('\n'));
+    }
+  });
+
+  drill('deploy at 03:00: two mail replicas on different hosts, a second plan shows no changes', () => {
+    synth('03:00');
+    tofu(stackDir, ['init', '-input=false']);
+    apply();
+    const where = running();
+    expect(runningEverywhere()).toEqual(['directory-1', 'mail-1', 'mail-2']);
+    const mailHosts = ['mail-1', 'mail-2'].map((vm) => (where.h1.includes(vm) ? 'h1' : 'h2'));
+    expect(new Set(mailHosts).size).toBe(2);
+    for (const vm of ['mail-1', 'mail-2']) {
+      const h = host(where.h1.includes(vm) ? 'h1' : 'h2');
+      const xml = h.virsh('dumpxml', vm);
+      expect(xml).toMatch(/<domain type='qemu'/);
+      expect(xml).toMatch(/<vcpu placement='static'>1<\/vcpu>/);
+      expect(xml).toMatch(/<memory unit='KiB'>98304<\/memory>/);
+      const disks = h.virsh('domblklist', vm, '--details');
+      expect(disks).toMatch(new RegExp(`volume\\s+disk\\s+vda\\s+${vm}-boot\\.qcow2`));
+      expect(disks).toMatch(new RegExp(`volume\\s+disk\\s+vdb\\s+${vm}-data\\.qcow2`));
+      expect(disks).toMatch(new RegExp(`file\\s+cdrom\\s+hdd\\s+\\S+/${vm}-cloudinit\\.iso`));
+      expect(xml).toContain(`<source pool='shared' volume='${vm}-data.qcow2'`);
+    }
+    expect(tofuPlan(stackDir).code).toBe(0);
+  });
+
+  drill('peak at 09:00: the third replica appears and nothing else is touched', () => {
+    const before = running();
+    const uuids = Object.fromEntries(Object.entries(before).flatMap(([h, vms]) => vms.map((vm) => [vm, host(h).virsh('domuuid', vm).trim()])));
+    synth('09:00');
+    const plan = tofuPlan(stackDir);
+    expect(plan.code).toBe(2);
+    expect(plan.output).toMatch(/Plan: 3 to add, 0 to change, 0 to destroy/);
+    const touched = [...plan.output.matchAll(/# (\S+) (will|must) be/g)].map((m) => m[1]);
+    expect(touched.length).toBe(3);
+    for (const address of touched) expect(address).toContain('mail_replica-3');
+    apply();
+    expect(runningEverywhere()).toEqual(VMS);
+    for (const [h, vms] of Object.entries(before)) for (const vm of vms) expect(host(h).virsh('domuuid', vm).trim()).toBe(uuids[vm]);
+  });
+
+  drill('host failure: h1 dies, is marked failed, and everything runs on h2 with the same data', async () => {
+    const checksums = dataChecksums();
+    expect(Object.keys(checksums)).toHaveLength(3);
+    const onH1 = running().h1;
+    expect(onH1.length).toBeGreaterThan(0);
+    await host('h1').stopHard();
+    synth('09:00', { 'libvirt-cluster:host-state:h1': 'failed' });
+    const plan = tofuPlan(stackDir);
+    fs.writeFileSync(path.join(work, 'failover-plan.txt'), plan.output);
+    console.log(`plan after h1 failed:\n${plan.output.split('\n').filter((l) => /^\s*# |Plan:|forget|removed/.test(l)).join('\n')}`);
+    expect(plan.output).toMatch(/0 to destroy/);
+    apply(); // h1's socket is gone: any contact with it would fail this apply
+    expect(host('h2').runningDomains().sort()).toEqual(VMS);
+    expect(dataChecksums()).toEqual(checksums);
+  });
+
+  drill('host return: no second copy runs, and once h1 is active again nothing moves', async () => {
+    await host('h1').restart();
+    expect(host('h1').runningDomains()).toEqual([]);
+    expect(runningEverywhere()).toEqual(VMS);
+    const stale = host('h1').domains().filter((d) => VMS.includes(d));
+    expect(stale.length).toBeGreaterThan(0);
+    expect(() => host('h1').virsh('start', stale[0])).toThrow(/lock/i); // the lease (or QEMU's image lock) refuses it
+    expect(runningEverywhere()).toEqual(VMS);
+
+    synth('09:00');
+    const actions = reconcileAll();
+    console.log(actions.map((a) => `${a.action} ${a.host}:${a.target}`).join('\n'));
+    expect(actions.filter((a) => a.action === 'undefine-domain').map((a) => a.target).sort()).toEqual(stale.sort());
+    expect(actions.some((a) => a.action === 'stop-and-undefine-domain')).toBe(false);
+    const plan = tofuPlan(stackDir);
+    expect(plan.output).not.toMatch(/# libvirt_domain\.\S+ (will|must) be/);
+    expect(plan.output).toMatch(/to add, 0 to change, 0 to destroy/);
+    apply();
+    expect(host('h2').runningDomains().sort()).toEqual(VMS);
+    expect(tofuPlan(stackDir).code).toBe(0);
+  });
+
+  drill('maintenance: marking h2 maintenance moves its VMs to h1', () => {
+    synth('09:00', { 'libvirt-cluster:host-state:h2': 'maintenance' });
+    const actions = reconcileAll();
+    expect(actions.filter((a) => a.action === 'stop-and-undefine-domain').map((a) => a.target).sort()).toEqual(VMS);
+    apply();
+    expect(running()).toEqual({ h1: VMS, h2: [] });
+    expect(tofuPlan(stackDir).code).toBe(0);
+  });
+
+  drill('failure during apply: h2 dies mid-apply; after it returns the next apply converges', async () => {
+    synth('09:00', { 'libvirt-cluster:rebalance': true });
+    reconcileAll();
+    const child = spawn(TOFU, ['apply', '-auto-approve', '-input=false', '-no-color'], { cwd: stackDir, env: tofuEnv() });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !host('h2').virsh('vol-list', 'cdktf-local').includes('-boot.qcow2')) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await host('h2').stopHard();
+    // The provider retries a lost connection until its timeout (minutes): like an operator, we
+    // interrupt the apply, which cancels the provider's retries and saves the state.
+    const gone = (ms: number) => Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+    if (!(await gone(20_000))) {
+      child.kill('SIGINT');
+      if (!(await gone(60_000))) {
+        child.kill('SIGKILL');
+        throw new Error(`tofu apply did not stop within 60 s of an interrupt:\n${output}`);
+      }
+    }
+    const code = await exited;
+    console.log(`apply interrupted by the death of h2 exited ${code}`);
+    expect(code).not.toBe(0);
+
+    await host('h2').restart();
+    synth('09:00');
+    reconcileAll();
+    apply();
+    expect(tofuPlan(stackDir).code).toBe(0);
+    const everywhere = runningEverywhere();
+    expect(everywhere).toEqual(VMS); // each exactly once
+    expect(running().h2.length).toBeGreaterThan(0);
+    // No orphaned volume: every volume on every pool is one Terraform knows.
+    const shown = JSON.parse(tofu(stackDir, ['show', '-json']));
+    const known = new Set<string>(shown.values.root_module.resources.filter((r: any) => r.type === 'libvirt_volume' || r.type === 'libvirt_cloudinit_disk').map((r: any) => r.values.name));
+    for (const [h, pool] of [['h1', 'cdktf-local'], ['h2', 'cdktf-local'], ['h1', 'shared']]) {
+      host(h).virsh('pool-refresh', pool);
+      const volumes = host(h).virsh('vol-list', pool).split('\n').slice(2).map((l) => l.trim().split(/\s+/)[0]).filter((v) => v);
+      for (const v of volumes) expect({ pool, volume: v, known: known.has(v) }).toEqual({ pool, volume: v, known: true });
+    }
+  });
+
+  drill('destroy: nothing is left on any host', () => {
+    tofu(stackDir, ['destroy', '-auto-approve', '-input=false']);
+    applied = false;
+    for (const h of ['h1', 'h2']) {
+      expect(host(h).domains()).toEqual([]);
+      expect(host(h).virsh('pool-list', '--all', '--name').trim()).toBe('shared');
+      expect(host(h).virsh('net-list', '--all', '--name').trim()).toBe('');
+    }
+    host('h1').virsh('pool-refresh', 'shared');
+    expect(host('h1').virsh('vol-list', 'shared').split('\n').slice(2).filter((l) => l.trim())).toEqual([]);
+  });
+});
