@@ -8,6 +8,8 @@ import { place } from './core/placement';
 import { standbyCandidates } from './core/power';
 import { renderReport } from './core/report';
 import { FailoverGroup } from './failover-group';
+import { Volume } from './generated/libvirt/volume';
+import { Image } from './image';
 import { SecureDefaults } from './secure-defaults';
 import { Host, HostState } from './host';
 import { PlacementPolicy } from './placement-policy';
@@ -133,6 +135,7 @@ export class Cluster extends Construct {
   public readonly frozenLock: boolean;
   public readonly rebalance: boolean;
   private readonly vms: VirtualMachine[] = [];
+  private readonly sharedImages = new Map<string, Volume>();
   private readonly problems: string[] = [];
   private resolved?: ClusterPlan;
 
@@ -156,6 +159,21 @@ export class Cluster extends Construct {
     // aspects run first in every synthesis, and the stack itself is visited before its children.
     const stack = TerraformStack.of(this);
     Aspects.of(stack).add({ visit: (node) => (node === stack ? void this.resolve() : undefined) });
+  }
+
+  /**
+   * The base volume boot disks of `image` on `host` are overlays of: one per cluster on shared
+   * storage (so boot disks can live there too and follow their VM), else one per host.
+   */
+  public baseVolumeFor(image: Image, host: Host): Volume {
+    if (!this.sharedStorage) return host.imageVolume(image);
+    let volume = this.sharedImages.get(image.name);
+    if (!volume) {
+      const storageHost = this.hosts.find((h) => h.state === HostState.ACTIVE || h.state === HostState.MAINTENANCE) ?? host;
+      volume = new Volume(this, `Image-${image.name}`, { provider: storageHost.provider, pool: this.sharedStorage.poolName, ...image.volumeConfig() });
+      this.sharedImages.set(image.name, volume);
+    }
+    return volume;
   }
 
   /** Name of the shared pool data disks go to, if the cluster has shared storage. */
@@ -291,7 +309,7 @@ export class Cluster extends Construct {
         return;
       }
       host.provider.uri = reachable.uri;
-      for (const image of images.values()) host.imageVolume(image);
+      if (!this.sharedStorage) for (const image of images.values()) host.imageVolume(image);
       for (const resource of host.ownResources()) {
         removed.push({ from: `${resource.terraformResourceType}.${stack.getLogicalId(resource)}`, lifecycle: { destroy: false } });
         resource.node.scope!.node.tryRemoveChild(resource.node.id);

@@ -162,13 +162,7 @@ export class Host extends Construct {
   public imageVolume(image: Image): Volume {
     let volume = this.images.get(image.name);
     if (!volume) {
-      volume = new Volume(this, `Image-${image.name}`, {
-        provider: this.provider,
-        name: `base-${image.name}.qcow2`,
-        pool: this.pool.name,
-        format: 'qcow2',
-        ...(image.source !== undefined ? { source: image.source } : { size: image.size!.toBytes() }),
-      });
+      volume = new Volume(this, `Image-${image.name}`, { provider: this.provider, pool: this.pool.name, ...image.volumeConfig() });
       this.images.set(image.name, volume);
     }
     return volume;

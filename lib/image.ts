@@ -28,6 +28,15 @@ export class Image {
     public readonly size: Size | undefined,
   ) {}
 
+  /** The libvirt volume of this image, for a `libvirt_volume` in any pool. */
+  public volumeConfig(): { name: string; format: string; source?: string; size?: number } {
+    return {
+      name: `base-${this.name}.qcow2`,
+      format: 'qcow2',
+      ...(this.source !== undefined ? { source: this.source } : { size: this.size!.toBytes() }),
+    };
+  }
+
   /** Problems with this image's definition, empty when valid. */
   public validate(): string[] {
     return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(this.name)

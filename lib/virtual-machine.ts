@@ -214,12 +214,15 @@ export class VirtualMachine extends Construct {
 
     // Everything host-specific is resolved late, so a clustered VM's host can be chosen once the
     // whole tree is known; the addresses below never mention the host.
-    const pool = Lazy.stringValue({ produce: () => this.host.pool.name });
+    // Disks go to the cluster's shared storage when it has one: they follow the VM to another
+    // host, and their disk leases fence a stale copy. The cloud-init disk is rebuilt anywhere.
+    const localPool = Lazy.stringValue({ produce: () => this.host.pool.name });
+    const diskPool = Lazy.stringValue({ produce: () => this.cluster?.sharedPoolName ?? this.host.pool.name });
     if (props.dataDisk) {
       this.dataDiskRemovalPolicy = props.dataDisk.removalPolicy ?? RemovalPolicy.RETAIN;
       this.dataDisk = new Volume(this, 'DataDisk', {
         name: `${this.vmName}-data.qcow2`,
-        pool: Lazy.stringValue({ produce: () => this.cluster?.sharedPoolName ?? this.host.pool.name }),
+        pool: diskPool,
         format: 'qcow2',
         size: props.dataDisk.size.toBytes(),
       });
@@ -227,14 +230,14 @@ export class VirtualMachine extends Construct {
     if (this.deployed) {
       this.bootDisk = new Volume(this, 'BootDisk', {
         name: `${this.vmName}-boot.qcow2`,
-        pool,
+        pool: diskPool,
         format: 'qcow2',
-        baseVolumeId: Lazy.stringValue({ produce: () => this.host.imageVolume(this.image).id }),
+        baseVolumeId: Lazy.stringValue({ produce: () => this.baseVolume().id }),
         ...(props.bootDiskSize ? { size: props.bootDiskSize.toBytes() } : {}),
       });
       this.cloudInitDisk = new CloudinitDisk(this, 'CloudInit', {
         name: `${this.vmName}-cloudinit.iso`,
-        pool,
+        pool: localPool,
         userData: cloudInit.userData(this.vmName),
         metaData: cloudInit.metaData(this.vmName, this.vmName),
       });
@@ -284,8 +287,12 @@ export class VirtualMachine extends Construct {
   public bind(host: Host): void {
     if (this.boundHost) throw new Error(`${this.node.path} is already bound to host ${this.boundHost.hostName}`);
     this.boundHost = host;
-    if (this.deployed) host.imageVolume(this.image); // created now, so it is rendered with the rest
+    if (this.deployed) this.baseVolume(); // created now, so it is rendered with the rest
     for (const r of this.resources()) r.provider = host.provider;
+  }
+
+  private baseVolume(): Volume {
+    return this.cluster ? this.cluster.baseVolumeFor(this.image, this.host) : this.host.imageVolume(this.image);
   }
 
   /** The Terraform resources of this VM. */

@@ -53,7 +53,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
   const dataChecksums = () => {
     const dir = path.join(theLab.sharedDir, 'pool');
     return Object.fromEntries(
-      fs.readdirSync(dir).filter((f) => f.endsWith('-data.qcow2')).sort().map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]),
+      fs.readdirSync(dir).filter((f) => /-(data|boot)\.qcow2$/.test(f)).sort().map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]),
     );
   };
   const drill = (name: string, body: () => Promise<void> | void) =>
@@ -113,6 +113,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
       expect(disks).toMatch(new RegExp(`volume\\s+disk\\s+vdb\\s+${vm}-data\\.qcow2`));
       expect(disks).toMatch(new RegExp(`file\\s+cdrom\\s+hdd\\s+\\S+/${vm}-cloudinit\\.iso`));
       expect(xml).toContain(`<source pool='shared' volume='${vm}-data.qcow2'`);
+      expect(xml).toContain(`<source pool='shared' volume='${vm}-boot.qcow2'`);
     }
     expect(tofuPlan(stackDir).code).toBe(0);
   });
@@ -134,7 +135,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
 
   drill('host failure: h1 dies, is marked failed, and everything runs on h2 with the same data', async () => {
     const checksums = dataChecksums();
-    expect(Object.keys(checksums)).toHaveLength(3);
+    expect(Object.keys(checksums)).toHaveLength(3 + 4); // mail data disks and every boot disk
     const onH1 = running().h1;
     expect(onH1.length).toBeGreaterThan(0);
     await host('h1').stopHard();
@@ -188,7 +189,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     child.stderr.on('data', (d) => (output += d));
     const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && !host('h2').virsh('vol-list', 'cdktf-local').includes('-boot.qcow2')) {
+    while (Date.now() < deadline && !host('h2').virsh('vol-list', 'cdktf-local').includes('-cloudinit.iso')) {
       await new Promise((r) => setTimeout(r, 25));
     }
     await host('h2').stopHard();

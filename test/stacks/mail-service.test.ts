@@ -52,10 +52,18 @@ describe('mail-service example', () => {
     const providers = Object.fromEntries(failed.provider.libvirt.map((p: any) => [p.alias, p.uri]));
     expect(providers.h1).toBe(providers.h2);
     const removed = failed.removed.map((r: any) => r.from);
-    expect(removed).toEqual(expect.arrayContaining([expect.stringMatching(/^libvirt_pool\.h1_Pool_/), expect.stringMatching(/^libvirt_network\.h1_Network_/), expect.stringMatching(/^libvirt_volume\.h1_Image-blank_/)]));
+    // With shared storage the base image and boot disks live there: h1 only had its pool and network.
+    expect(removed).toEqual([expect.stringMatching(/^libvirt_network\.h1_Network_/), expect.stringMatching(/^libvirt_pool\.h1_Pool_/)]);
     for (const r of failed.removed) expect(r.lifecycle).toEqual({ destroy: false });
     const h1Resources = Object.values<any>(failed.resource).flatMap((byType) => Object.values<any>(byType)).filter((r) => r.provider === 'libvirt.h1');
     expect(h1Resources).toEqual([]);
+  });
+
+  test('boot disks and their base image are on the shared pool, so they follow their VM', () => {
+    const { json } = synthAt('09:00');
+    const volumes = Object.values<any>(json.resource.libvirt_volume);
+    for (const v of volumes.filter((x) => /-boot\.qcow2$|^base-/.test(x.name))) expect(v.pool).toBe('shared');
+    expect(volumes.filter((x) => /^base-/.test(x.name))).toHaveLength(1);
   });
 
   test('mail data disks are on the shared pool and protected from destroy', () => {
