@@ -142,6 +142,7 @@ export class Cluster extends Construct {
   constructor(scope: Construct, id: string, props: ClusterProps) {
     super(scope, id);
     this.hosts = props.hosts;
+    for (const h of this.hosts) h.clustered = true;
     this.sharedStorage = props.sharedStorage;
     this.failuresToTolerate = props.failuresToTolerate ?? 1;
     this.cpuOvercommit = props.cpuOvercommit ?? 4;

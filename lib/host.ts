@@ -126,6 +126,8 @@ export class Host extends Construct {
   /** Isolated network for the host's guests. */
   public readonly network: Network;
   private readonly images = new Map<string, Volume>();
+  /** Set by the cluster the host joins. @internal */
+  public clustered = false;
 
   constructor(scope: Construct, id: string, props: HostProps = {}) {
     super(scope, id);
@@ -195,6 +197,9 @@ export class Host extends Construct {
     }
     if (!['x86_64', 'aarch64', 'ppc64le', 's390x'].includes(architecture)) {
       problems.push(`host architecture '${architecture}' is not 64-bit: hosts must be 64-bit (x86_64, aarch64, ppc64le or s390x); 32-bit guests run on 64-bit hosts`);
+    }
+    if ((this.state === HostState.FAILED || this.state === HostState.STANDBY) && !this.clustered) {
+      problems.push(`host ${this.hostName} is ${this.state} but belongs to no cluster: nothing can stand in for it, and its resources would still be contacted; add it to a Cluster or mark it active`);
     }
     if (!/^[a-z0-9+]+:\/\//.test(this.uri)) {
       problems.push(`uri '${this.uri}' is not a libvirt connection URI such as qemu:///system or qemu+ssh://user@host/system`);

@@ -51,6 +51,8 @@ describe('Host', () => {
     expect(synthError(() => undefined, { 'libvirt-cluster:host-state:kvm1': 'broken' })).toBe('');
     const bad = synthError((s) => new Host(s, 'kvm1'), { 'libvirt-cluster:host-state:kvm1': 'broken' });
     expect(bad).toContain("context libvirt-cluster:host-state:kvm1='broken' is not a host state");
+    const alone = synthError((s) => new Host(s, 'kvm1'), { 'libvirt-cluster:host-state:kvm1': 'failed' });
+    expect(alone).toContain('host kvm1 is failed but belongs to no cluster');
   });
 
   test('remote URIs must verify the host key unless the host opts out, and plain TCP is refused', () => {
