@@ -1,61 +1,17 @@
 import { dependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { AntiAffinity } from './anti-affinity';
-import { CloudInitProps } from './cloud-init';
 import type { Cluster } from './cluster';
 import { Schedule } from './core/schedule';
-import { Size } from './core/size';
-import { GuestArchitecture } from './guest-architecture';
 import { Host } from './host';
-import { Image } from './image';
 import { RestartPriority } from './restart-priority';
-import { DataDiskProps, VirtualMachine } from './virtual-machine';
+import { VirtualMachine, VirtualMachineProps } from './virtual-machine';
 
-/** The shape every replica of a failover group shares. */
-export interface ReplicaTemplate {
-  /**
-   * Virtual CPUs at start.
-   * @default 1
-   */
-  readonly vcpus?: number;
-  /**
-   * Ceiling for vCPUs raised on a running replica.
-   * @default - the same as vcpus
-   */
-  readonly maxVcpus?: number;
-  /**
-   * Memory at start.
-   * @default 512 MiB
-   */
-  readonly memory?: Size;
-  /**
-   * Ceiling for memory raised on a running replica.
-   * @default - the same as memory
-   */
-  readonly maxMemory?: Size;
-  /**
-   * Guest CPU architecture.
-   * @default GuestArchitecture.X86_64
-   */
-  readonly architecture?: GuestArchitecture;
-  /** Base image of every replica's boot disk. */
-  readonly image: Image;
-  /**
-   * Boot disk size.
-   * @default - the image's size
-   */
-  readonly bootDiskSize?: Size;
-  /**
-   * A data disk per replica, on the cluster's shared storage.
-   * @default - none
-   */
-  readonly dataDisk?: DataDiskProps;
-  /**
-   * Cloud-init user data; each replica gets its own hostname.
-   * @default - hostname only
-   */
-  readonly cloudInit?: CloudInitProps;
-}
+/** The shape every replica of a failover group shares: these props of `VirtualMachineProps`. */
+export type ReplicaTemplate = Pick<
+  VirtualMachineProps,
+  'vcpus' | 'maxVcpus' | 'memory' | 'maxMemory' | 'architecture' | 'image' | 'bootDiskSize' | 'dataDisk' | 'cloudInit'
+>;
 
 export interface FailoverGroupProps {
   /** The cluster that places and restarts the replicas. */
@@ -132,21 +88,12 @@ export class FailoverGroup extends Construct {
     this.cluster = cluster;
     const now = this.schedule.replicasAt(cluster.instant, cluster.timeZone);
     const antiAffinity = props.antiAffinity ?? AntiAffinity.soft();
-    const t = props.template;
     const list: VirtualMachine[] = [];
     for (let i = 1; i <= this.schedule.maxReplicas(); i++) {
       const vm = new VirtualMachine(this, `replica-${i}`, {
         cluster,
         name: `${this.groupName}-${i}`,
-        vcpus: t.vcpus,
-        maxVcpus: t.maxVcpus,
-        memory: t.memory,
-        maxMemory: t.maxMemory,
-        architecture: t.architecture,
-        image: t.image,
-        bootDiskSize: t.bootDiskSize,
-        dataDisk: t.dataDisk,
-        cloudInit: t.cloudInit,
+        ...props.template,
         priority: props.priority,
         preferredHosts: props.preferredHosts,
         allowedHosts: props.allowedHosts,
