@@ -1,0 +1,34 @@
+import { CloudInit } from '../lib';
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbTDT0vB3vSzqmnMJV3B2mUj4dd3yp7PqAf6l0uVvJq ops@example';
+
+describe('CloudInit', () => {
+  test('renders a #cloud-config document cloud-init can parse, with locked passwords', () => {
+    const text = new CloudInit({
+      users: [{ name: 'ops', sshAuthorizedKeys: [KEY], sudo: true, groups: ['adm', 'wheel'] }],
+      packages: ['postfix'],
+      runCommands: [['systemctl', 'enable', '--now', 'postfix']],
+    }).userData('mail-1');
+    expect(text.startsWith('#cloud-config\n')).toBe(true);
+    expect(JSON.parse(text.slice('#cloud-config\n'.length))).toEqual({
+      hostname: 'mail-1',
+      preserve_hostname: false,
+      users: ['default', { name: 'ops', shell: '/bin/bash', lock_passwd: true, ssh_authorized_keys: [KEY], groups: 'adm,wheel', sudo: 'ALL=(ALL) NOPASSWD:ALL' }],
+      packages: ['postfix'],
+      runcmd: [['systemctl', 'enable', '--now', 'postfix']],
+    });
+  });
+
+  test('the instance id is the VM name, so cloud-init runs once per VM', () => {
+    expect(new CloudInit().metaData('mail-1', 'mail-1')).toBe('instance-id: mail-1\nlocal-hostname: mail-1\n');
+  });
+
+  test('rejects private keys and anything that is not an OpenSSH public key', () => {
+    const problems = new CloudInit({
+      users: [{ name: 'ops', sshAuthorizedKeys: ['-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn', 'hunter2', KEY] }],
+    }).validate();
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toContain('private key');
+    expect(problems[1]).toContain('not an OpenSSH public key');
+  });
+});
