@@ -136,6 +136,7 @@ export class Cluster extends Construct {
   public readonly rebalance: boolean;
   private readonly vms: VirtualMachine[] = [];
   private readonly sharedImages = new Map<string, Volume>();
+  private degraded?: string;
   private readonly problems: string[] = [];
   private resolved?: ClusterPlan;
 
@@ -205,9 +206,8 @@ export class Cluster extends Construct {
     const down = this.hosts.filter((h) => h.state === HostState.FAILED || h.state === HostState.MAINTENANCE);
     const remaining = Math.max(0, this.failuresToTolerate - down.length);
     if (down.length > 0 && this.failuresToTolerate > 0) {
-      Annotations.of(this).addWarning(
-        `cluster is degraded: ${down.map((h) => `${h.hostName} (${h.state})`).join(', ')} down; it now tolerates ${remaining} further host failure(s) instead of ${this.failuresToTolerate}`,
-      );
+      this.degraded = `cluster is degraded: ${down.map((h) => `${h.hostName} (${h.state})`).join(', ')} down; it now tolerates ${remaining} further host failure(s) instead of ${this.failuresToTolerate}`;
+      Annotations.of(this).addWarning(this.degraded);
     }
     const admission = admissionControl({ ...spec, failuresToTolerate: remaining }, vms, placement.placements);
     const lockChanged = JSON.stringify(lock ?? null) !== JSON.stringify(placement.lock);
@@ -265,6 +265,7 @@ export class Cluster extends Construct {
       window: windows.length > 0 ? windows.join('; ') : 'no schedules',
       standbyCandidates: plan.standbyCandidates,
       notes: [
+        ...(this.degraded ? [this.degraded] : []),
         ...SecureDefaults.optOutsIn(stack).map((o) => `policy opt-out at ${o.path}: [${o.policy}] ${o.detail}`),
         ...this.hosts.filter((h) => h.state === HostState.FAILED || h.state === HostState.STANDBY).map(
           (h) => `host ${h.hostName} is ${h.state}: not contacted; its provider alias points at another host and its own resources are forgotten (removed blocks)`,

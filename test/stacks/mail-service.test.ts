@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { Testing } from 'cdktf';
 import { stackEnvironment } from '../../stacks/environment';
 import { MailServiceStack } from '../../stacks/mail-service';
@@ -43,7 +45,10 @@ describe('mail-service example', () => {
 
   test('with h1 failed, everything runs on h2 at the same addresses, and h1 is never contacted', () => {
     const normal = synthAt('09:00').json;
-    const failed = synthAt('09:00', { 'libvirt-cluster:host-state:h1': 'failed' }).json;
+    const failedSynth = synthAt('09:00', { 'libvirt-cluster:host-state:h1': 'failed' });
+    const failed = failedSynth.json;
+    const report = fs.readFileSync(path.join(failedSynth.stack.cluster.reportDir, 'placement-report.md'), 'utf8');
+    expect(report).toContain('cluster is degraded: h1 (failed) down; it now tolerates 0 further host failure(s) instead of 1');
     const before = domains(normal);
     const after = domains(failed);
     expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
