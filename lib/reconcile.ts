@@ -15,8 +15,11 @@ import { LOCAL_POOL_NAME } from './host';
  *   deletes their boot and cloud-init volumes, and undefines the forgotten pool and network, so the
  *   next apply recreates them (base image files are kept and adopted).
  *
+ * - an apply died between defining a domain and recording it: the domain is where it belongs but
+ *   not in the state, and blocks the next define of the same name. Reconcile undefines it.
+ *
  * It never touches a domain, pool or network this stack does not manage, nor a domain the
- * configuration places on the host it is on.
+ * configuration places on the host it is on and Terraform knows.
  */
 export interface ReconcileOptions {
   /** The synthesized stack folder (cdktf.out/stacks/<stack>), already `init`ed. */
@@ -81,14 +84,21 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
     for (const domain of lines(virsh('list', '--all', '--name'))) {
       if (!managedDomains.has(domain)) continue;
       const placedOn = desired.domains.get(domain);
-      if (placedOn === host) continue;
+      // A domain where it belongs is kept, unless Terraform does not know it: then it is left
+      // from an apply that died between defining and recording it, and blocks the next define.
+      const orphan = placedOn === host && !state.domainIds.has(uuidOf(virsh('domuuid', domain)));
+      if (placedOn === host && !orphan) continue;
       const running = virsh('domstate', domain).trim() === 'running';
-      const reason = placedOn ? `the configuration places ${domain} on ${placedOn}` : `${domain} is not deployed in the configuration`;
+      const reason = orphan
+        ? `${domain} is not in the Terraform state (left by an interrupted apply); the next apply defines it again with the same disks`
+        : placedOn
+          ? `the configuration places ${domain} on ${placedOn}`
+          : `${domain} is not deployed in the configuration`;
       act({ host, action: running ? 'stop-and-undefine-domain' : 'undefine-domain', target: domain, reason }, () => {
         if (running) virsh('destroy', domain);
         virsh('undefine', domain);
       });
-      if (!pools.includes(localPool)) continue;
+      if (!pools.includes(localPool) || orphan) continue;
       for (const volume of [`${domain}-boot.qcow2`, `${domain}-cloudinit.iso`]) {
         if (!lines(virsh('vol-list', localPool)).some((l) => l.split(/\s+/)[0] === volume)) continue;
         act({ host, action: 'delete-volume', target: `${localPool}/${volume}`, reason: `local disk of ${domain}, which no longer runs here` }, () =>
@@ -130,7 +140,7 @@ function readConfiguration(stackDir: string): Desired {
   return { domains, pools: byHost('libvirt_pool'), networks: byHost('libvirt_network') };
 }
 
-function readState(options: ReconcileOptions): { domainNames: Set<string>; poolIds: Set<string>; networkIds: Set<string> } {
+function readState(options: ReconcileOptions): { domainNames: Set<string>; domainIds: Set<string>; poolIds: Set<string>; networkIds: Set<string> } {
   const binary = options.terraformBinary ?? process.env.TERRAFORM_BINARY_NAME ?? 'tofu';
   const shown = JSON.parse(
     execFileSync(binary, ['show', '-json', '-no-color'], { cwd: options.stackDir, env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }),
@@ -139,6 +149,7 @@ function readState(options: ReconcileOptions): { domainNames: Set<string>; poolI
   const of = (type: string) => resources.filter((r) => r.type === type);
   return {
     domainNames: new Set(of('libvirt_domain').map((r) => r.values.name ?? '')),
+    domainIds: new Set(of('libvirt_domain').map((r) => uuidOf(r.values.id ?? ''))),
     poolIds: new Set(of('libvirt_pool').map((r) => uuidOf(r.values.id ?? ''))),
     networkIds: new Set(of('libvirt_network').map((r) => uuidOf(r.values.id ?? ''))),
   };
