@@ -98,12 +98,19 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
         if (running) virsh('destroy', domain);
         virsh('undefine', domain);
       });
-      if (!pools.includes(localPool) || orphan) continue;
-      for (const volume of [`${domain}-boot.qcow2`, `${domain}-cloudinit.iso`]) {
-        if (!lines(virsh('vol-list', localPool)).some((l) => l.split(/\s+/)[0] === volume)) continue;
-        act({ host, action: 'delete-volume', target: `${localPool}/${volume}`, reason: `local disk of ${domain}, which no longer runs here` }, () =>
-          virsh('vol-delete', '--pool', localPool, volume),
-        );
+    }
+    // Local disks (cloud-init disks, and boot disks without shared storage) of managed VMs that
+    // no longer run here, or that Terraform does not know (left by an interrupted apply, they
+    // block the next create of the same name).
+    if (pools.includes(localPool)) {
+      for (const [volume, volumePath] of volumesOf(virsh('vol-list', localPool))) {
+        const owner = /^(.*)-(boot\.qcow2|cloudinit\.iso)$/.exec(volume)?.[1];
+        if (owner === undefined || !managedDomains.has(owner)) continue;
+        const here = desired.domains.get(owner) === host;
+        const known = state.volumePaths.has(volumePath);
+        if (here && known) continue;
+        const reason = here ? `not in the Terraform state (left by an interrupted apply)` : `local disk of ${owner}, which no longer runs here`;
+        act({ host, action: 'delete-volume', target: `${localPool}/${volume}`, reason }, () => virsh('vol-delete', '--pool', localPool, volume));
       }
     }
     for (const pool of pools) {
@@ -140,7 +147,13 @@ function readConfiguration(stackDir: string): Desired {
   return { domains, pools: byHost('libvirt_pool'), networks: byHost('libvirt_network') };
 }
 
-function readState(options: ReconcileOptions): { domainNames: Set<string>; domainIds: Set<string>; poolIds: Set<string>; networkIds: Set<string> } {
+function readState(options: ReconcileOptions): {
+  domainNames: Set<string>;
+  domainIds: Set<string>;
+  poolIds: Set<string>;
+  networkIds: Set<string>;
+  volumePaths: Set<string>;
+} {
   const binary = options.terraformBinary ?? process.env.TERRAFORM_BINARY_NAME ?? 'tofu';
   const shown = JSON.parse(
     execFileSync(binary, ['show', '-json', '-no-color'], { cwd: options.stackDir, env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }),
@@ -152,7 +165,16 @@ function readState(options: ReconcileOptions): { domainNames: Set<string>; domai
     domainIds: new Set(of('libvirt_domain').map((r) => uuidOf(r.values.id ?? ''))),
     poolIds: new Set(of('libvirt_pool').map((r) => uuidOf(r.values.id ?? ''))),
     networkIds: new Set(of('libvirt_network').map((r) => uuidOf(r.values.id ?? ''))),
+    // A volume's id is its path; a cloud-init disk's is "<path>;<uuid>".
+    volumePaths: new Set([...of('libvirt_volume'), ...of('libvirt_cloudinit_disk')].map((r) => (r.values.id ?? '').split(';')[0])),
   };
+}
+
+/** `virsh vol-list` rows as [name, path]. */
+function volumesOf(listing: string): [string, string][] {
+  return lines(listing)
+    .filter((l) => !/^Name\s+Path$/.test(l) && !/^-+$/.test(l))
+    .map((l) => l.split(/\s+/) as [string, string]);
 }
 
 const lines = (text: string) => text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
