@@ -15,6 +15,14 @@ import { Lab, labPrerequisites } from '../lab/lab';
 import { describeE2e, TOFU, tofu, tofuEnv, tofuPlan } from './toolchain';
 
 const VMS = ['directory-1', 'mail-1', 'mail-2', 'mail-3'];
+
+/** The direct children of a process we started (read before it dies, while they are still its). */
+function childPids(pid: number): number[] {
+  const tasks = fs.readdirSync(`/proc/${pid}/task`);
+  return tasks.flatMap((tid) =>
+    fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter((x) => x).map(Number),
+  );
+}
 const lab = labPrerequisites();
 
 describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable: ${lab.reason}]`}`, () => {
@@ -202,7 +210,16 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
       child.kill('SIGINT');
       if (!(await gone(30_000))) {
         ending = 'killed';
+        // Its provider plugins would outlive it, hung on the dead connection: end them too, by pid.
+        const plugins = childPids(child.pid!);
         child.kill('SIGKILL');
+        for (const pid of plugins) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
       }
     }
     const code = await exited;
