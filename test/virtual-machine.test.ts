@@ -74,6 +74,16 @@ describe('VirtualMachine', () => {
     expect(warnings).toEqual([expect.stringContaining('test/scratch: [data-disk-protection] opted out')]);
   });
 
+  test('a console off localhost is an explicit opt-out, shown as a warning', () => {
+    const { stack } = stackWith((s, host) => {
+      new VirtualMachine(s, 'kiosk', { host, image: Image.blank('base', Size.mebibytes(64)), console: { listenAddress: '0.0.0.0' } });
+    });
+    const json = synthJson(stack);
+    expect(Object.values<any>(json.resource.libvirt_domain)[0].graphics.listen_address).toBe('0.0.0.0');
+    const warnings = stack.node.findAll().flatMap((c) => c.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => String(m.data)));
+    expect(warnings).toEqual(['[console-on-localhost] opted out: VNC console listens on 0.0.0.0, not on localhost']);
+  });
+
   test('bad props are all reported at once, each with its construct path and a fix', () => {
     const { app } = stackWith((s, host) => {
       new VirtualMachine(s, 'bad', {
