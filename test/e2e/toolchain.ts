@@ -2,7 +2,7 @@
  * What the real-libvirt tests need, found the way scripts/toolchain.sh leaves it, and the rule
  * for when it is missing: skip with a stated reason, or fail under REQUIRE_E2E=1.
  */
-import { execFileSync, ExecFileSyncOptionsWithStringEncoding } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -29,8 +29,8 @@ export function tofuEnv(): NodeJS.ProcessEnv {
   };
 }
 
-/** A hung tofu fails its test after this long instead of holding the suite. */
-const TOFU_TIMEOUT_MS = 5 * 60 * 1000;
+/** A tofu command here takes seconds; one still running after this long is hung. */
+const TOFU_TIMEOUT_MS = 2 * 60 * 1000;
 
 function onPath(cmd: string): boolean {
   try {
@@ -71,30 +71,75 @@ export function describeE2e(name: string, body: () => void): void {
   }
 }
 
-function execOptions(dir: string): ExecFileSyncOptionsWithStringEncoding {
-  return { cwd: dir, env: tofuEnv(), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: TOFU_TIMEOUT_MS, killSignal: 'SIGKILL' };
+/**
+ * Provider 0.8.3 failures taken as transient, each seen here in about one drill run in ten:
+ * reading back a cloud-init ISO over the libvirt stream ended early ("corrupted-image: EOF") or
+ * never ended (a refresh that hung), on ISOs an earlier refresh had read fine; upstream has
+ * reports of both. They are retried once and reported; a second failure fails the test.
+ */
+const TRANSIENT = /error while retrieving remote ISO: error initializing ISO reader: corrupted-image: EOF|tofu hung/;
+
+/** Runs `run`; once, after a known transient provider failure, runs it again and says so. */
+function retryTransient<T>(what: string, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    const message = String(err);
+    if (!TRANSIENT.test(message)) throw err;
+    console.warn(`${what}: retrying once after a known transient provider failure: ${message.split('\n').find((l) => TRANSIENT.test(l))}`);
+    return run();
+  }
+}
+
+interface TofuRun {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * One tofu command in its own process group. A hung one is killed with its provider plugins
+ * (the whole group, all started here) after the timeout, and reported as hung.
+ */
+function runTofu(dir: string, args: string[]): TofuRun {
+  // setsid: tofu leads a new process group (it is exec'd, so the group id is its pid).
+  const result = spawnSync('setsid', [TOFU, ...args, '-no-color'], {
+    cwd: dir,
+    env: tofuEnv(),
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: TOFU_TIMEOUT_MS,
+    killSignal: 'SIGKILL',
+  });
+  if (result.pid) {
+    try {
+      process.kill(-result.pid, 'SIGKILL'); // plugins left behind by a killed tofu
+    } catch {
+      // the group is gone: the usual case
+    }
+  }
+  if (result.signal !== null || result.error) {
+    throw new Error(`tofu hung: tofu ${args.join(' ')} killed after ${TOFU_TIMEOUT_MS / 1000} s (${result.error ?? result.signal}):\n${result.stdout}`);
+  }
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** Runs tofu in `dir`; returns stdout, throws with stderr on failure. */
 export function tofu(dir: string, args: string[]): string {
-  try {
-    return execFileSync(TOFU, [...args, '-no-color'], execOptions(dir));
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; status?: number };
-    throw new Error(`tofu ${args.join(' ')} failed (exit ${e.status}):\n${e.stderr ?? ''}\n${e.stdout ?? ''}`);
-  }
+  return retryTransient(`tofu ${args[0]}`, () => {
+    const r = runTofu(dir, args);
+    if (r.status !== 0) throw new Error(`tofu ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}\n${r.stdout}`);
+    return r.stdout;
+  });
 }
 
 /** `tofu plan -detailed-exitcode`: 0 no changes, 2 changes; returns the code and the text. */
 export function tofuPlan(dir: string, extra: string[] = []): { code: number; output: string } {
-  try {
-    const output = execFileSync(TOFU, ['plan', '-input=false', '-detailed-exitcode', '-no-color', ...extra], execOptions(dir));
-    return { code: 0, output };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; status?: number };
-    if (e.status === 2) return { code: 2, output: e.stdout ?? '' };
-    throw new Error(`tofu plan failed (exit ${e.status}):\n${e.stderr ?? ''}\n${e.stdout ?? ''}`);
-  }
+  return retryTransient('tofu plan', () => {
+    const r = runTofu(dir, ['plan', '-input=false', '-detailed-exitcode', ...extra]);
+    if (r.status === 0 || r.status === 2) return { code: r.status, output: r.stdout };
+    throw new Error(`tofu plan failed (exit ${r.status}):\n${r.stderr}\n${r.stdout}`);
+  });
 }
 
 /** virsh against one connection URI. */
