@@ -86,7 +86,9 @@ function retryTransient<T>(what: string, run: () => T): T {
   } catch (err) {
     const message = String(err);
     if (!TRANSIENT.test(message)) throw err;
-    console.warn(`${what}: retrying once after a known transient provider failure: ${message.split('\n').find((l) => TRANSIENT.test(l))}`);
+    const lines = message.split('\n').filter((l) => l.trim() !== '');
+    const where = lines.slice(-3).join('\n'); // what tofu was doing when it failed or hung
+    console.warn(`${what}: retrying once after a known transient provider failure: ${lines.find((l) => TRANSIENT.test(l))}\nlast output:\n${where}`);
     return run();
   }
 }
