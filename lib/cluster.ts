@@ -230,7 +230,7 @@ export class Cluster extends Construct {
           'Add capacity or a host, lower failuresToTolerate, or give some VMs RestartPriority.NONE',
       );
     }
-    if (lockChanged) this.handleLockChange(placement);
+    if (lockChanged) this.handleLockChange(lock, placement);
 
     const byName = new Map(this.hosts.map((h) => [h.hostName, h]));
     for (const vm of this.vms) {
@@ -281,11 +281,11 @@ export class Cluster extends Construct {
     return TerraformStack.of(this).node.findAll().filter((c): c is FailoverGroup => c instanceof FailoverGroup && c.cluster === this);
   }
 
-  private handleLockChange(placement: PlacementResult): void {
+  private handleLockChange(previous: PlacementLock | undefined, placement: PlacementResult): void {
     const text = `${JSON.stringify(placement.lock, null, 2)}\n`;
     if (this.frozenLock) {
       this.problems.push(
-        `placement lock ${this.lockFile} would change (${describeLockChange(this.readLock(), placement.lock)}), and the lock is frozen ` +
+        `placement lock ${this.lockFile} would change (${describeLockChange(previous, placement.lock)}), and the lock is frozen ` +
           '(CI=true or libvirt-cluster:frozen-lock): synthesize locally, review and commit the lock file',
       );
     } else if (placement.problems.length === 0) {
@@ -366,7 +366,6 @@ export class Cluster extends Construct {
   }
 
   private readLock(): PlacementLock | undefined {
-    if (this.rebalance && !fs.existsSync(this.lockFile)) return undefined;
     try {
       return JSON.parse(fs.readFileSync(this.lockFile, 'utf8')) as PlacementLock;
     } catch (err) {
