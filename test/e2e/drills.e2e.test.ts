@@ -179,8 +179,12 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     expect(tofuPlan(stackDir).code).toBe(0);
   });
 
-  drill('maintenance: marking h2 maintenance moves its VMs to h1', () => {
+  drill('maintenance: marking h2 maintenance moves its VMs to h1 (and forgetting reconcile runs nothing twice)', () => {
     synth('09:00', { 'libvirt-cluster:host-state:h2': 'maintenance' });
+    // Deploying without reconcile: the new copies cannot start while the old ones hold their leases.
+    expect(() => apply()).toThrow(/lock/i);
+    expect(runningEverywhere()).toEqual(VMS);
+    expect(running().h2).toEqual(VMS);
     const actions = reconcileAll();
     expect(actions.filter((a) => a.action === 'stop-and-undefine-domain').map((a) => a.target).sort()).toEqual(VMS);
     apply();
