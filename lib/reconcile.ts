@@ -50,18 +50,82 @@ export interface ReconcileAction {
   readonly reason: string;
 }
 
-interface Desired {
+/** What the synthesized configuration wants. */
+export interface DesiredLayout {
   /** domain name -> host alias the configuration places it on */
-  readonly domains: Map<string, string>;
+  readonly domains: ReadonlyMap<string, string>;
   /** host alias -> pool and network names the configuration creates there */
-  readonly pools: Map<string, Set<string>>;
-  readonly networks: Map<string, Set<string>>;
+  readonly pools: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly networks: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** What the Terraform state knows (ids lower-cased). */
+export interface KnownState {
+  readonly domainNames: ReadonlySet<string>;
+  readonly domainIds: ReadonlySet<string>;
+  readonly poolIds: ReadonlySet<string>;
+  readonly networkIds: ReadonlySet<string>;
+  /** Paths of volumes and cloud-init disks. */
+  readonly volumePaths: ReadonlySet<string>;
+}
+
+/** What one host has, as virsh reports it. */
+export interface HostInventory {
+  readonly host: string;
+  readonly domains: readonly { readonly name: string; readonly uuid: string; readonly running: boolean }[];
+  /** Volumes of the host's local pool, when it is there and running. */
+  readonly localVolumes: readonly { readonly name: string; readonly path: string }[];
+  readonly pools: readonly { readonly name: string; readonly uuid: string }[];
+  readonly networks: readonly { readonly name: string; readonly uuid: string }[];
+}
+
+/**
+ * Decides what to tidy on one host: plain data in, actions out, in the order they must run
+ * (domains before their disks, disks before their pool).
+ */
+export function planReconcile(inventory: HostInventory, desired: DesiredLayout, state: KnownState): ReconcileAction[] {
+  const host = inventory.host;
+  const managed = new Set([...desired.domains.keys(), ...state.domainNames]);
+  const actions: ReconcileAction[] = [];
+  for (const domain of inventory.domains) {
+    if (!managed.has(domain.name)) continue;
+    const placedOn = desired.domains.get(domain.name);
+    // A domain where it belongs is kept, unless Terraform does not know it: then it is left
+    // from an apply that died between defining and recording it, and blocks the next define.
+    const orphan = placedOn === host && !state.domainIds.has(domain.uuid.toLowerCase());
+    if (placedOn === host && !orphan) continue;
+    const reason = orphan
+      ? `${domain.name} is not in the Terraform state (left by an interrupted apply); the next apply defines it again with the same disks`
+      : placedOn
+        ? `the configuration places ${domain.name} on ${placedOn}`
+        : `${domain.name} is not deployed in the configuration`;
+    actions.push({ host, action: domain.running ? 'stop-and-undefine-domain' : 'undefine-domain', target: domain.name, reason });
+  }
+  // Local disks (cloud-init disks, and boot disks without shared storage) of managed VMs that no
+  // longer run here, or that Terraform does not know (left by an interrupted apply, they block the
+  // next create of the same name).
+  for (const volume of inventory.localVolumes) {
+    const owner = /^(.*)-(boot\.qcow2|cloudinit\.iso)$/.exec(volume.name)?.[1];
+    if (owner === undefined || !managed.has(owner)) continue;
+    const here = desired.domains.get(owner) === host;
+    if (here && state.volumePaths.has(volume.path)) continue;
+    const reason = here ? 'not in the Terraform state (left by an interrupted apply)' : `local disk of ${owner}, which no longer runs here`;
+    actions.push({ host, action: 'delete-volume', target: `${LOCAL_POOL_NAME}/${volume.name}`, reason });
+  }
+  for (const pool of inventory.pools) {
+    if (!desired.pools.get(host)?.has(pool.name) || state.poolIds.has(pool.uuid.toLowerCase())) continue;
+    actions.push({ host, action: 'undefine-pool', target: pool.name, reason: 'left from before the host was failed or in standby; Terraform recreates it (files are kept)' });
+  }
+  for (const network of inventory.networks) {
+    if (!desired.networks.get(host)?.has(network.name) || state.networkIds.has(network.uuid.toLowerCase())) continue;
+    actions.push({ host, action: 'undefine-network', target: network.name, reason: 'left from before the host was failed or in standby; Terraform recreates it' });
+  }
+  return actions;
 }
 
 export function reconcile(options: ReconcileOptions): ReconcileAction[] {
   const desired = readConfiguration(options.stackDir);
   const state = readState(options);
-  const managedDomains = new Set([...desired.domains.keys(), ...state.domainNames]);
   const actions: ReconcileAction[] = [];
   for (const [host, uri] of Object.entries(options.hosts).sort(([a], [b]) => a.localeCompare(b))) {
     const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -71,67 +135,62 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
       actions.push({ host, action: 'host-unreachable', target: uri, reason: 'virsh cannot connect; nothing done there' });
       continue;
     }
-    const act = (action: ReconcileAction, run: () => void) => {
+    const planned = planReconcile(inventoryOf(host, virsh, options.dryRun ?? false), desired, state);
+    for (const action of planned) {
       actions.push(action);
-      if (!options.dryRun) run();
-    };
-    const localPool = LOCAL_POOL_NAME;
-    const pools = lines(virsh('pool-list', '--all', '--name'));
-    // A host that was down may not have started its pool yet; its volumes are needed below.
-    if (pools.includes(localPool) && !lines(virsh('pool-list', '--name')).includes(localPool) && !options.dryRun) {
-      virsh('pool-start', localPool);
-    }
-    for (const domain of lines(virsh('list', '--all', '--name'))) {
-      if (!managedDomains.has(domain)) continue;
-      const placedOn = desired.domains.get(domain);
-      // A domain where it belongs is kept, unless Terraform does not know it: then it is left
-      // from an apply that died between defining and recording it, and blocks the next define.
-      const orphan = placedOn === host && !state.domainIds.has(uuidOf(virsh('domuuid', domain)));
-      if (placedOn === host && !orphan) continue;
-      const running = virsh('domstate', domain).trim() === 'running';
-      const reason = orphan
-        ? `${domain} is not in the Terraform state (left by an interrupted apply); the next apply defines it again with the same disks`
-        : placedOn
-          ? `the configuration places ${domain} on ${placedOn}`
-          : `${domain} is not deployed in the configuration`;
-      act({ host, action: running ? 'stop-and-undefine-domain' : 'undefine-domain', target: domain, reason }, () => {
-        if (running) virsh('destroy', domain);
-        virsh('undefine', domain);
-      });
-    }
-    // Local disks (cloud-init disks, and boot disks without shared storage) of managed VMs that
-    // no longer run here, or that Terraform does not know (left by an interrupted apply, they
-    // block the next create of the same name).
-    if (pools.includes(localPool)) {
-      for (const [volume, volumePath] of volumesOf(virsh('vol-list', localPool))) {
-        const owner = /^(.*)-(boot\.qcow2|cloudinit\.iso)$/.exec(volume)?.[1];
-        if (owner === undefined || !managedDomains.has(owner)) continue;
-        const here = desired.domains.get(owner) === host;
-        const known = state.volumePaths.has(volumePath);
-        if (here && known) continue;
-        const reason = here ? `not in the Terraform state (left by an interrupted apply)` : `local disk of ${owner}, which no longer runs here`;
-        act({ host, action: 'delete-volume', target: `${localPool}/${volume}`, reason }, () => virsh('vol-delete', '--pool', localPool, volume));
-      }
-    }
-    for (const pool of pools) {
-      if (!desired.pools.get(host)?.has(pool) || state.poolIds.has(uuidOf(virsh('pool-uuid', pool)))) continue;
-      act({ host, action: 'undefine-pool', target: pool, reason: 'left from before the host was failed or in standby; Terraform recreates it (files are kept)' }, () => {
-        if (virsh('pool-info', pool).match(/State:\s+running/)) virsh('pool-destroy', pool);
-        virsh('pool-undefine', pool);
-      });
-    }
-    for (const network of lines(virsh('net-list', '--all', '--name'))) {
-      if (!desired.networks.get(host)?.has(network) || state.networkIds.has(uuidOf(virsh('net-uuid', network)))) continue;
-      act({ host, action: 'undefine-network', target: network, reason: 'left from before the host was failed or in standby; Terraform recreates it' }, () => {
-        if (lines(virsh('net-list', '--name')).includes(network)) virsh('net-destroy', network);
-        virsh('net-undefine', network);
-      });
+      if (!options.dryRun) carryOut(action, virsh);
     }
   }
   return actions;
 }
 
-function readConfiguration(stackDir: string): Desired {
+function inventoryOf(host: string, virsh: (...args: string[]) => string, dryRun: boolean): HostInventory {
+  const pools = lines(virsh('pool-list', '--all', '--name'));
+  let localVolumes: { name: string; path: string }[] = [];
+  if (pools.includes(LOCAL_POOL_NAME)) {
+    // A host that was down may not have started its pool yet; its volumes are needed.
+    const running = lines(virsh('pool-list', '--name')).includes(LOCAL_POOL_NAME);
+    if (!running && !dryRun) virsh('pool-start', LOCAL_POOL_NAME);
+    if (running || !dryRun) localVolumes = volumesOf(virsh('vol-list', LOCAL_POOL_NAME)).map(([name, path]) => ({ name, path }));
+  }
+  const active = new Set(lines(virsh('list', '--name')));
+  return {
+    host,
+    domains: lines(virsh('list', '--all', '--name')).map((name) => ({ name, uuid: virsh('domuuid', name).trim(), running: active.has(name) })),
+    localVolumes,
+    pools: pools.map((name) => ({ name, uuid: virsh('pool-uuid', name).trim() })),
+    networks: lines(virsh('net-list', '--all', '--name')).map((name) => ({ name, uuid: virsh('net-uuid', name).trim() })),
+  };
+}
+
+function carryOut(action: ReconcileAction, virsh: (...args: string[]) => string): void {
+  switch (action.action) {
+    case 'stop-and-undefine-domain':
+      virsh('destroy', action.target);
+      virsh('undefine', action.target);
+      break;
+    case 'undefine-domain':
+      virsh('undefine', action.target);
+      break;
+    case 'delete-volume': {
+      const [pool, volume] = action.target.split('/');
+      virsh('vol-delete', '--pool', pool, volume);
+      break;
+    }
+    case 'undefine-pool':
+      if (/State:\s+running/.test(virsh('pool-info', action.target))) virsh('pool-destroy', action.target);
+      virsh('pool-undefine', action.target);
+      break;
+    case 'undefine-network':
+      if (lines(virsh('net-list', '--name')).includes(action.target)) virsh('net-destroy', action.target);
+      virsh('net-undefine', action.target);
+      break;
+    case 'host-unreachable':
+      break;
+  }
+}
+
+function readConfiguration(stackDir: string): DesiredLayout {
   const json = JSON.parse(fs.readFileSync(path.join(stackDir, 'cdk.tf.json'), 'utf8'));
   const alias = (r: { provider?: string }) => (r.provider ?? '').replace(/^libvirt\./, '');
   const domains = new Map<string, string>();
@@ -147,13 +206,7 @@ function readConfiguration(stackDir: string): Desired {
   return { domains, pools: byHost('libvirt_pool'), networks: byHost('libvirt_network') };
 }
 
-function readState(options: ReconcileOptions): {
-  domainNames: Set<string>;
-  domainIds: Set<string>;
-  poolIds: Set<string>;
-  networkIds: Set<string>;
-  volumePaths: Set<string>;
-} {
+function readState(options: ReconcileOptions): KnownState {
   const binary = options.terraformBinary ?? process.env.TERRAFORM_BINARY_NAME ?? 'tofu';
   const shown = JSON.parse(
     execFileSync(binary, ['show', '-json', '-no-color'], { cwd: options.stackDir, env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }),
