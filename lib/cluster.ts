@@ -171,7 +171,7 @@ export class Cluster extends Construct {
     if (!this.sharedStorage) return host.imageVolume(image);
     let volume = this.sharedImages.get(image.name);
     if (!volume) {
-      const storageHost = this.hosts.find((h) => h.state === HostState.ACTIVE || h.state === HostState.MAINTENANCE) ?? host;
+      const storageHost = this.hosts.find((h) => h.reachable) ?? host;
       volume = new Volume(this, `Image-${image.name}`, { provider: storageHost.provider, pool: this.sharedStorage.poolName, ...image.volumeConfig() });
       this.sharedImages.set(image.name, volume);
     }
@@ -267,7 +267,7 @@ export class Cluster extends Construct {
       notes: [
         ...(this.degraded ? [this.degraded] : []),
         ...SecureDefaults.optOutsIn(stack).map((o) => `policy opt-out at ${o.path}: [${o.policy}] ${o.detail}`),
-        ...this.hosts.filter((h) => h.state === HostState.FAILED || h.state === HostState.STANDBY).map(
+        ...this.hosts.filter((h) => !h.reachable).map(
           (h) => `host ${h.hostName} is ${h.state}: not contacted; its provider alias points at another host and its own resources are forgotten (removed blocks)`,
         ),
       ],
@@ -300,12 +300,12 @@ export class Cluster extends Construct {
    * `removed` blocks (destroy = false), leaving the host's disks as they are for its return.
    */
   private fenceUnreachableHosts(): void {
-    const reachable = this.hosts.find((h) => h.state === HostState.ACTIVE || h.state === HostState.MAINTENANCE);
+    const reachable = this.hosts.find((h) => h.reachable);
     const stack = TerraformStack.of(this);
     const images = new Map(this.vms.map((vm) => [vm.image.name, vm.image]));
     const removed: { from: string; lifecycle: { destroy: false } }[] = [];
     for (const host of this.hosts) {
-      if (host.state !== HostState.FAILED && host.state !== HostState.STANDBY) continue;
+      if (host.reachable) continue;
       if (!reachable) {
         this.problems.push(`every host of the cluster is failed or standby: there is nowhere to run anything; mark a host active`);
         return;

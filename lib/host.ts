@@ -170,6 +170,14 @@ export class Host extends Construct {
     return volume;
   }
 
+  /**
+   * Whether Terraform may contact the host: not failed, not powered down. Unreachable hosts get
+   * no resources, and their provider alias is pointed elsewhere by their cluster.
+   */
+  public get reachable(): boolean {
+    return this.state !== HostState.FAILED && this.state !== HostState.STANDBY;
+  }
+
   /** What Terraform creates on this host for the host itself: pool, network, base images. */
   public ownResources(): TerraformResource[] {
     return [this.pool, this.network, ...this.images.values()];
@@ -198,7 +206,7 @@ export class Host extends Construct {
     if (!['x86_64', 'aarch64', 'ppc64le', 's390x'].includes(architecture)) {
       problems.push(`host architecture '${architecture}' is not 64-bit: hosts must be 64-bit (x86_64, aarch64, ppc64le or s390x); 32-bit guests run on 64-bit hosts`);
     }
-    if ((this.state === HostState.FAILED || this.state === HostState.STANDBY) && !this.clustered) {
+    if (!this.reachable && !this.clustered) {
       problems.push(`host ${this.hostName} is ${this.state} but belongs to no cluster: nothing can stand in for it, and its resources would still be contacted; add it to a Cluster or mark it active`);
     }
     if (!/^[a-z0-9+]+:\/\//.test(this.uri)) {
