@@ -427,6 +427,18 @@ function readLock(lock: PlacementLock | undefined, warnings: Problem[]): Placeme
 }
 
 /** Resolves pinned, allowed and preferred host names; reports what cannot be satisfied. */
+/** Host names a VM lists that the cluster does not have are ignored, with a warning. */
+function warnUnknownHosts(idx: ClusterIndex, vm: VmSpec, rule: string, verb: string, names: readonly string[], warnings: Problem[]): void {
+  const unknown = names.filter((n) => !idx.indexOf.has(n));
+  if (unknown.length === 0) return;
+  warnings.push({
+    subject: vm.name,
+    rule,
+    message: `VM ${vm.name} ${verb} unknown host(s) ${unknown.join(', ')}; they are ignored`,
+    hint: 'remove the names or declare the hosts',
+  });
+}
+
 function resolveTargets(idx: ClusterIndex, vm: VmSpec, problems: Problem[], warnings: Problem[]): VmTarget | undefined {
   const stateOf = (name: string): string => {
     const h = idx.indexOf.get(name);
@@ -434,15 +446,7 @@ function resolveTargets(idx: ClusterIndex, vm: VmSpec, problems: Problem[], warn
   };
   let candidates: number[] | undefined;
   if (vm.allowedHosts !== undefined) {
-    const unknown = vm.allowedHosts.filter((n) => !idx.indexOf.has(n));
-    if (unknown.length > 0) {
-      warnings.push({
-        subject: vm.name,
-        rule: 'allowed-hosts',
-        message: `VM ${vm.name} allows unknown host(s) ${unknown.join(', ')}; they are ignored`,
-        hint: 'remove the names or declare the hosts',
-      });
-    }
+    warnUnknownHosts(idx, vm, 'allowed-hosts', 'allows', vm.allowedHosts, warnings);
     candidates = [...new Set(vm.allowedHosts.flatMap((n) => idx.indexOf.get(n) ?? []))].filter((h) => idx.active[h]).sort((a, b) => a - b);
     if (vm.pinnedHost === undefined && candidates.length === 0) {
       problems.push({
@@ -473,15 +477,7 @@ function resolveTargets(idx: ClusterIndex, vm: VmSpec, problems: Problem[], warn
   }
   let preferred: Map<number, number> | undefined;
   if (vm.preferredHosts !== undefined && vm.preferredHosts.length > 0) {
-    const unknown = vm.preferredHosts.filter((n) => !idx.indexOf.has(n));
-    if (unknown.length > 0) {
-      warnings.push({
-        subject: vm.name,
-        rule: 'preferred-hosts',
-        message: `VM ${vm.name} prefers unknown host(s) ${unknown.join(', ')}; they are ignored`,
-        hint: 'remove the names or declare the hosts',
-      });
-    }
+    warnUnknownHosts(idx, vm, 'preferred-hosts', 'prefers', vm.preferredHosts, warnings);
     preferred = new Map();
     vm.preferredHosts.forEach((n, rank) => {
       const h = idx.indexOf.get(n);
