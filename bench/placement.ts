@@ -6,7 +6,7 @@
  *   npm run bench            # or: npx ts-node --transpile-only bench/placement.ts [runs]
  */
 import { performance } from 'node:perf_hooks';
-import { ClusterSpec, HostSpec, RestartPriority, VmSpec, admissionControl, hostCapacity, place } from '../lib/core';
+import { ClusterSpec, HostSpec, HostState, PlacementPolicy, RestartPriority, VmSpec, admissionControl, hostCapacity, place } from '../lib/core';
 
 const HOSTS = 1_000;
 const RACKS = 40;
@@ -37,11 +37,12 @@ function generate(): { cluster: ClusterSpec; vms: VmSpec[] } {
       reservedCores: 2,
       reservedMemoryMiB: 8 * 1024,
       labels: { rack: `rack-${String(i % RACKS).padStart(2, '0')}`, room: `room-${i % 2}` },
-      state: 'active',
+      state: HostState.ACTIVE,
     });
   }
   const vms: VmSpec[] = [];
-  const priorities: RestartPriority[] = ['high', 'high', 'medium', 'medium', 'medium', 'medium', 'low', 'low', 'low', 'none'];
+  const { HIGH, MEDIUM, LOW, NONE } = RestartPriority;
+  const priorities: RestartPriority[] = [HIGH, HIGH, MEDIUM, MEDIUM, MEDIUM, MEDIUM, LOW, LOW, LOW, NONE];
   for (let g = 0; vms.length < VMS; g++) {
     const replicas = Math.min(VMS - vms.length, 2 + Math.floor(rnd() * 3));
     const hard = g % 2 === 0;
@@ -60,7 +61,7 @@ function generate(): { cluster: ClusterSpec; vms: VmSpec[] } {
       });
     }
   }
-  return { cluster: { hosts, failuresToTolerate: 1, cpuOvercommit: 4, memoryOvercommit: 1, policy: 'spread' }, vms };
+  return { cluster: { hosts, failuresToTolerate: 1, cpuOvercommit: 4, memoryOvercommit: 1, policy: PlacementPolicy.SPREAD }, vms };
 }
 
 /** Baseline: each VM in input order on the first host with room, keeping only hard anti-affinity by host. */

@@ -1,5 +1,5 @@
 import { ClusterIndex, groupRules } from './cluster-index';
-import { ClusterSpec, PRIORITY_ORDER, VmSpec, compareNames, lookup, sortedRecord } from './model';
+import { ClusterSpec, PRIORITY_ORDER, RestartPriority, VmSpec, compareNames, lookup, sortedRecord } from './model';
 
 export interface AdmissionOptions {
   /**
@@ -267,7 +267,7 @@ class FailoverModel {
     for (const h of failed) failedMask[h] = 1;
     const displaced: number[] = [];
     const notRestarted: number[] = [];
-    for (const h of failed) for (const v of this.byHost[h]) (this.vms[v].priority === 'none' ? notRestarted : displaced).push(v);
+    for (const h of failed) for (const v of this.byHost[h]) (this.vms[v].priority === RestartPriority.NONE ? notRestarted : displaced).push(v);
     displaced.sort((a, b) => a - b); // VM indices are in restart order already
     const base = { notRestarted, steps: 0, budgetExceeded: false };
     if (displaced.length === 0) {

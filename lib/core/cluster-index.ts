@@ -1,4 +1,4 @@
-import { ClusterSpec, HostSpec, VmSpec, compareNames, hostCapacity, lookup } from './model';
+import { ClusterSpec, HostSpec, HostState, VmSpec, compareNames, hostCapacity, lookup } from './model';
 
 /**
  * Hosts partitioned by one scope of anti-affinity: by host, or by the value of a host label.
@@ -46,7 +46,7 @@ export class ClusterIndex {
       const cap = hostCapacity(h, cluster);
       this.cpuCapacity[i] = cap.vcpus;
       this.memCapacity[i] = cap.memoryMiB;
-      this.active[i] = h.state === 'active' ? 1 : 0;
+      this.active[i] = h.state === HostState.ACTIVE ? 1 : 0;
     });
   }
 

@@ -4,19 +4,36 @@
  */
 
 /**
- * What a host may be used for.
- * - `active`: receives VMs.
- * - `maintenance`: drained; nothing new goes there and its VMs move away.
- * - `standby`: powered down to save power; nothing is placed there.
- * - `failed`: unreachable; its VMs must be placed on the survivors.
+ * What a host may be used for. The values are what locks and reports show, so they never change.
+ * The constructs re-export this enum rather than spelling the states again.
  */
-export type HostState = 'active' | 'maintenance' | 'standby' | 'failed';
+export enum HostState {
+  /** Receives VMs. */
+  ACTIVE = 'active',
+  /** Drained: nothing new goes there and its VMs move away. */
+  MAINTENANCE = 'maintenance',
+  /** Powered down to save power: nothing is placed there. */
+  STANDBY = 'standby',
+  /** Unreachable: its VMs must be placed on the survivors. */
+  FAILED = 'failed',
+}
 
-/** `spread` evens the load across hosts; `pack` keeps as few hosts busy as possible (for power saving). */
-export type PlacementPolicy = 'spread' | 'pack';
+/** How placement chooses among hosts that fit. */
+export enum PlacementPolicy {
+  /** Evens the load across hosts. */
+  SPREAD = 'spread',
+  /** Keeps as few hosts busy as possible, so the rest can go to standby. */
+  PACK = 'pack',
+}
 
-/** The SLA tier of a VM: the order in which VMs are placed and restarted. `none` is never restarted. */
-export type RestartPriority = 'high' | 'medium' | 'low' | 'none';
+/** The SLA tier of a VM: the order in which VMs are placed and restarted. */
+export enum RestartPriority {
+  HIGH = 'high',
+  MEDIUM = 'medium',
+  LOW = 'low',
+  /** Never restarted on another host; admission control reserves no room for it. */
+  NONE = 'none',
+}
 
 export interface HostSpec {
   readonly name: string;
@@ -104,7 +121,12 @@ export interface PlacementResult {
 }
 
 /** Placement and restart order: higher tiers first. */
-export const PRIORITY_ORDER: Readonly<Record<RestartPriority, number>> = { high: 0, medium: 1, low: 2, none: 3 };
+export const PRIORITY_ORDER: Readonly<Record<RestartPriority, number>> = {
+  [RestartPriority.HIGH]: 0,
+  [RestartPriority.MEDIUM]: 1,
+  [RestartPriority.LOW]: 2,
+  [RestartPriority.NONE]: 3,
+};
 
 /**
  * What a host can give to VMs: (cores − reserved) × overcommit, and the same for memory. Whole

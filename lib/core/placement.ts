@@ -3,10 +3,12 @@ import {
   ClusterSpec,
   HostState,
   Move,
+  PlacementPolicy,
   PRIORITY_ORDER,
   PlacementLock,
   PlacementResult,
   Problem,
+  RestartPriority,
   VmSpec,
   compareNames,
   lookup,
@@ -19,8 +21,6 @@ export interface PlaceOptions {
   /** Ignore the lock and place everything from scratch (moves are still reported against it). */
   readonly rebalance?: boolean;
 }
-
-const HOST_STATES: readonly HostState[] = ['active', 'maintenance', 'standby', 'failed'];
 
 /**
  * Places VMs on the active hosts of a cluster.
@@ -153,7 +153,7 @@ class PlacementState {
     this.usedCpu = new Float64Array(idx.size);
     this.usedMem = new Float64Array(idx.size);
     this.vmCount = new Int32Array(idx.size);
-    this.policyPack = idx.cluster.policy === 'pack';
+    this.policyPack = idx.cluster.policy === PlacementPolicy.PACK;
     for (const rule of rules.values()) {
       const scopeState = (scope: string): ScopeState => ({ scope, ids: idx.domains(scope).ids, used: [] });
       this.groups.set(rule.group, {
@@ -181,7 +181,7 @@ class PlacementState {
     const h = this.idx.indexOf.get(hostName);
     if (h === undefined) return `host ${hostName} no longer exists`;
     const hostState = this.idx.hosts[h].state;
-    if (hostState !== 'active') return `host ${hostName} is ${describeState(hostState)}`;
+    if (hostState !== HostState.ACTIVE) return `host ${hostName} is ${describeState(hostState)}`;
     if (vm.pinnedHost !== undefined && vm.pinnedHost !== hostName) return `VM is pinned to ${vm.pinnedHost}`;
     if (target.candidates && !target.candidates.includes(h)) return `host ${hostName} is not among the allowed hosts`;
     if (!this.fits(vm, h)) return `VM no longer fits on ${hostName}`;
@@ -335,11 +335,16 @@ class PlacementState {
   }
 }
 
+/** Whether a value from outside the type system (props, JSON) is a member of a string enum. */
+function isOneOf<E extends Record<string, string>>(closedSet: E, value: unknown): value is E[keyof E] {
+  return (Object.values(closedSet) as unknown[]).includes(value);
+}
+
 function describeState(state: HostState): string {
   switch (state) {
-    case 'maintenance':
+    case HostState.MAINTENANCE:
       return 'in maintenance';
-    case 'standby':
+    case HostState.STANDBY:
       return 'in standby';
     default:
       return state;
@@ -359,8 +364,8 @@ function validateCluster(cluster: ClusterSpec, problems: Problem[]): void {
   if (!(Number.isFinite(cluster.memoryOvercommit) && cluster.memoryOvercommit > 0)) {
     bad('cluster', `memoryOvercommit is ${cluster.memoryOvercommit}`, 'use a positive ratio, e.g. 1 for no memory overcommit');
   }
-  if (cluster.policy !== 'spread' && cluster.policy !== 'pack') {
-    bad('cluster', `policy is ${String(cluster.policy)}`, "use 'spread' or 'pack'");
+  if (!isOneOf(PlacementPolicy, cluster.policy)) {
+    bad('cluster', `policy is ${String(cluster.policy)}`, `use one of ${Object.values(PlacementPolicy).join(', ')}`);
   }
   for (const h of cluster.hosts) {
     for (const [field, value] of [
@@ -375,7 +380,7 @@ function validateCluster(cluster: ClusterSpec, problems: Problem[]): void {
     if (h.reservedMemoryMiB > h.memoryMiB) {
       bad(h.name, `host ${h.name} reserves ${h.reservedMemoryMiB} of its ${h.memoryMiB} MiB`, 'reserve less memory than the host has');
     }
-    if (!HOST_STATES.includes(h.state)) bad(h.name, `host ${h.name} has state ${String(h.state)}`, `use one of ${HOST_STATES.join(', ')}`);
+    if (!isOneOf(HostState, h.state)) bad(h.name, `host ${h.name} has state ${String(h.state)}`, `use one of ${Object.values(HostState).join(', ')}`);
   }
 }
 
@@ -397,7 +402,7 @@ function validVms(vms: readonly VmSpec[], problems: Problem[]): VmSpec[] {
     const errors: string[] = [];
     if (!Number.isSafeInteger(vm.vcpus) || vm.vcpus < 1) errors.push(`vcpus is ${vm.vcpus}`);
     if (!Number.isSafeInteger(vm.memoryMiB) || vm.memoryMiB < 1) errors.push(`memoryMiB is ${vm.memoryMiB}`);
-    if (!(vm.priority in PRIORITY_ORDER)) errors.push(`priority is ${String(vm.priority)}`);
+    if (!isOneOf(RestartPriority, vm.priority)) errors.push(`priority is ${String(vm.priority)}`);
     if (errors.length > 0) {
       problems.push({
         subject: vm.name,

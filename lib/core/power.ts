@@ -1,4 +1,4 @@
-import { ClusterSpec, VmSpec, compareNames, lookup } from './model';
+import { ClusterSpec, HostState, VmSpec, compareNames, lookup } from './model';
 
 /**
  * Active hosts that run no VM in the current schedule window, sorted by name: they could be
@@ -15,5 +15,5 @@ export function standbyCandidates(
     const host = lookup(placements, vm.name);
     if (vm.active && host !== undefined) busy.add(host);
   }
-  return [...new Set(cluster.hosts.filter((h) => h.state === 'active' && !busy.has(h.name)).map((h) => h.name))].sort(compareNames);
+  return [...new Set(cluster.hosts.filter((h) => h.state === HostState.ACTIVE && !busy.has(h.name)).map((h) => h.name))].sort(compareNames);
 }

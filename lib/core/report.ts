@@ -1,6 +1,6 @@
 import { AdmissionResult, planRestarts } from './admission';
 import { ClusterIndex } from './cluster-index';
-import { ClusterSpec, PlacementResult, Problem, VmSpec, compareNames, lookup } from './model';
+import { ClusterSpec, HostState, PlacementResult, Problem, VmSpec, compareNames, lookup } from './model';
 
 export interface ReportInput {
   /** @default - 'Cluster placement' */
@@ -36,7 +36,7 @@ export function renderReport(input: ReportInput): Report {
 
 interface HostRow {
   readonly name: string;
-  readonly state: string;
+  readonly state: HostState;
   readonly labels: string;
   readonly vms: readonly VmSpec[];
   readonly usedCpu: number;
@@ -123,7 +123,7 @@ class ReportView {
     ), '');
 
     out.push('## What if one host fails', '');
-    const active = this.rows.filter((r) => r.state === 'active');
+    const active = this.rows.filter((r) => r.state === HostState.ACTIVE);
     if (active.length === 0) out.push('No active hosts.', '');
     else {
       const plans = planRestarts(cluster, input.vms, placement.placements, active.map((r) => [r.name]));
@@ -190,7 +190,7 @@ class ReportView {
     );
     this.rows.forEach((r, i) => {
       const y = top + i * rowHeight;
-      const muted = r.state !== 'active';
+      const muted = r.state !== HostState.ACTIVE;
       parts.push(`<g transform="translate(0 ${y})">`);
       parts.push(`<text x="12" y="14" font-weight="bold"${muted ? ' fill="#888888"' : ''}>${xml(r.name)}</text>`);
       parts.push(`<text x="12" y="30" fill="#888888">${xml(r.state)}</text>`);

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ClusterSpec, RestartPriority, VmSpec, admissionControl, place, planRestart, planRestarts } from '../../lib/core';
+import { ClusterSpec, HostState, RestartPriority, VmSpec, admissionControl, place, planRestart, planRestarts } from '../../lib/core';
 import { capacityOf, cluster, domainOf, hardScopes, host, scenarioArb, shuffle, vm } from './arbitraries';
 
 const hard = (scope = 'host') => ({ antiAffinity: { hard: true, scope } });
@@ -11,7 +11,7 @@ describe('admissionControl', () => {
   });
 
   test('checks every combination of up to N failed active hosts', () => {
-    const hosts = ['h1', 'h2', 'h3', 'h4'].map((n) => host(n)).concat(host('h5', { state: 'standby' }));
+    const hosts = ['h1', 'h2', 'h3', 'h4'].map((n) => host(n)).concat(host('h5', { state: HostState.STANDBY }));
     expect(admissionControl(cluster(hosts, { failuresToTolerate: 1 }), [], {}).checked).toBe(4);
     expect(admissionControl(cluster(hosts, { failuresToTolerate: 2 }), [], {}).checked).toBe(4 + 6);
     expect(admissionControl(cluster(hosts, { failuresToTolerate: 9 }), [], {}).checked).toBe(15);
@@ -35,7 +35,7 @@ describe('admissionControl', () => {
 
   test('VMs with priority none are not restarted, so they need no room', () => {
     const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 })]);
-    const vms = [vm('a', { vcpus: 3, priority: 'none' }), vm('b', { vcpus: 3, priority: 'none' })];
+    const vms = [vm('a', { vcpus: 3, priority: RestartPriority.NONE }), vm('b', { vcpus: 3, priority: RestartPriority.NONE })];
     expect(admissionControl(c, vms, { a: 'h1', b: 'h2' }).ok).toBe(true);
   });
 
@@ -95,7 +95,7 @@ describe('admissionControl', () => {
 
   test('planRestarts answers several scenarios like planRestart does one by one', () => {
     const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 }), host('h3', { cores: 3 })]);
-    const vms = [vm('a', { vcpus: 3 }), vm('b', { vcpus: 2 }), vm('c', { vcpus: 1, priority: 'none' })];
+    const vms = [vm('a', { vcpus: 3 }), vm('b', { vcpus: 2 }), vm('c', { vcpus: 1, priority: RestartPriority.NONE })];
     const placements = { a: 'h1', b: 'h2', c: 'h3' };
     const scenarios = [['h1'], ['h2'], ['h3'], ['h1', 'h2'], ['nope']];
     expect(planRestarts(c, vms, placements, scenarios)).toEqual(scenarios.map((s) => planRestart(c, vms, placements, s)));
@@ -109,7 +109,7 @@ describe('admissionControl', () => {
     // but 5+3+2 and 4+3+3 fit exactly.
     const c = cluster([host('f', { cores: 20 }), host('s1', { cores: 10 }), host('s2', { cores: 10 })]);
     const sizes = [5, 4, 3, 3, 3, 2];
-    const vms = sizes.map((n, i) => vm(`v${i}`, { vcpus: n, priority: 'high' }));
+    const vms = sizes.map((n, i) => vm(`v${i}`, { vcpus: n, priority: RestartPriority.HIGH }));
     const placements = Object.fromEntries(vms.map((v) => [v.name, 'f']));
 
     test('the exact search finds the assignment', () => {
@@ -126,7 +126,7 @@ describe('admissionControl', () => {
     });
 
     test('an infeasible variant is proven infeasible, not guessed', () => {
-      const more = [...vms.slice(0, 5), vm('v5', { vcpus: 3, priority: 'high' })];
+      const more = [...vms.slice(0, 5), vm('v5', { vcpus: 3, priority: RestartPriority.HIGH })];
       const result = admissionControl(c, more, placements);
       const scenario = result.scenarios.find((s) => s.failedHosts[0] === 'f')!;
       expect(scenario).toMatchObject({ searchBudgetExceeded: false });
@@ -139,7 +139,7 @@ describe('admissionControl', () => {
       const hosts = [host('h0', { cores: 8 }), ...['h1', 'h2', 'h3'].map((n) => host(n, { cores: 2, labels: { rack: 'r' } }))];
       const c4 = cluster(hosts);
       const list = [
-        vm('v', { vcpus: 2, priority: 'high', allowedHosts: ['h1', 'h2'] }),
+        vm('v', { vcpus: 2, priority: RestartPriority.HIGH, allowedHosts: ['h1', 'h2'] }),
         vm('w1', { vcpus: 2, allowedHosts: ['h1', 'h3'] }),
         vm('w2', { vcpus: 2, allowedHosts: ['h1', 'h3'] }),
       ];
@@ -153,10 +153,10 @@ describe('admissionControl', () => {
       const c3 = cluster([host('h0', { cores: 5, labels: { rack: 'r0' } }), host('h1', { cores: 5, labels: { rack: 'r1' } }), host('h2', { cores: 9 })]);
       const b = { group: 'b', antiAffinity: { hard: true, scope } };
       const list = [
-        vm('v0', { vcpus: 1, priority: 'high' }),
-        vm('v1', { vcpus: 3, priority: 'high' }),
-        vm('v2', { vcpus: 2, priority: 'low', ...b }),
-        vm('v3', { vcpus: 3, priority: 'high', ...b }),
+        vm('v0', { vcpus: 1, priority: RestartPriority.HIGH }),
+        vm('v1', { vcpus: 3, priority: RestartPriority.HIGH }),
+        vm('v2', { vcpus: 2, priority: RestartPriority.LOW, ...b }),
+        vm('v3', { vcpus: 3, priority: RestartPriority.HIGH, ...b }),
       ];
       const on = Object.fromEntries(list.map((v) => [v.name, 'h2']));
       const plan = planRestart(c3, list, on, ['h2'], { greedy: false });
@@ -180,7 +180,7 @@ describe('admissionControl', () => {
  * capacity on top of what already runs there and hard rules against every group member still up.
  */
 function bruteForceFailingScenarios(c: ClusterSpec, vms: readonly VmSpec[], placements: Record<string, string>): string[][] {
-  const active = c.hosts.filter((h) => h.state === 'active').sort((a, b) => (a.name < b.name ? -1 : 1));
+  const active = c.hosts.filter((h) => h.state === HostState.ACTIVE).sort((a, b) => (a.name < b.name ? -1 : 1));
   const byName = new Map(c.hosts.map((h) => [h.name, h]));
   const hard = hardScopes(vms);
   const placed = vms.filter((v) => placements[v.name] !== undefined);
@@ -196,7 +196,7 @@ function bruteForceFailingScenarios(c: ClusterSpec, vms: readonly VmSpec[], plac
     const failedNames = new Set(failed.map((h) => h.name));
     const survivors = active.filter((h) => !failedNames.has(h.name));
     const down = placed.filter((v) => failedNames.has(placements[v.name]));
-    const restart = down.filter((v) => v.priority !== 'none');
+    const restart = down.filter((v) => v.priority !== RestartPriority.NONE);
     const up = placed.filter((v) => !failedNames.has(placements[v.name]));
     const valid = (assignment: string[]): boolean => {
       const load = new Map<string, { cpu: number; mem: number }>();
@@ -308,7 +308,7 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
           fc.record({
             vcpus: fc.integer({ min: 1, max: 3 }),
             group: fc.constantFrom<string | undefined>(undefined, 'a', 'b'),
-            priority: fc.constantFrom<RestartPriority>('high', 'medium', 'low', 'none'),
+            priority: fc.constantFrom(...Object.values(RestartPriority)),
             host: fc.nat(),
           }),
           { minLength: 3, maxLength: 7 },
@@ -339,7 +339,7 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
     fc.assert(
       fc.property(small, fc.nat(), ({ cluster: c, vms }, pick) => {
         const placements = { ...place(c, vms).placements };
-        const active = c.hosts.filter((h) => h.state === 'active');
+        const active = c.hosts.filter((h) => h.state === HostState.ACTIVE);
         if (active.length === 0) return;
         const failed = active[pick % active.length].name;
         const plan = planRestart(c, vms, placements, [failed], options);
@@ -347,11 +347,11 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
         expect(plan.feasible).toBe(bruteForceOk);
         if (!plan.feasible) return;
         const after = { ...placements, ...plan.restarts };
-        for (const v of vms) if (placements[v.name] === failed && v.priority !== 'none') expect(after[v.name]).not.toBe(failed);
+        for (const v of vms) if (placements[v.name] === failed && v.priority !== RestartPriority.NONE) expect(after[v.name]).not.toBe(failed);
         for (const h of c.hosts.filter((x) => x.name !== failed)) {
           const restarted = vms.filter((v) => plan.restarts[v.name] === h.name);
           if (restarted.length === 0) continue;
-          const on = vms.filter((v) => after[v.name] === h.name && !(placements[v.name] === failed && v.priority === 'none'));
+          const on = vms.filter((v) => after[v.name] === h.name && !(placements[v.name] === failed && v.priority === RestartPriority.NONE));
           const cap = capacityOf(h, c);
           expect(on.reduce((s, v) => s + v.vcpus, 0)).toBeLessThanOrEqual(cap.vcpus);
           expect(on.reduce((s, v) => s + v.memoryMiB, 0)).toBeLessThanOrEqual(cap.memoryMiB);

@@ -1,22 +1,22 @@
 /** Random small clusters and VM sets for the property tests of the placement core. */
 import fc from 'fast-check';
-import { AntiAffinitySpec, ClusterSpec, HostSpec, HostState, RestartPriority, VmSpec } from '../../lib/core';
+import { AntiAffinitySpec, ClusterSpec, HostSpec, HostState, PlacementPolicy, RestartPriority, VmSpec } from '../../lib/core';
 
 export function host(name: string, overrides: Partial<HostSpec> = {}): HostSpec {
-  return { name, cores: 8, memoryMiB: 16384, reservedCores: 0, reservedMemoryMiB: 0, labels: {}, state: 'active', ...overrides };
+  return { name, cores: 8, memoryMiB: 16384, reservedCores: 0, reservedMemoryMiB: 0, labels: {}, state: HostState.ACTIVE, ...overrides };
 }
 
 export function vm(name: string, overrides: Partial<VmSpec> = {}): VmSpec {
-  return { name, vcpus: 1, memoryMiB: 1024, priority: 'medium', active: true, ...overrides };
+  return { name, vcpus: 1, memoryMiB: 1024, priority: RestartPriority.MEDIUM, active: true, ...overrides };
 }
 
 export function cluster(hosts: readonly HostSpec[], overrides: Partial<ClusterSpec> = {}): ClusterSpec {
-  return { hosts, failuresToTolerate: 1, cpuOvercommit: 1, memoryOvercommit: 1, policy: 'spread', ...overrides };
+  return { hosts, failuresToTolerate: 1, cpuOvercommit: 1, memoryOvercommit: 1, policy: PlacementPolicy.SPREAD, ...overrides };
 }
 
 const stateArb: fc.Arbitrary<HostState> = fc.oneof(
-  { weight: 6, arbitrary: fc.constant<HostState>('active') },
-  { weight: 1, arbitrary: fc.constantFrom<HostState>('maintenance', 'standby', 'failed') },
+  { weight: 6, arbitrary: fc.constant(HostState.ACTIVE) },
+  { weight: 1, arbitrary: fc.constantFrom(HostState.MAINTENANCE, HostState.STANDBY, HostState.FAILED) },
 );
 
 export function hostsArb(opts: { min?: number; max: number; allActive?: boolean }): fc.Arbitrary<HostSpec[]> {
@@ -28,7 +28,7 @@ export function hostsArb(opts: { min?: number; max: number; allActive?: boolean 
         reservedCores: fc.constantFrom(0, 0, 1),
         reservedMemoryMiB: fc.constantFrom(0, 0, 1024),
         rack: fc.constantFrom<string | undefined>('r0', 'r1', 'r2', undefined),
-        state: opts.allActive ? fc.constant<HostState>('active') : stateArb,
+        state: opts.allActive ? fc.constant(HostState.ACTIVE) : stateArb,
       }),
       { minLength: opts.min ?? 1, maxLength: opts.max },
     )
@@ -53,7 +53,7 @@ export function clusterArb(opts: { minHosts?: number; maxHosts: number; maxFailu
       failuresToTolerate: fc.integer({ min: 0, max: opts.maxFailures ?? 2 }),
       cpuOvercommit: fc.constantFrom(1, 1.5, 2, 4),
       memoryOvercommit: fc.constantFrom(1, 1, 1.5),
-      policy: fc.constantFrom<'spread' | 'pack'>('spread', 'pack'),
+      policy: fc.constantFrom(...Object.values(PlacementPolicy)),
     })
     .map((c) => cluster(c.hosts, c));
 }
@@ -63,7 +63,7 @@ const antiAffinityArb: fc.Arbitrary<AntiAffinitySpec | undefined> = fc.option(
   { nil: undefined },
 );
 
-const priorityArb = fc.constantFrom<RestartPriority>('high', 'medium', 'low', 'none');
+const priorityArb = fc.constantFrom(...Object.values(RestartPriority));
 
 /** Draws a VM; group members share the group's anti-affinity, as a failover group would give them. */
 function vmFieldsArb(hostCount: number) {

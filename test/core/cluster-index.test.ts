@@ -1,3 +1,4 @@
+import { HostState } from '../../lib/core';
 import { ClusterIndex, groupRules } from '../../lib/core/cluster-index';
 import { cluster, host, vm } from './arbitraries';
 
@@ -5,7 +6,7 @@ describe('ClusterIndex', () => {
   const idx = new ClusterIndex(
     cluster(
       [
-        host('h3', { labels: { rack: 'r2' }, state: 'failed' }),
+        host('h3', { labels: { rack: 'r2' }, state: HostState.FAILED }),
         host('h1', { labels: { rack: 'r1' }, cores: 4 }),
         host('h2', { labels: { rack: 'r2' } }),
         host('h1', { cores: 99 }),

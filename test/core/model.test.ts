@@ -1,4 +1,4 @@
-import { compareNames, hostCapacity, sortedRecord } from '../../lib/core';
+import { HostState, PRIORITY_ORDER, PlacementPolicy, RestartPriority, compareNames, hostCapacity, sortedRecord } from '../../lib/core';
 import { host } from './arbitraries';
 
 describe('hostCapacity', () => {
@@ -23,5 +23,22 @@ describe('sortedRecord and compareNames', () => {
     const r = sortedRecord([['b', 1], ['B', 2], ['a', 3], ['ä', 4]]);
     expect(JSON.stringify(r)).toBe('{"B":2,"a":3,"b":1,"ä":4}');
     expect(['b', 'a', 'A'].sort(compareNames)).toEqual(['A', 'a', 'b']);
+  });
+});
+
+describe('closed sets', () => {
+  test('are enums the constructs can re-export, with the string values locks and reports already use', () => {
+    expect({ ...HostState }).toEqual({ ACTIVE: 'active', MAINTENANCE: 'maintenance', STANDBY: 'standby', FAILED: 'failed' });
+    expect({ ...RestartPriority }).toEqual({ HIGH: 'high', MEDIUM: 'medium', LOW: 'low', NONE: 'none' });
+    expect({ ...PlacementPolicy }).toEqual({ SPREAD: 'spread', PACK: 'pack' });
+  });
+
+  test('restart order follows the priorities, highest first', () => {
+    expect(Object.values(RestartPriority).sort((a, b) => PRIORITY_ORDER[a] - PRIORITY_ORDER[b])).toEqual([
+      RestartPriority.HIGH,
+      RestartPriority.MEDIUM,
+      RestartPriority.LOW,
+      RestartPriority.NONE,
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ClusterSpec, HostState, PlacementResult, VmSpec, place } from '../../lib/core';
+import { ClusterSpec, HostState, PlacementPolicy, PlacementResult, RestartPriority, VmSpec, place } from '../../lib/core';
 import { capacityOf, cluster, domainOf, hardScopes, host, scenarioArb, shuffle, toVm, vm } from './arbitraries';
 
 const rack = (r: string) => ({ labels: { rack: r } });
@@ -70,20 +70,20 @@ describe('place: capacity', () => {
 
   test('higher priority is placed first when room is short', () => {
     const c = cluster([host('h1', { cores: 2 })]);
-    const result = place(c, [vm('low', { vcpus: 2, priority: 'low' }), vm('high', { vcpus: 2, priority: 'high' })]);
+    const result = place(c, [vm('low', { vcpus: 2, priority: RestartPriority.LOW }), vm('high', { vcpus: 2, priority: RestartPriority.HIGH })]);
     expect(result.placements).toEqual({ high: 'h1' });
   });
 });
 
 describe('place: host states', () => {
-  test.each<HostState>(['maintenance', 'standby', 'failed'])('a host in state %s receives nothing', (state) => {
+  test.each([HostState.MAINTENANCE, HostState.STANDBY, HostState.FAILED])('a host in state %s receives nothing', (state) => {
     const c = cluster([host('h1', { state }), host('h2')]);
     const result = place(c, [vm('a'), vm('b'), vm('c')]);
     expect(hostsUsed(result)).toEqual(new Set(['h2']));
   });
 
   test('with no active host every VM is reported', () => {
-    const result = place(cluster([host('h1', { state: 'standby' })]), [vm('a'), vm('b')]);
+    const result = place(cluster([host('h1', { state: HostState.STANDBY })]), [vm('a'), vm('b')]);
     expect(result.placements).toEqual({});
     expect(result.problems.filter((p) => p.rule === 'capacity').map((p) => p.subject)).toEqual(['cluster', 'a', 'b']);
   });
@@ -94,15 +94,15 @@ describe('place: policy', () => {
   const vms = [vm('a'), vm('b'), vm('c')];
 
   test('spread puts each VM on the least loaded host', () => {
-    expect(hostsUsed(place(cluster(hosts, { policy: 'spread' }), vms)).size).toBe(3);
+    expect(hostsUsed(place(cluster(hosts, { policy: PlacementPolicy.SPREAD }), vms)).size).toBe(3);
   });
 
   test('pack keeps as few hosts busy as possible', () => {
-    expect(hostsUsed(place(cluster(hosts, { policy: 'pack' }), vms)).size).toBe(1);
+    expect(hostsUsed(place(cluster(hosts, { policy: PlacementPolicy.PACK }), vms)).size).toBe(1);
   });
 
   test('pack opens a new host only when the busy ones are full', () => {
-    const c = cluster([host('h1', { cores: 2 }), host('h2', { cores: 2 }), host('h3', { cores: 2 })], { policy: 'pack' });
+    const c = cluster([host('h1', { cores: 2 }), host('h2', { cores: 2 }), host('h3', { cores: 2 })], { policy: PlacementPolicy.PACK });
     const result = place(c, [vm('a'), vm('b'), vm('c')]);
     expect(hostsUsed(result).size).toBe(2);
   });
@@ -112,13 +112,13 @@ describe('place: anti-affinity', () => {
   const mail = (i: number, hard = true, scope = 'host'): VmSpec => vm(`mail-${i}`, { group: 'mail', antiAffinity: { hard, scope } });
 
   test('hard by host: one replica per host', () => {
-    const result = place(cluster([host('h1'), host('h2'), host('h3')], { policy: 'pack' }), [mail(0), mail(1), mail(2)]);
+    const result = place(cluster([host('h1'), host('h2'), host('h3')], { policy: PlacementPolicy.PACK }), [mail(0), mail(1), mail(2)]);
     expect(hostsUsed(result).size).toBe(3);
     expect(result.problems).toEqual([]);
   });
 
   test('hard, with too few hosts: one problem for the group, naming replicas and hosts', () => {
-    const result = place(cluster([host('h1'), host('h2'), host('h3', { state: 'maintenance' })]), [mail(0), mail(1), mail(2)]);
+    const result = place(cluster([host('h1'), host('h2'), host('h3', { state: HostState.MAINTENANCE })]), [mail(0), mail(1), mail(2)]);
     expect(result.problems).toContainEqual({
       subject: 'mail',
       rule: 'anti-affinity-hard',
@@ -144,7 +144,7 @@ describe('place: anti-affinity', () => {
   });
 
   test('soft by rack: kept while possible, then relaxed with a warning', () => {
-    const c = cluster([host('h1', rack('r1')), host('h2', rack('r1')), host('h3', rack('r2'))], { policy: 'pack' });
+    const c = cluster([host('h1', rack('r1')), host('h2', rack('r1')), host('h3', rack('r2'))], { policy: PlacementPolicy.PACK });
     const two = place(c, [mail(0, false, 'rack'), mail(1, false, 'rack')]);
     expect(new Set(Object.values(two.placements).map((h) => c.hosts.find((x) => x.name === h)!.labels.rack))).toEqual(new Set(['r1', 'r2']));
     expect(two.warnings).toEqual([]);
@@ -171,7 +171,7 @@ describe('place: anti-affinity', () => {
   });
 
   test('members that disagree: every declared rule applies to the group, with a warning', () => {
-    const result = place(cluster([host('h1'), host('h2')], { policy: 'pack' }), [
+    const result = place(cluster([host('h1'), host('h2')], { policy: PlacementPolicy.PACK }), [
       vm('a', { group: 'g', antiAffinity: { hard: true, scope: 'host' } }),
       vm('b', { group: 'g' }),
     ]);
@@ -181,7 +181,7 @@ describe('place: anti-affinity', () => {
 });
 
 describe('place: pinned, allowed and preferred hosts', () => {
-  const c = cluster([host('h1'), host('h2'), host('h3'), host('h4', { state: 'failed' })]);
+  const c = cluster([host('h1'), host('h2'), host('h3'), host('h4', { state: HostState.FAILED })]);
 
   test('a pinned VM goes to its host', () => {
     expect(place(c, [vm('a', { pinnedHost: 'h3' })]).placements).toEqual({ a: 'h3' });
@@ -262,9 +262,9 @@ describe('place: the lock keeps VMs where they are', () => {
   });
 
   test.each<[HostState, string]>([
-    ['failed', 'host h1 is failed'],
-    ['maintenance', 'host h1 is in maintenance'],
-    ['standby', 'host h1 is in standby'],
+    [HostState.FAILED, 'host h1 is failed'],
+    [HostState.MAINTENANCE, 'host h1 is in maintenance'],
+    [HostState.STANDBY, 'host h1 is in standby'],
   ])('a host that becomes %s moves only its VMs, with the reason', (state, reason) => {
     const first = place(c, vms);
     const onH1 = Object.keys(first.placements).filter((v) => first.placements[v] === 'h1');
@@ -339,7 +339,7 @@ describe('place: properties', () => {
         const result = place(c, vms);
         for (const h of c.hosts) {
           const on = vms.filter((v) => result.placements[v.name] === h.name);
-          if (h.state !== 'active') expect(on).toEqual([]);
+          if (h.state !== HostState.ACTIVE) expect(on).toEqual([]);
           const cap = capacityOf(h, c);
           expect(on.reduce((s, v) => s + v.vcpus, 0)).toBeLessThanOrEqual(cap.vcpus);
           expect(on.reduce((s, v) => s + v.memoryMiB, 0)).toBeLessThanOrEqual(cap.memoryMiB);
@@ -425,7 +425,7 @@ describe('place: properties', () => {
   });
 
   test('losing a host moves only the VMs that were on it', () => {
-    const change = fc.constantFrom<HostState | 'removed'>('failed', 'maintenance', 'standby', 'removed');
+    const change = fc.constantFrom<HostState | 'removed'>(HostState.FAILED, HostState.MAINTENANCE, HostState.STANDBY, 'removed');
     fc.assert(
       fc.property(small, fc.nat(), change, ({ cluster: c, vms }, pick, how) => {
         const before = place(c, vms);

@@ -1,8 +1,8 @@
-import { standbyCandidates } from '../../lib/core';
+import { HostState, standbyCandidates } from '../../lib/core';
 import { cluster, host, vm } from './arbitraries';
 
 describe('standbyCandidates', () => {
-  const c = cluster([host('h3'), host('h1'), host('h2'), host('h4', { state: 'maintenance' }), host('h5')]);
+  const c = cluster([host('h3'), host('h1'), host('h2'), host('h4', { state: HostState.MAINTENANCE }), host('h5')]);
 
   test('active hosts without a VM running in this window, sorted by name', () => {
     const vms = [vm('on', { active: true }), vm('off', { active: false }), vm('unplaced')];

@@ -1,4 +1,4 @@
-import { ClusterSpec, VmSpec, admissionControl, place, renderReport, standbyCandidates } from '../../lib/core';
+import { ClusterSpec, HostState, RestartPriority, VmSpec, admissionControl, place, renderReport, standbyCandidates } from '../../lib/core';
 import { cluster, host, vm } from './arbitraries';
 
 function reportFor(c: ClusterSpec, vms: VmSpec[], notes: string[] = []) {
@@ -39,16 +39,16 @@ describe('renderReport', () => {
       host('h1', { cores: 4, labels: { rack: 'r1' } }),
       host('h2', { cores: 4, labels: { rack: 'r2' } }),
       host('h3', { cores: 4, labels: { rack: 'r2' } }),
-      host('h4', { state: 'maintenance' }),
+      host('h4', { state: HostState.MAINTENANCE }),
     ],
     { cpuOvercommit: 1 },
   );
   const vms = [
-    vm('web-0', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: 'high' }),
-    vm('web-1', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: 'high' }),
-    vm('web-2', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: 'high', active: false }),
-    vm('batch', { vcpus: 2, priority: 'none' }),
-    vm('evil|<name>&', { vcpus: 1, priority: 'low' }),
+    vm('web-0', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: RestartPriority.HIGH }),
+    vm('web-1', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: RestartPriority.HIGH }),
+    vm('web-2', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: RestartPriority.HIGH, active: false }),
+    vm('batch', { vcpus: 2, priority: RestartPriority.NONE }),
+    vm('evil|<name>&', { vcpus: 1, priority: RestartPriority.LOW }),
   ];
 
   test('the same input gives the same bytes', () => {
