@@ -6,7 +6,19 @@
  *   npm run bench            # or: npx ts-node --transpile-only bench/placement.ts [runs]
  */
 import { performance } from 'node:perf_hooks';
-import { ClusterSpec, HostSpec, HostState, PlacementPolicy, RestartPriority, VmSpec, admissionControl, hostCapacity, place } from '../lib/core';
+import {
+  ClusterSpec,
+  HOST_DOMAIN,
+  HostSpec,
+  HostState,
+  PlacementPolicy,
+  RestartPriority,
+  VmSpec,
+  admissionControl,
+  hostCapacity,
+  labelDomain,
+  place,
+} from '../lib/core';
 
 const HOSTS = 1_000;
 const RACKS = 40;
@@ -55,7 +67,7 @@ function generate(): { cluster: ClusterSpec; vms: VmSpec[] } {
         vcpus,
         memoryMiB,
         group: `svc-${String(g).padStart(5, '0')}`,
-        antiAffinity: hard ? { hard: true, scope: 'host' } : { hard: false, scope: 'rack' },
+        antiAffinity: hard ? { hard: true, domain: HOST_DOMAIN } : { hard: false, domain: labelDomain('rack') },
         priority,
         active: r < 2 || rnd() < 0.5, // the third and fourth replicas run only in some windows
       });

@@ -171,11 +171,11 @@ interface Solution {
 }
 
 interface HardGroup {
-  /** Failure domains per hard scope. */
+  /** Domain id per host, for each hard failure domain spec. */
   readonly scopes: Int32Array[];
-  /** Hard scopes other than `host`, as failure domains: the ones that group hosts together. */
+  /** The same for the specs by label only: the ones that group hosts together. */
   readonly labelScopes: Int32Array[];
-  /** True when one of the scopes is `host`, i.e. the rule distinguishes individual hosts. */
+  /** True when one of the specs is by host, i.e. the rule distinguishes individual hosts. */
   readonly byHost: boolean;
   readonly members: number[];
 }
@@ -231,14 +231,14 @@ class FailoverModel {
     this.groupOf = new Int32Array(n).fill(-1);
     const vIndex = new Map(this.vms.map((vm, v) => [vm.name, v]));
     for (const rule of groupRules(this.vms).values()) {
-      if (rule.hardScopes.length === 0) continue;
+      if (rule.hardDomains.length === 0) continue;
       const g = this.groups.length;
       const members = rule.members.map((m) => vIndex.get(m)!);
       members.forEach((v) => (this.groupOf[v] = g));
       this.groups.push({
-        scopes: rule.hardScopes.map((s) => idx.domains(s).ids),
-        labelScopes: rule.hardScopes.filter((s) => s !== 'host').map((s) => idx.domains(s).ids),
-        byHost: rule.hardScopes.includes('host'),
+        scopes: rule.hardDomains.map((d) => idx.domains(d).ids),
+        labelScopes: rule.hardDomains.filter((d) => d.kind === 'label').map((d) => idx.domains(d).ids),
+        byHost: rule.hardDomains.some((d) => d.kind === 'host'),
         members,
       });
     }

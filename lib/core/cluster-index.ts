@@ -1,16 +1,16 @@
-import { ClusterSpec, HostSpec, HostState, VmSpec, compareNames, hostCapacity, lookup } from './model';
+import { ClusterSpec, FailureDomainSpec, HostSpec, HostState, VmSpec, compareNames, failureDomainKey, hostCapacity, lookup } from './model';
 
 /**
- * Hosts partitioned by one scope of anti-affinity: by host, or by the value of a host label.
+ * Hosts partitioned into the failure domains of one spec: by host, or by the value of a host label.
  * A host without the label cannot be proven to share a rack with anyone, so it is its own domain.
  */
 export interface FailureDomains {
-  readonly scope: string;
+  readonly domain: FailureDomainSpec;
   /** Domain id per host index. */
   readonly ids: Int32Array;
   /** Display name per domain id, e.g. `r1`, or `h7 (no rack label)`. */
   readonly names: readonly string[];
-  /** Host indices that lack the label (always empty for the `host` scope). */
+  /** Host indices that lack the label (always empty for domains by host). */
   readonly unlabelled: readonly number[];
 }
 
@@ -54,36 +54,38 @@ export class ClusterIndex {
     return this.hosts.length;
   }
 
-  public domains(scope: string): FailureDomains {
-    let d = this.domainCache.get(scope);
+  public domains(domain: FailureDomainSpec): FailureDomains {
+    const key = failureDomainKey(domain);
+    let d = this.domainCache.get(key);
     if (!d) {
-      d = this.buildDomains(scope);
-      this.domainCache.set(scope, d);
+      d = this.buildDomains(domain);
+      this.domainCache.set(key, d);
     }
     return d;
   }
 
-  private buildDomains(scope: string): FailureDomains {
+  private buildDomains(domain: FailureDomainSpec): FailureDomains {
     const ids = new Int32Array(this.hosts.length);
-    if (scope === 'host') {
+    if (domain.kind === 'host') {
       ids.forEach((_, i) => (ids[i] = i));
-      return { scope, ids, names: this.hosts.map((h) => h.name), unlabelled: [] };
+      return { domain, ids, names: this.hosts.map((h) => h.name), unlabelled: [] };
     }
-    const values = [...new Set(this.hosts.flatMap((h) => lookup(h.labels, scope) ?? []))].sort(compareNames);
+    const label = domain.label;
+    const values = [...new Set(this.hosts.flatMap((h) => lookup(h.labels, label) ?? []))].sort(compareNames);
     const idOf = new Map(values.map((v, i) => [v, i]));
     const names = [...values];
     const unlabelled: number[] = [];
     this.hosts.forEach((h, i) => {
-      const v = lookup(h.labels, scope);
+      const v = lookup(h.labels, label);
       if (v === undefined) {
         unlabelled.push(i);
         ids[i] = names.length;
-        names.push(`${h.name} (no ${scope} label)`);
+        names.push(`${h.name} (no ${label} label)`);
       } else {
         ids[i] = idOf.get(v)!;
       }
     });
-    return { scope, ids, names, unlabelled };
+    return { domain, ids, names, unlabelled };
   }
 }
 
@@ -92,10 +94,10 @@ export interface GroupRule {
   readonly group: string;
   /** Member VM names, sorted. */
   readonly members: readonly string[];
-  /** Scopes in which no two members may share a domain. */
-  readonly hardScopes: readonly string[];
-  /** Scopes kept when possible; a scope that is also hard is listed only as hard. */
-  readonly softScopes: readonly string[];
+  /** Failure domains no two members may share, sorted by key. */
+  readonly hardDomains: readonly FailureDomainSpec[];
+  /** Failure domains kept apart when possible; one that is also hard is listed only as hard. */
+  readonly softDomains: readonly FailureDomainSpec[];
   /** True when members disagree about their anti-affinity; all their rules then apply to the group. */
   readonly inconsistent: boolean;
 }
@@ -115,27 +117,45 @@ export function groupRules(vms: readonly VmSpec[]): Map<string, GroupRule> {
   const rules = new Map<string, GroupRule>();
   for (const group of [...byGroup.keys()].sort(compareNames)) {
     const members = byGroup.get(group)!;
-    const hard = new Set<string>();
-    const soft = new Set<string>();
+    const hard = new Map<string, FailureDomainSpec>();
+    const soft = new Map<string, FailureDomainSpec>();
     const shapes = new Set<string>();
     for (const vm of members) {
       const aa = vm.antiAffinity;
-      shapes.add(aa ? `${aa.hard}:${aa.scope}` : '');
-      if (aa) (aa.hard ? hard : soft).add(aa.scope);
+      const key = aa && failureDomainKey(aa.domain);
+      shapes.add(aa ? `${aa.hard}:${key}` : '');
+      if (aa) (aa.hard ? hard : soft).set(key!, aa.domain);
     }
-    for (const s of hard) soft.delete(s);
+    for (const key of hard.keys()) soft.delete(key);
+    const sorted = (domains: Map<string, FailureDomainSpec>): FailureDomainSpec[] =>
+      [...domains].sort((a, b) => compareNames(a[0], b[0])).map(([, d]) => d);
     rules.set(group, {
       group,
       members: members.map((m) => m.name).sort(compareNames),
-      hardScopes: [...hard].sort(compareNames),
-      softScopes: [...soft].sort(compareNames),
+      hardDomains: sorted(hard),
+      softDomains: sorted(soft),
       inconsistent: shapes.size > 1,
     });
   }
   return rules;
 }
 
-/** `host h1` or `rack r1`, for messages. */
-export function describeDomain(scope: string, name: string): string {
-  return `${scope} ${name}`;
+/**
+ * What one failure domain of a spec is called in messages: `host`, `rack`, or `label 'host'` for a
+ * label that would otherwise read like the hosts themselves.
+ */
+export function domainNoun(domain: FailureDomainSpec): string {
+  if (domain.kind === 'host') return 'host';
+  return domain.label === 'host' ? "label 'host'" : domain.label;
+}
+
+/** `hosts`, `racks`, or `values of label 'host'`, for hints such as "add capacity in other racks". */
+export function domainPlural(domain: FailureDomainSpec): string {
+  if (domain.kind === 'host') return 'hosts';
+  return domain.label === 'host' ? "values of label 'host'" : `${domain.label}s`;
+}
+
+/** `host h1`, `rack r1` or `label 'host' a`, for messages. */
+export function describeDomain(domain: FailureDomainSpec, name: string): string {
+  return `${domainNoun(domain)} ${name}`;
 }

@@ -43,16 +43,36 @@ export interface HostSpec {
   /** Cores kept for the host itself (hypervisor, storage daemons); never given to VMs. */
   readonly reservedCores: number;
   readonly reservedMemoryMiB: number;
-  /** Labels such as `rack` or `room`; any key can serve as a failure domain for anti-affinity. */
+  /** Labels such as `rack` or `room`; any key can serve as a failure domain for anti-affinity (see {@link labelDomain}). */
   readonly labels: Readonly<Record<string, string>>;
   readonly state: HostState;
+}
+
+/**
+ * What anti-affinity keeps replicas apart across: individual hosts, or the values of a host label
+ * such as `rack`. Tagged rather than a bare string, so a host label that happens to be called `host`
+ * is a label like any other.
+ */
+export type FailureDomainSpec = { readonly kind: 'host' } | { readonly kind: 'label'; readonly label: string };
+
+/** Every host is a failure domain of its own. */
+export const HOST_DOMAIN: FailureDomainSpec = Object.freeze({ kind: 'host' });
+
+/** Hosts with the same value of `label` share a failure domain, e.g. `labelDomain('rack')`. */
+export function labelDomain(label: string): FailureDomainSpec {
+  return { kind: 'label', label };
+}
+
+/** A string that identifies a failure domain spec, for maps and sorting: `host` or `label:rack`. */
+export function failureDomainKey(domain: FailureDomainSpec): string {
+  return domain.kind === 'host' ? 'host' : `label:${domain.label}`;
 }
 
 export interface AntiAffinitySpec {
   /** A hard rule is never broken; a soft rule is kept when possible and relaxed with a warning. */
   readonly hard: boolean;
-  /** 'host' or a host label key such as 'rack' */
-  readonly scope: string;
+  /** What the replicas are kept apart across. */
+  readonly domain: FailureDomainSpec;
 }
 
 export interface VmSpec {

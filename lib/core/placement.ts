@@ -1,6 +1,7 @@
-import { ClusterIndex, GroupRule, describeDomain, groupRules } from './cluster-index';
+import { ClusterIndex, GroupRule, describeDomain, domainNoun, domainPlural, groupRules } from './cluster-index';
 import {
   ClusterSpec,
+  FailureDomainSpec,
   HostState,
   Move,
   PlacementPolicy,
@@ -11,6 +12,8 @@ import {
   RestartPriority,
   VmSpec,
   compareNames,
+  failureDomainKey,
+  labelDomain,
   lookup,
   sortedRecord,
 } from './model';
@@ -129,16 +132,16 @@ interface VmTarget {
   readonly preferred?: ReadonlyMap<number, number>;
 }
 
-interface ScopeState {
-  readonly scope: string;
+interface DomainState {
+  readonly domain: FailureDomainSpec;
   readonly ids: Int32Array;
   /** Domain ids of the members placed so far (groups are small, so a list beats a set). */
   readonly used: number[];
 }
 
 interface GroupState {
-  readonly hard: ScopeState[];
-  readonly soft: ScopeState[];
+  readonly hard: DomainState[];
+  readonly soft: DomainState[];
   readonly members: { vm: string; host: number }[];
 }
 
@@ -155,10 +158,10 @@ class PlacementState {
     this.vmCount = new Int32Array(idx.size);
     this.policyPack = idx.cluster.policy === PlacementPolicy.PACK;
     for (const rule of rules.values()) {
-      const scopeState = (scope: string): ScopeState => ({ scope, ids: idx.domains(scope).ids, used: [] });
+      const domainState = (domain: FailureDomainSpec): DomainState => ({ domain, ids: idx.domains(domain).ids, used: [] });
       this.groups.set(rule.group, {
-        hard: rule.hardScopes.map(scopeState),
-        soft: rule.softScopes.map(scopeState),
+        hard: rule.hardDomains.map(domainState),
+        soft: rule.softDomains.map(domainState),
         members: [],
       });
     }
@@ -304,14 +307,14 @@ class PlacementState {
         }
         const shared = [...byDomain]
           .filter(([, vms]) => vms.length > 1)
-          .map(([d, vms]) => `${vms.sort(compareNames).join(', ')} share ${describeDomain(s.scope, this.idx.domains(s.scope).names[d])}`)
+          .map(([d, vms]) => `${vms.sort(compareNames).join(', ')} share ${describeDomain(s.domain, this.idx.domains(s.domain).names[d])}`)
           .sort(compareNames);
         if (shared.length === 0) continue;
         out.push({
           subject: group,
           rule: 'anti-affinity-soft',
-          message: `soft anti-affinity by ${s.scope} of group ${group} relaxed: ${shared.join('; ')}`,
-          hint: `add capacity in other ${s.scope === 'host' ? 'hosts' : `${s.scope}s`}, or lower the replica count`,
+          message: `soft anti-affinity by ${domainNoun(s.domain)} of group ${group} relaxed: ${shared.join('; ')}`,
+          hint: `add capacity in other ${domainPlural(s.domain)}, or lower the replica count`,
         });
       }
     }
@@ -329,7 +332,7 @@ class PlacementState {
     for (const s of g.hard) {
       const d = s.ids[h];
       const member = g.members.find((m) => s.ids[m.host] === d);
-      if (member) return `${member.vm} (${describeDomain(s.scope, this.idx.domains(s.scope).names[d])})`;
+      if (member) return `${member.vm} (${describeDomain(s.domain, this.idx.domains(s.domain).names[d])})`;
     }
     return undefined;
   }
@@ -494,40 +497,41 @@ function resolveTargets(idx: ClusterIndex, vm: VmSpec, problems: Problem[], warn
 
 /** A group with hard anti-affinity needs as many distinct domains as it has replicas. */
 function checkGroupDomains(idx: ClusterIndex, rules: ReadonlyMap<string, GroupRule>, targets: ReadonlyMap<string, VmTarget>, problems: Problem[]): void {
-  // Domains spanned by all active hosts, per scope: computed once, as most groups may use any host.
+  // Domains spanned by all active hosts, per spec: computed once, as most groups may use any host.
   const activeDomains = new Map<string, number[]>();
-  const domainsOf = (scope: string, hosts: Iterable<number>): number[] => {
-    const ids = idx.domains(scope).ids;
+  const domainsOf = (domain: FailureDomainSpec, hosts: Iterable<number>): number[] => {
+    const ids = idx.domains(domain).ids;
     const out = new Set<number>();
     for (const h of hosts) out.add(ids[h]);
     return [...out];
   };
   const activeHosts = [...Array(idx.size).keys()].filter((h) => idx.active[h]);
   for (const rule of rules.values()) {
-    if (rule.hardScopes.length === 0) continue;
+    if (rule.hardDomains.length === 0) continue;
     const members = rule.members.filter((m) => targets.has(m));
     const restricted = members.length > 0 && members.every((m) => targets.get(m)!.candidates);
     const eligible = restricted ? new Set(members.flatMap((m) => targets.get(m)!.candidates!)) : undefined;
     const which = restricted ? 'active allowed' : 'active';
-    for (const scope of rule.hardScopes) {
+    for (const domain of rule.hardDomains) {
       let domains: number[];
-      if (eligible) domains = domainsOf(scope, eligible);
+      if (eligible) domains = domainsOf(domain, eligible);
       else {
-        if (!activeDomains.has(scope)) activeDomains.set(scope, domainsOf(scope, activeHosts));
-        domains = activeDomains.get(scope)!;
+        const key = failureDomainKey(domain);
+        if (!activeDomains.has(key)) activeDomains.set(key, domainsOf(domain, activeHosts));
+        domains = activeDomains.get(key)!;
       }
       if (domains.length >= members.length) continue;
-      const d = idx.domains(scope);
+      const d = idx.domains(domain);
       const message =
-        scope === 'host'
+        domain.kind === 'host'
           ? `${members.length} replicas of group ${rule.group} need ${members.length} distinct hosts with hard anti-affinity; only ${domains.length} ${which} host${domains.length === 1 ? '' : 's'}`
-          : `${members.length} replicas of group ${rule.group} need ${members.length} distinct values of label ${scope} with hard anti-affinity; ` +
+          : `${members.length} replicas of group ${rule.group} need ${members.length} distinct values of label ${domain.label} with hard anti-affinity; ` +
             `${which} hosts span only ${domains.length} (${domains.map((i) => d.names[i]).sort(compareNames).join(', ') || 'none'})`;
       problems.push({
         subject: rule.group,
         rule: 'anti-affinity-hard',
         message,
-        hint: `add ${scope === 'host' ? 'hosts' : `hosts in another ${scope}`}, lower the replica count, or make the anti-affinity soft`,
+        hint: `add ${domain.kind === 'host' ? 'hosts' : `hosts in another ${domainNoun(domain)}`}, lower the replica count, or make the anti-affinity soft`,
       });
     }
   }
@@ -569,28 +573,29 @@ function warnAboutRules(idx: ClusterIndex, vms: readonly VmSpec[], rules: Readon
       });
     }
   }
-  const labelScopes = new Set<string>();
+  const labels = new Set<string>();
   for (const rule of rules.values()) {
     if (rule.inconsistent) {
       warnings.push({
         subject: rule.group,
         rule: 'anti-affinity',
         message: `members of group ${rule.group} declare different anti-affinity; all of them apply to the whole group (hard: ${
-          rule.hardScopes.join(', ') || 'none'
-        }; soft: ${rule.softScopes.join(', ') || 'none'})`,
+          rule.hardDomains.map(domainNoun).join(', ') || 'none'
+        }; soft: ${rule.softDomains.map(domainNoun).join(', ') || 'none'})`,
         hint: 'give every replica of a group the same anti-affinity',
       });
     }
-    for (const s of [...rule.hardScopes, ...rule.softScopes]) if (s !== 'host') labelScopes.add(s);
+    for (const d of [...rule.hardDomains, ...rule.softDomains]) if (d.kind === 'label') labels.add(d.label);
   }
-  for (const scope of [...labelScopes].sort(compareNames)) {
-    const missing = idx.domains(scope).unlabelled.filter((h) => idx.active[h]).map((h) => idx.hosts[h].name);
+  for (const label of [...labels].sort(compareNames)) {
+    const domain = labelDomain(label);
+    const missing = idx.domains(domain).unlabelled.filter((h) => idx.active[h]).map((h) => idx.hosts[h].name);
     if (missing.length === 0) continue;
     warnings.push({
-      subject: `label ${scope}`,
+      subject: `label ${label}`,
       rule: 'failure-domain',
-      message: `active host(s) ${missing.join(', ')} have no label ${scope}; each counts as its own ${scope} for anti-affinity`,
-      hint: `label every host with its ${scope}`,
+      message: `active host(s) ${missing.join(', ')} have no label ${label}; each counts as its own ${domainNoun(domain)} for anti-affinity`,
+      hint: `label every host with its ${label}`,
     });
   }
 }

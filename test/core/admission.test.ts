@@ -1,8 +1,20 @@
 import fc from 'fast-check';
-import { ClusterSpec, HostState, RestartPriority, VmSpec, admissionControl, place, planRestart, planRestarts } from '../../lib/core';
-import { capacityOf, cluster, domainOf, hardScopes, host, scenarioArb, shuffle, vm } from './arbitraries';
+import {
+  ClusterSpec,
+  FailureDomainSpec,
+  HOST_DOMAIN,
+  HostState,
+  RestartPriority,
+  VmSpec,
+  admissionControl,
+  labelDomain,
+  place,
+  planRestart,
+  planRestarts,
+} from '../../lib/core';
+import { capacityOf, cluster, domainOf, hardDomains, host, scenarioArb, shuffle, vm } from './arbitraries';
 
-const hard = (scope = 'host') => ({ antiAffinity: { hard: true, scope } });
+const hard = (domain: FailureDomainSpec = HOST_DOMAIN) => ({ antiAffinity: { hard: true, domain } });
 
 describe('admissionControl', () => {
   test('N = 0 checks nothing and passes', () => {
@@ -63,10 +75,21 @@ describe('admissionControl', () => {
       ['r1', 'r1', 'r2', 'r2', 'r3'].map((r, i) => host(`h${i}`, { labels: { rack: r } })),
       { failuresToTolerate: 2 },
     );
-    const vms = [vm('a', { group: 'g', ...hard('rack') }), vm('b', { group: 'g', ...hard('rack') })];
+    const vms = [vm('a', { group: 'g', ...hard(labelDomain('rack')) }), vm('b', { group: 'g', ...hard(labelDomain('rack')) })];
     // a in r1, b in r2: losing h0 sends a to h1 or h4; losing h0 and h2 still leaves three racks
     const result = admissionControl(c, vms, { a: 'h0', b: 'h2' });
     expect(result).toMatchObject({ ok: true, checked: 5 + 10 });
+  });
+
+  test('hard anti-affinity across a host label called host keeps replicas in different values of the label', () => {
+    // x on h1 (host=a), y on h3 (host=b). If h3 fails, y may not join x in value a, although h2 is another host.
+    const c = cluster([host('h1', { labels: { host: 'a' } }), host('h2', { labels: { host: 'a' } }), host('h3', { labels: { host: 'b' } })]);
+    const vms = [vm('x', { group: 'g', ...hard(labelDomain('host')) }), vm('y', { group: 'g', ...hard(labelDomain('host')) })];
+    const placements = { x: 'h1', y: 'h3' };
+    expect(planRestart(c, vms, placements, ['h3'])).toMatchObject({ feasible: false, unplaced: ['y'] });
+    expect(planRestart(c, vms, placements, ['h1'])).toMatchObject({ feasible: true, restarts: { x: 'h2' } });
+    const byHost = [vm('x', { group: 'g', ...hard() }), vm('y', { group: 'g', ...hard() })];
+    expect(planRestart(c, byHost, placements, ['h3'])).toMatchObject({ feasible: true, restarts: { y: 'h2' } });
   });
 
   test('a pinned VM on a failed host cannot restart', () => {
@@ -147,11 +170,11 @@ describe('admissionControl', () => {
       expect(planRestart(c4, list, on, ['h0'])).toMatchObject({ feasible: true, restarts: { v: 'h2' } });
     });
 
-    test.each(['host', 'rack'])('hosts that differ only in the replicas restarted on them are not interchangeable (by %s)', (scope) => {
+    test.each([HOST_DOMAIN, labelDomain('rack')])('hosts that differ only in the replicas restarted on them are not interchangeable (by %j)', (domain) => {
       // Once v1, v3 and v0 are planned, h0 and h1 both have 2 vCPUs free, but only one of them can
       // still take b's second replica. Found by the brute-force cross-check.
       const c3 = cluster([host('h0', { cores: 5, labels: { rack: 'r0' } }), host('h1', { cores: 5, labels: { rack: 'r1' } }), host('h2', { cores: 9 })]);
-      const b = { group: 'b', antiAffinity: { hard: true, scope } };
+      const b = { group: 'b', antiAffinity: { hard: true, domain } };
       const list = [
         vm('v0', { vcpus: 1, priority: RestartPriority.HIGH }),
         vm('v1', { vcpus: 3, priority: RestartPriority.HIGH }),
@@ -182,7 +205,7 @@ describe('admissionControl', () => {
 function bruteForceFailingScenarios(c: ClusterSpec, vms: readonly VmSpec[], placements: Record<string, string>): string[][] {
   const active = c.hosts.filter((h) => h.state === HostState.ACTIVE).sort((a, b) => (a.name < b.name ? -1 : 1));
   const byName = new Map(c.hosts.map((h) => [h.name, h]));
-  const hard = hardScopes(vms);
+  const hard = hardDomains(vms);
   const placed = vms.filter((v) => placements[v.name] !== undefined);
   const failing: string[][] = [];
   const subsets: (typeof active)[] = [];
@@ -218,12 +241,12 @@ function bruteForceFailingScenarios(c: ClusterSpec, vms: readonly VmSpec[], plac
         const h = target.get(v.name)!;
         if (v.pinnedHost !== undefined && v.pinnedHost !== h) return false;
         if (v.allowedHosts !== undefined && !v.allowedHosts.includes(h)) return false;
-        for (const scope of (v.group !== undefined && hard.get(v.group)) || []) {
-          const mine = domainOf(byName.get(h)!, scope);
+        for (const domain of (v.group !== undefined && hard.get(v.group)) || []) {
+          const mine = domainOf(byName.get(h)!, domain);
           for (const other of [...up, ...restart]) {
             if (other === v || other.group !== v.group) continue;
             const where = target.get(other.name) ?? placements[other.name];
-            if (domainOf(byName.get(where)!, scope) === mine) return false;
+            if (domainOf(byName.get(where)!, domain) === mine) return false;
           }
         }
       }
@@ -303,7 +326,7 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
       .record({
         hosts: fc.array(fc.record({ cores: fc.integer({ min: 1, max: 6 }), rack: fc.constantFrom('r0', 'r1') }), { minLength: 3, maxLength: 4 }),
         failuresToTolerate: fc.constantFrom(1, 1, 2),
-        bScope: fc.constantFrom('host', 'rack'),
+        bDomain: fc.constantFrom(HOST_DOMAIN, labelDomain('rack'), labelDomain('host')),
         list: fc.array(
           fc.record({
             vcpus: fc.integer({ min: 1, max: 3 }),
@@ -314,14 +337,14 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
           { minLength: 3, maxLength: 7 },
         ),
       })
-      .map(({ hosts, failuresToTolerate, bScope, list }) => {
+      .map(({ hosts, failuresToTolerate, bDomain, list }) => {
         const c = cluster(
           hosts.map((h, i) => host(`h${i}`, { cores: h.cores, memoryMiB: 4096, labels: { rack: h.rack } })),
           { failuresToTolerate },
         );
-        const scope: Record<string, string> = { a: 'host', b: bScope };
+        const domain: Record<string, FailureDomainSpec> = { a: HOST_DOMAIN, b: bDomain };
         const vms = list.map((f, i) =>
-          vm(`v${i}`, { vcpus: f.vcpus, priority: f.priority, group: f.group, antiAffinity: f.group === undefined ? undefined : { hard: true, scope: scope[f.group] } }),
+          vm(`v${i}`, { vcpus: f.vcpus, priority: f.priority, group: f.group, antiAffinity: f.group === undefined ? undefined : { hard: true, domain: domain[f.group] } }),
         );
         const placements = Object.fromEntries(list.map((f, i) => [`v${i}`, `h${f.host % hosts.length}`]));
         return { c, vms, placements };

@@ -1,6 +1,18 @@
 /** Random small clusters and VM sets for the property tests of the placement core. */
 import fc from 'fast-check';
-import { AntiAffinitySpec, ClusterSpec, HostSpec, HostState, PlacementPolicy, RestartPriority, VmSpec } from '../../lib/core';
+import {
+  AntiAffinitySpec,
+  ClusterSpec,
+  FailureDomainSpec,
+  HOST_DOMAIN,
+  HostSpec,
+  HostState,
+  PlacementPolicy,
+  RestartPriority,
+  VmSpec,
+  failureDomainKey,
+  labelDomain,
+} from '../../lib/core';
 
 export function host(name: string, overrides: Partial<HostSpec> = {}): HostSpec {
   return { name, cores: 8, memoryMiB: 16384, reservedCores: 0, reservedMemoryMiB: 0, labels: {}, state: HostState.ACTIVE, ...overrides };
@@ -28,6 +40,8 @@ export function hostsArb(opts: { min?: number; max: number; allActive?: boolean 
         reservedCores: fc.constantFrom(0, 0, 1),
         reservedMemoryMiB: fc.constantFrom(0, 0, 1024),
         rack: fc.constantFrom<string | undefined>('r0', 'r1', 'r2', undefined),
+        // a label that happens to be called `host`: a label like any other, not the host itself
+        hostLabel: fc.constantFrom<string | undefined>('x', 'y', undefined),
         state: opts.allActive ? fc.constant(HostState.ACTIVE) : stateArb,
       }),
       { minLength: opts.min ?? 1, maxLength: opts.max },
@@ -39,7 +53,7 @@ export function hostsArb(opts: { min?: number; max: number; allActive?: boolean 
           memoryMiB: h.memoryMiB,
           reservedCores: Math.min(h.reservedCores, h.cores),
           reservedMemoryMiB: h.reservedMemoryMiB,
-          labels: h.rack === undefined ? {} : { rack: h.rack },
+          labels: { ...(h.rack === undefined ? {} : { rack: h.rack }), ...(h.hostLabel === undefined ? {} : { host: h.hostLabel }) },
           state: h.state,
         }),
       ),
@@ -59,7 +73,7 @@ export function clusterArb(opts: { minHosts?: number; maxHosts: number; maxFailu
 }
 
 const antiAffinityArb: fc.Arbitrary<AntiAffinitySpec | undefined> = fc.option(
-  fc.record({ hard: fc.boolean(), scope: fc.constantFrom('host', 'rack') }),
+  fc.record({ hard: fc.boolean(), domain: fc.constantFrom(HOST_DOMAIN, labelDomain('rack'), labelDomain('host')) }),
   { nil: undefined },
 );
 
@@ -120,20 +134,22 @@ export function capacityOf(h: HostSpec, c: ClusterSpec): { vcpus: number; memory
   };
 }
 
-/** The failure domain of a host in a scope; a host without the label is a domain of its own. */
-export function domainOf(h: HostSpec, scope: string): string {
-  if (scope === 'host') return `host:${h.name}`;
-  return h.labels[scope] === undefined ? `unlabelled:${h.name}` : `label:${h.labels[scope]}`;
+/** The failure domain a host is in; a host without the label is a domain of its own. */
+export function domainOf(h: HostSpec, domain: FailureDomainSpec): string {
+  if (domain.kind === 'host') return `host:${h.name}`;
+  const value = Object.prototype.hasOwnProperty.call(h.labels, domain.label) ? h.labels[domain.label] : undefined;
+  return value === undefined ? `unlabelled:${h.name}` : `label:${value}`;
 }
 
-/** Hard scopes of each group, from every member that declares one. */
-export function hardScopes(vms: readonly VmSpec[]): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
+/** Hard failure domains of each group, from every member that declares one. */
+export function hardDomains(vms: readonly VmSpec[]): Map<string, FailureDomainSpec[]> {
+  const out = new Map<string, Map<string, FailureDomainSpec>>();
   for (const v of vms) {
     if (v.group === undefined || !v.antiAffinity?.hard) continue;
-    out.set(v.group, (out.get(v.group) ?? new Set()).add(v.antiAffinity.scope));
+    const domains = out.get(v.group) ?? new Map<string, FailureDomainSpec>();
+    out.set(v.group, domains.set(failureDomainKey(v.antiAffinity.domain), v.antiAffinity.domain));
   }
-  return out;
+  return new Map([...out].map(([g, domains]) => [g, [...domains.values()]]));
 }
 
 export function shuffle<T>(list: readonly T[], seed: number): T[] {

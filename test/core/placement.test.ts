@@ -1,6 +1,17 @@
 import fc from 'fast-check';
-import { ClusterSpec, HostState, PlacementPolicy, PlacementResult, RestartPriority, VmSpec, place } from '../../lib/core';
-import { capacityOf, cluster, domainOf, hardScopes, host, scenarioArb, shuffle, toVm, vm } from './arbitraries';
+import {
+  ClusterSpec,
+  FailureDomainSpec,
+  HOST_DOMAIN,
+  HostState,
+  PlacementPolicy,
+  PlacementResult,
+  RestartPriority,
+  VmSpec,
+  labelDomain,
+  place,
+} from '../../lib/core';
+import { capacityOf, cluster, domainOf, hardDomains, host, scenarioArb, shuffle, toVm, vm } from './arbitraries';
 
 const rack = (r: string) => ({ labels: { rack: r } });
 
@@ -109,7 +120,8 @@ describe('place: policy', () => {
 });
 
 describe('place: anti-affinity', () => {
-  const mail = (i: number, hard = true, scope = 'host'): VmSpec => vm(`mail-${i}`, { group: 'mail', antiAffinity: { hard, scope } });
+  const byRack = labelDomain('rack');
+  const mail = (i: number, hard = true, domain: FailureDomainSpec = HOST_DOMAIN): VmSpec => vm(`mail-${i}`, { group: 'mail', antiAffinity: { hard, domain } });
 
   test('hard by host: one replica per host', () => {
     const result = place(cluster([host('h1'), host('h2'), host('h3')], { policy: PlacementPolicy.PACK }), [mail(0), mail(1), mail(2)]);
@@ -131,7 +143,7 @@ describe('place: anti-affinity', () => {
 
   test('hard by rack: counts distinct racks and names them', () => {
     const c = cluster([host('h1', rack('r1')), host('h2', rack('r1')), host('h3', rack('r2'))]);
-    const result = place(c, [mail(0, true, 'rack'), mail(1, true, 'rack'), mail(2, true, 'rack')]);
+    const result = place(c, [mail(0, true, byRack), mail(1, true, byRack), mail(2, true, byRack)]);
     expect(result.problems).toContainEqual(
       expect.objectContaining({
         subject: 'mail',
@@ -145,15 +157,43 @@ describe('place: anti-affinity', () => {
 
   test('soft by rack: kept while possible, then relaxed with a warning', () => {
     const c = cluster([host('h1', rack('r1')), host('h2', rack('r1')), host('h3', rack('r2'))], { policy: PlacementPolicy.PACK });
-    const two = place(c, [mail(0, false, 'rack'), mail(1, false, 'rack')]);
+    const two = place(c, [mail(0, false, byRack), mail(1, false, byRack)]);
     expect(new Set(Object.values(two.placements).map((h) => c.hosts.find((x) => x.name === h)!.labels.rack))).toEqual(new Set(['r1', 'r2']));
     expect(two.warnings).toEqual([]);
 
-    const three = place(c, [mail(0, false, 'rack'), mail(1, false, 'rack'), mail(2, false, 'rack')]);
+    const three = place(c, [mail(0, false, byRack), mail(1, false, byRack), mail(2, false, byRack)]);
     expect(Object.keys(three.placements)).toHaveLength(3);
     expect(three.problems).toEqual([]);
     expect(three.warnings).toEqual([
       expect.objectContaining({ subject: 'mail', rule: 'anti-affinity-soft', message: expect.stringMatching(/share rack r[12]/) }),
+    ]);
+  });
+
+  test('hard across a host label called host counts the values of that label, not hosts', () => {
+    const c = cluster([host('h1', { labels: { host: 'a' } }), host('h2', { labels: { host: 'a' } }), host('h3', { labels: { host: 'b' } })]);
+    const byHostLabel = labelDomain('host');
+    const result = place(c, [mail(0, true, byHostLabel), mail(1, true, byHostLabel), mail(2, true, byHostLabel)]);
+    expect(result.problems).toContainEqual(
+      expect.objectContaining({
+        subject: 'mail',
+        rule: 'anti-affinity-hard',
+        message: '3 replicas of group mail need 3 distinct values of label host with hard anti-affinity; active hosts span only 2 (a, b)',
+      }),
+    );
+    const values = Object.values(result.placements).map((h) => c.hosts.find((x) => x.name === h)!.labels.host);
+    expect(values.sort()).toEqual(['a', 'b']);
+  });
+
+  test('soft across a host label called host says so, so it does not read like hosts', () => {
+    const c = cluster([host('h1', { labels: { host: 'a' } }), host('h2', { labels: { host: 'a' } })]);
+    const result = place(c, [mail(0, false, labelDomain('host')), mail(1, false, labelDomain('host'))]);
+    expect(new Set(Object.values(result.placements)).size).toBe(2); // spread by policy, yet in one value of the label
+    expect(result.warnings).toEqual([
+      expect.objectContaining({
+        rule: 'anti-affinity-soft',
+        message: "soft anti-affinity by label 'host' of group mail relaxed: mail-0, mail-1 share label 'host' a",
+        hint: "add capacity in other values of label 'host', or lower the replica count",
+      }),
     ]);
   });
 
@@ -165,14 +205,14 @@ describe('place: anti-affinity', () => {
 
   test('a host without the label is a failure domain of its own, with a warning', () => {
     const c = cluster([host('h1', rack('r1')), host('h2')]);
-    const result = place(c, [mail(0, true, 'rack'), mail(1, true, 'rack')]);
+    const result = place(c, [mail(0, true, byRack), mail(1, true, byRack)]);
     expect(Object.keys(result.placements)).toHaveLength(2);
     expect(result.warnings).toContainEqual(expect.objectContaining({ rule: 'failure-domain', subject: 'label rack' }));
   });
 
   test('members that disagree: every declared rule applies to the group, with a warning', () => {
     const result = place(cluster([host('h1'), host('h2')], { policy: PlacementPolicy.PACK }), [
-      vm('a', { group: 'g', antiAffinity: { hard: true, scope: 'host' } }),
+      vm('a', { group: 'g', antiAffinity: { hard: true, domain: HOST_DOMAIN } }),
       vm('b', { group: 'g' }),
     ]);
     expect(hostsUsed(result).size).toBe(2);
@@ -200,7 +240,7 @@ describe('place: pinned, allowed and preferred hosts', () => {
   });
 
   test('preferred hosts do not override anti-affinity', () => {
-    const g = { group: 'g', antiAffinity: { hard: false, scope: 'host' }, preferredHosts: ['h2', 'h3'] };
+    const g = { group: 'g', antiAffinity: { hard: false, domain: HOST_DOMAIN }, preferredHosts: ['h2', 'h3'] };
     expect(place(c, [vm('a', g), vm('b', g)]).placements).toEqual({ a: 'h2', b: 'h3' });
   });
 
@@ -283,7 +323,7 @@ describe('place: the lock keeps VMs where they are', () => {
 
   test('a VM that no longer fits or breaks a hard rule moves', () => {
     const lock = { version: 1 as const, placements: { big: 'h1', x: 'h2', y: 'h2' } };
-    const result = place(c, [vm('big', { vcpus: 9 }), vm('x', { group: 'g', antiAffinity: { hard: true, scope: 'host' } }), vm('y', { group: 'g', antiAffinity: { hard: true, scope: 'host' } })], {
+    const result = place(c, [vm('big', { vcpus: 9 }), vm('x', { group: 'g', antiAffinity: { hard: true, domain: HOST_DOMAIN } }), vm('y', { group: 'g', antiAffinity: { hard: true, domain: HOST_DOMAIN } })], {
       lock,
     });
     expect(result.problems.find((p) => p.subject === 'big')?.message).toMatch(/was on h1/);
@@ -358,10 +398,10 @@ describe('place: properties', () => {
           if (v.pinnedHost !== undefined) expect(result.placements[v.name]).toBe(v.pinnedHost);
           if (v.allowedHosts !== undefined) expect(v.allowedHosts).toContain(result.placements[v.name]);
         }
-        for (const [group, scopes] of hardScopes(vms)) {
+        for (const [group, domainSpecs] of hardDomains(vms)) {
           const members = placed.filter((v) => v.group === group);
-          for (const scope of scopes) {
-            const domains = members.map((m) => domainOf(hostOf(m.name), scope));
+          for (const spec of domainSpecs) {
+            const domains = members.map((m) => domainOf(hostOf(m.name), spec));
             expect(new Set(domains).size).toBe(domains.length);
           }
         }

@@ -1,4 +1,4 @@
-import { ClusterSpec, HostState, RestartPriority, VmSpec, admissionControl, place, renderReport, standbyCandidates } from '../../lib/core';
+import { ClusterSpec, HOST_DOMAIN, HostState, RestartPriority, VmSpec, admissionControl, place, renderReport, standbyCandidates } from '../../lib/core';
 import { cluster, host, vm } from './arbitraries';
 
 function reportFor(c: ClusterSpec, vms: VmSpec[], notes: string[] = []) {
@@ -44,9 +44,9 @@ describe('renderReport', () => {
     { cpuOvercommit: 1 },
   );
   const vms = [
-    vm('web-0', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: RestartPriority.HIGH }),
-    vm('web-1', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: RestartPriority.HIGH }),
-    vm('web-2', { group: 'web', antiAffinity: { hard: true, scope: 'host' }, vcpus: 2, priority: RestartPriority.HIGH, active: false }),
+    vm('web-0', { group: 'web', antiAffinity: { hard: true, domain: HOST_DOMAIN }, vcpus: 2, priority: RestartPriority.HIGH }),
+    vm('web-1', { group: 'web', antiAffinity: { hard: true, domain: HOST_DOMAIN }, vcpus: 2, priority: RestartPriority.HIGH }),
+    vm('web-2', { group: 'web', antiAffinity: { hard: true, domain: HOST_DOMAIN }, vcpus: 2, priority: RestartPriority.HIGH, active: false }),
     vm('batch', { vcpus: 2, priority: RestartPriority.NONE }),
     vm('evil|<name>&', { vcpus: 1, priority: RestartPriority.LOW }),
   ];
