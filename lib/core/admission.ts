@@ -1,5 +1,5 @@
-import { ClusterIndex, groupRules } from './cluster-index';
-import { ClusterSpec, PRIORITY_ORDER, RestartPriority, VmSpec, compareNames, lookup, sortedRecord } from './model';
+import { ClusterIndex, domainNoun, groupRules, inAnotherDomain } from './cluster-index';
+import { ClusterSpec, FailureDomainSpec, PRIORITY_ORDER, RestartPriority, VmSpec, compareNames, lookup, sortedRecord } from './model';
 
 export interface AdmissionOptions {
   /**
@@ -21,13 +21,49 @@ export interface AdmissionOptions {
   readonly greedy?: boolean;
 }
 
+/** vCPUs and MiB of memory; a resource that is zero is left out, so messages name only what matters. */
+export interface ResourceAmount {
+  readonly vcpus?: number;
+  readonly memoryMiB?: number;
+}
+
+/** A hard anti-affinity rule that keeps replicas down after a failure, whatever the free capacity. */
+export interface AntiAffinityBlock {
+  readonly group: string;
+  /** The failure domains the rule spreads the replicas over. */
+  readonly domain: FailureDomainSpec;
+  /** Distinct domains (hosts, or values of the label) among the surviving active hosts. */
+  readonly domainsLeft: number;
+  /** Replicas that need a domain of their own: those still running and those to restart. */
+  readonly replicas: number;
+  /** The VMs of the group that find no host the rule allows. */
+  readonly vms: readonly string[];
+}
+
 /** One combination of failed hosts after which not every restartable VM finds a place. */
 export interface FailureScenario {
   failedHosts: string[];
   /** VMs that would not restart (from a priority-ordered attempt: high-priority VMs go first). */
   unplaced: string[];
-  /** The vCPUs and memory of the unplaced VMs. */
+  /**
+   * The real deficit per resource: how many more vCPUs and MiB the surviving hosts need for the
+   * unplaced VMs that lack room to restart too. Counted host by host: on top of the restarts that
+   * fit, each such VM (in restart order) takes the surviving host it may use (allowed, and free of
+   * its hard anti-affinity) where the least is missing, and that host is given exactly what is
+   * missing. So room split over several hosts counts as missing, the figure is never below the
+   * plain total (demand minus free room), and adding it where {@link shortOn} says lets every such
+   * VM restart. A resource that is not short is 0. VMs kept down by a rule rather than by room
+   * ({@link antiAffinity}, {@link pinnedOrAllowed}) add nothing.
+   */
   shortfall: { vcpus: number; memoryMiB: number };
+  /** The same deficit with only the resources that are short; empty when capacity is not the cause. */
+  short: ResourceAmount;
+  /** Where the deficit lies: surviving host -> what it lacks. */
+  shortOn: Record<string, ResourceAmount>;
+  /** Hard anti-affinity rules that keep VMs down (too few failure domains left, or every one taken). */
+  antiAffinity: AntiAffinityBlock[];
+  /** VMs whose pinned or allowed hosts are all down, with why, e.g. `pinned to h1, which is down`. */
+  pinnedOrAllowed: Record<string, string>;
   /** Why the scenario fails, including whether that was proven or assumed. */
   reason: string;
   /** True when the search gave up: the scenario may be survivable but is treated as failing. */
@@ -103,20 +139,68 @@ export function admissionControl(
       stats[s.method]++;
       if (s.budgetExceeded) stats.budgetExceeded++;
       if (s.feasible) return;
-      const unplaced = s.unplaced.map((v) => model.vms[v]);
       scenarios.push({
         failedHosts: failed.map((h) => model.idx.hosts[h].name),
-        unplaced: unplaced.map((vm) => vm.name),
-        shortfall: {
-          vcpus: unplaced.reduce((sum, vm) => sum + vm.vcpus, 0),
-          memoryMiB: unplaced.reduce((sum, vm) => sum + vm.memoryMiB, 0),
-        },
+        unplaced: s.unplaced.map((v) => model.vms[v].name),
+        ...model.diagnose(failed, s.restarts, s.unplaced),
         reason: s.reason,
         searchBudgetExceeded: s.budgetExceeded,
       });
     });
   }
   return { ok: scenarios.length === 0, scenarios, checked, stats };
+}
+
+/**
+ * The sentence to show for a failing scenario: which VMs stay down, only the resources that are
+ * short, each hard rule with the label it spreads over, and the fix for each cause.
+ *
+ * @example
+ * for (const s of admissionControl(cluster, vms, placements).scenarios) problems.push(describeScenario(s));
+ * // admission control: if host h1 fails, VM a cannot restart: the surviving hosts are short of 2 vCPUs (on h2). Fix: …
+ */
+export function describeScenario(s: FailureScenario): string {
+  const hosts = s.failedHosts.length === 1 ? `host ${s.failedHosts[0]} fails` : `hosts ${listOf(s.failedHosts)} fail`;
+  const vms = `${s.unplaced.length === 1 ? 'VM' : 'VMs'} ${s.unplaced.join(', ')}`;
+  const causes: string[] = [];
+  const fixes: string[] = [];
+  const byRule = new Set([...Object.keys(s.pinnedOrAllowed), ...s.antiAffinity.flatMap((b) => b.vms)]);
+  const lackRoom = s.unplaced.filter((vm) => !byRule.has(vm));
+  if (s.short.vcpus !== undefined || s.short.memoryMiB !== undefined) {
+    const whose = byRule.size > 0 ? ` for ${lackRoom.join(', ')}` : '';
+    causes.push(`the surviving hosts are short of ${describeAmount(s.short)} (on ${Object.keys(s.shortOn).join(', ')})${whose}`);
+    fixes.push('add hosts or capacity, lower failuresToTolerate, or give some VMs RestartPriority.NONE');
+  }
+  for (const b of s.antiAffinity) {
+    const rule = `hard anti-affinity of group ${b.group} across ${b.domain.kind === 'host' ? 'hosts' : `'${b.domain.label}'`}`;
+    const left = `${b.domainsLeft} ${b.domain.kind === 'host' ? 'host' : 'value'}${b.domainsLeft === 1 ? '' : 's'}`;
+    causes.push(
+      b.domainsLeft < b.replicas
+        ? `${rule} has ${left} left for ${b.replicas} replicas`
+        : `${rule}: every surviving host ${b.vms.length === 1 ? 'it' : 'they'} may use already holds a replica in the same ${domainNoun(b.domain)}`,
+    );
+    fixes.push(`add a host${inAnotherDomain(b.domain)}, lower the replica count of group ${b.group}, or make its anti-affinity soft`);
+  }
+  const restricted = Object.keys(s.pinnedOrAllowed);
+  for (const vm of restricted) causes.push(`${vm}: ${s.pinnedOrAllowed[vm]}`);
+  if (restricted.length > 0) {
+    fixes.push(`let ${restricted.join(', ')} run on more hosts (pinnedHost, allowedHosts) or give ${restricted.length === 1 ? 'it' : 'them'} RestartPriority.NONE`);
+  }
+  const assumed = s.searchBudgetExceeded ? ' (assumed: the search for a restart plan ran out of budget, so the cluster may in fact survive this)' : '';
+  return `admission control: if ${hosts}, ${vms} cannot restart${assumed}: ${causes.join('; ')}. Fix: ${fixes.join('; ')}`;
+}
+
+/** `2 vCPUs and 512 MiB`, `1 vCPU`, or `nothing`. */
+export function describeAmount(a: ResourceAmount): string {
+  const parts: string[] = [];
+  if (a.vcpus !== undefined) parts.push(`${a.vcpus} vCPU${a.vcpus === 1 ? '' : 's'}`);
+  if (a.memoryMiB !== undefined) parts.push(`${a.memoryMiB} MiB`);
+  return parts.join(' and ') || 'nothing';
+}
+
+/** `h1`, `h1 and h2`, `h1, h2 and h3`. */
+function listOf(names: readonly string[]): string {
+  return names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
 
 /**
@@ -171,6 +255,9 @@ interface Solution {
 }
 
 interface HardGroup {
+  readonly name: string;
+  /** The hard failure domain specs, in the order of `scopes`. */
+  readonly domains: readonly FailureDomainSpec[];
   /** Domain id per host, for each hard failure domain spec. */
   readonly scopes: Int32Array[];
   /** The same for the specs by label only: the ones that group hosts together. */
@@ -236,6 +323,8 @@ class FailoverModel {
       const members = rule.members.map((m) => vIndex.get(m)!);
       members.forEach((v) => (this.groupOf[v] = g));
       this.groups.push({
+        name: rule.group,
+        domains: rule.hardDomains,
         scopes: rule.hardDomains.map((d) => idx.domains(d).ids),
         labelScopes: rule.hardDomains.filter((d) => d.kind === 'label').map((d) => idx.domains(d).ids),
         byHost: rule.hardDomains.some((d) => d.kind === 'host'),
@@ -318,6 +407,90 @@ class FailoverModel {
       return `hard anti-affinity of group ${vm.group}: every surviving host it may use already holds a replica in the same domain`;
     }
     return `not enough free capacity for ${vm.vcpus} vCPU and ${vm.memoryMiB} MiB on the surviving hosts it may use`;
+  }
+
+  /**
+   * What a failing scenario lacks (see {@link FailureScenario.shortfall}): the room missing per
+   * surviving host, the hard rules and the host restrictions that keep VMs down. Leaves capacity as
+   * it found it.
+   */
+  public diagnose(
+    failed: readonly number[],
+    restarts: ReadonlyMap<number, number>,
+    unplaced: readonly number[],
+  ): Pick<FailureScenario, 'shortfall' | 'short' | 'shortOn' | 'antiAffinity' | 'pinnedOrAllowed'> {
+    const failedMask = new Uint8Array(this.idx.size);
+    for (const h of failed) failedMask[h] = 1;
+    const survivors = this.greedyOrder.filter((h) => !failedMask[h]);
+    const blocks = this.blocksFor([...restarts.keys(), ...unplaced], failedMask);
+    for (const [v, h] of restarts) this.plan(v, h, blocks, 1);
+    const added: [v: number, h: number, cpu: number, mem: number][] = [];
+    const blocked = new Map<number, number[]>(); // group -> VMs no host its hard rule allows
+    const pinnedOrAllowed: [string, string][] = [];
+    for (const v of unplaced) {
+      const vm = this.vms[v];
+      const allowed = survivors.filter((h) => this.isAllowed(v, h));
+      if (allowed.length === 0) {
+        pinnedOrAllowed.push([vm.name, this.cause(v, failed)]);
+        continue;
+      }
+      let best = -1;
+      let bestGap = Infinity;
+      for (const h of allowed) {
+        if (this.hardBlocked(v, h, blocks)) continue;
+        // Relative, so a host short of 1 vCPU beats one short of 64 GiB.
+        const gap = Math.max(0, vm.vcpus - this.freeCpu[h]) / Math.max(1, vm.vcpus) + Math.max(0, vm.memoryMiB - this.freeMem[h]) / Math.max(1, vm.memoryMiB);
+        if (gap < bestGap) [best, bestGap] = [h, gap];
+      }
+      if (best < 0) {
+        const g = this.groupOf[v];
+        blocked.set(g, [...(blocked.get(g) ?? []), v]);
+        continue;
+      }
+      const cpu = Math.max(0, vm.vcpus - this.freeCpu[best]);
+      const mem = Math.max(0, vm.memoryMiB - this.freeMem[best]);
+      this.freeCpu[best] += cpu;
+      this.freeMem[best] += mem;
+      this.plan(v, best, blocks, 1);
+      added.push([v, best, cpu, mem]);
+    }
+    for (const [v, h, cpu, mem] of added) {
+      this.plan(v, h, blocks, -1);
+      this.freeCpu[h] -= cpu;
+      this.freeMem[h] -= mem;
+    }
+    for (const [v, h] of restarts) this.plan(v, h, blocks, -1);
+
+    const perHost = new Map<number, [number, number]>();
+    for (const [, h, cpu, mem] of added) {
+      const [c, m] = perHost.get(h) ?? [0, 0];
+      perHost.set(h, [c + cpu, m + mem]);
+    }
+    const shortfall = { vcpus: 0, memoryMiB: 0 };
+    for (const [cpu, mem] of perHost.values()) {
+      shortfall.vcpus += cpu;
+      shortfall.memoryMiB += mem;
+    }
+    return {
+      shortfall,
+      short: amount(shortfall.vcpus, shortfall.memoryMiB),
+      shortOn: sortedRecord([...perHost].filter(([, [c, m]]) => c + m > 0).map(([h, [c, m]]) => [this.idx.hosts[h].name, amount(c, m)] as const)),
+      antiAffinity: [...blocked].map(([g, vms]) => this.antiAffinityBlock(g, vms, failedMask, survivors)).sort((a, b) => compareNames(a.group, b.group)),
+      pinnedOrAllowed: sortedRecord(pinnedOrAllowed),
+    };
+  }
+
+  /** The hard rule of group g that leaves the fewest failure domains per replica after the failure. */
+  private antiAffinityBlock(g: number, vms: readonly number[], failedMask: Uint8Array, survivors: readonly number[]): AntiAffinityBlock {
+    const group = this.groups[g];
+    const replicas = group.members.filter((m) => !failedMask[this.hostOf[m]] || this.vms[m].priority !== RestartPriority.NONE).length;
+    let worst: AntiAffinityBlock | undefined;
+    group.scopes.forEach((ids, i) => {
+      const domainsLeft = new Set(survivors.map((h) => ids[h])).size;
+      if (worst && domainsLeft - replicas >= worst.domainsLeft - worst.replicas) return;
+      worst = { group: group.name, domain: group.domains[i], domainsLeft, replicas, vms: vms.map((v) => this.vms[v].name) };
+    });
+    return worst!;
   }
 
   /** Anti-affinity domains already held by group members that keep running. */
@@ -546,6 +719,10 @@ class ExactSearch {
       this.hostClass.set(h, c);
     }
   }
+}
+
+function amount(vcpus: number, memoryMiB: number): ResourceAmount {
+  return { ...(vcpus > 0 ? { vcpus } : {}), ...(memoryMiB > 0 ? { memoryMiB } : {}) };
 }
 
 function restartOrder(a: VmSpec, b: VmSpec): number {

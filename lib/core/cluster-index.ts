@@ -155,6 +155,12 @@ export function domainPlural(domain: FailureDomainSpec): string {
   return domain.label === 'host' ? "values of label 'host'" : `${domain.label}s`;
 }
 
+/** ` in another rack`, ` with another value of label 'host'`, or nothing for hosts: for hints such as "add a host in another rack". */
+export function inAnotherDomain(domain: FailureDomainSpec): string {
+  if (domain.kind === 'host') return '';
+  return domain.label === 'host' ? " with another value of label 'host'" : ` in another ${domain.label}`;
+}
+
 /** `host h1`, `rack r1` or `label 'host' a`, for messages. */
 export function describeDomain(domain: FailureDomainSpec, name: string): string {
   return `${domainNoun(domain)} ${name}`;

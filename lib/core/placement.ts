@@ -1,4 +1,4 @@
-import { ClusterIndex, GroupRule, describeDomain, domainNoun, domainPlural, groupRules } from './cluster-index';
+import { ClusterIndex, GroupRule, describeDomain, domainNoun, domainPlural, groupRules, inAnotherDomain } from './cluster-index';
 import {
   ClusterSpec,
   FailureDomainSpec,
@@ -531,7 +531,7 @@ function checkGroupDomains(idx: ClusterIndex, rules: ReadonlyMap<string, GroupRu
         subject: rule.group,
         rule: 'anti-affinity-hard',
         message,
-        hint: `add ${domain.kind === 'host' ? 'hosts' : `hosts in another ${domainNoun(domain)}`}, lower the replica count, or make the anti-affinity soft`,
+        hint: `add hosts${inAnotherDomain(domain)}, lower the replica count, or make the anti-affinity soft`,
       });
     }
   }

@@ -1,4 +1,4 @@
-import { AdmissionResult, planRestarts } from './admission';
+import { AdmissionResult, describeAmount, planRestarts } from './admission';
 import { ClusterIndex } from './cluster-index';
 import { ClusterSpec, HostState, PlacementResult, Problem, VmSpec, compareNames, lookup } from './model';
 
@@ -148,7 +148,7 @@ class ReportView {
         admission.scenarios.map((s) => [
           s.failedHosts.join(', '),
           s.unplaced.join(', '),
-          `${s.shortfall.vcpus} vCPU, ${s.shortfall.memoryMiB} MiB`,
+          Object.keys(s.short).length === 0 ? '— (not capacity)' : `${describeAmount(s.short)} (on ${Object.keys(s.shortOn).join(', ')})`,
           s.reason,
         ]),
       ), '');

@@ -7,6 +7,7 @@ import {
   RestartPriority,
   VmSpec,
   admissionControl,
+  describeScenario,
   labelDomain,
   place,
   planRestart,
@@ -36,13 +37,88 @@ describe('admissionControl', () => {
   });
 
   test('reports each failing scenario with the VMs that stay down and the shortfall', () => {
+    // The survivor has 1 vCPU and 15360 MiB free: 2 vCPUs are missing for a 3-vCPU VM, and no memory.
     const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 })]);
     const result = admissionControl(c, [vm('a', { vcpus: 3, memoryMiB: 2048 }), vm('b', { vcpus: 3 })], { a: 'h1', b: 'h2' });
     expect(result.ok).toBe(false);
     expect(result.scenarios).toEqual([
-      expect.objectContaining({ failedHosts: ['h1'], unplaced: ['a'], shortfall: { vcpus: 3, memoryMiB: 2048 }, searchBudgetExceeded: false }),
-      expect.objectContaining({ failedHosts: ['h2'], unplaced: ['b'], shortfall: { vcpus: 3, memoryMiB: 1024 } }),
+      expect.objectContaining({ failedHosts: ['h1'], unplaced: ['a'], shortfall: { vcpus: 2, memoryMiB: 0 }, short: { vcpus: 2 }, searchBudgetExceeded: false }),
+      expect.objectContaining({ failedHosts: ['h2'], unplaced: ['b'], shortfall: { vcpus: 2, memoryMiB: 0 }, short: { vcpus: 2 } }),
     ]);
+  });
+
+  describe('the shortfall is the real deficit, and only capacity counts as capacity', () => {
+    const fix = 'Fix: add hosts or capacity, lower failuresToTolerate, or give some VMs RestartPriority.NONE';
+
+    test('a VM short of memory only is not reported short of vCPUs', () => {
+      // h2 has 7 vCPUs free but 8192 MiB for a's 12288
+      const c = cluster([host('h1'), host('h2')]);
+      const vms = [vm('a', { memoryMiB: 12288 }), vm('b', { memoryMiB: 8192 })];
+      const s = admissionControl(c, vms, { a: 'h1', b: 'h2' }).scenarios.find((x) => x.failedHosts[0] === 'h1')!;
+      expect(s).toMatchObject({ unplaced: ['a'], shortfall: { vcpus: 0, memoryMiB: 4096 }, short: { memoryMiB: 4096 }, shortOn: { h2: { memoryMiB: 4096 } } });
+      expect(s.short).not.toHaveProperty('vcpus');
+      expect(s.antiAffinity).toEqual([]);
+      expect(describeScenario(s)).toBe(`admission control: if host h1 fails, VM a cannot restart: the surviving hosts are short of 4096 MiB (on h2). ${fix}`);
+    });
+
+    test('VMs that restart take their room first; the shortfall is what the rest still needs', () => {
+      // a (4) restarts on s1; b (4) then finds 2 vCPUs free on s2: 2 more are needed, as 8 needed − 6 free says.
+      const c = cluster([host('f', { cores: 8 }), host('s1', { cores: 4 }), host('s2', { cores: 4 })]);
+      const vms = [vm('a', { vcpus: 4, priority: RestartPriority.HIGH }), vm('b', { vcpus: 4 }), vm('c', { vcpus: 2 })];
+      const s = admissionControl(c, vms, { a: 'f', b: 'f', c: 's2' }).scenarios.find((x) => x.failedHosts[0] === 'f')!;
+      expect(s).toMatchObject({ unplaced: ['b'], shortfall: { vcpus: 2, memoryMiB: 0 }, short: { vcpus: 2 }, shortOn: { s2: { vcpus: 2 } } });
+    });
+
+    test('room split over several hosts is missing room: the deficit is counted host by host', () => {
+      // 10 vCPUs free in total for a 6-vCPU VM, but 5 on each host: one of them needs 1 more.
+      const c = cluster([host('f', { cores: 6 }), host('s1', { cores: 5 }), host('s2', { cores: 5 })]);
+      const s = admissionControl(c, [vm('big', { vcpus: 6 })], { big: 'f' }).scenarios.find((x) => x.failedHosts[0] === 'f')!;
+      expect(s).toMatchObject({ shortfall: { vcpus: 1, memoryMiB: 0 }, short: { vcpus: 1 }, shortOn: { s1: { vcpus: 1 } } });
+      expect(describeScenario(s)).toBe(`admission control: if host f fails, VM big cannot restart: the surviving hosts are short of 1 vCPU (on s1). ${fix}`);
+    });
+
+    test('hard anti-affinity with too few racks left names the rule and the label, and claims no missing capacity', () => {
+      const c = cluster(['r1', 'r2', 'r3'].map((r, i) => host(`h${i + 1}`, { labels: { rack: r } })));
+      const mail = [0, 1, 2].map((i) => vm(`mail-${i}`, { group: 'mail', ...hard(labelDomain('rack')) }));
+      const s = admissionControl(c, mail, { 'mail-0': 'h1', 'mail-1': 'h2', 'mail-2': 'h3' }).scenarios[0];
+      expect(s).toMatchObject({
+        failedHosts: ['h1'],
+        unplaced: ['mail-0'],
+        shortfall: { vcpus: 0, memoryMiB: 0 },
+        short: {},
+        shortOn: {},
+        antiAffinity: [{ group: 'mail', domain: labelDomain('rack'), domainsLeft: 2, replicas: 3, vms: ['mail-0'] }],
+      });
+      expect(describeScenario(s)).toBe(
+        "admission control: if host h1 fails, VM mail-0 cannot restart: hard anti-affinity of group mail across 'rack' has 2 values left for 3 replicas. " +
+          'Fix: add a host in another rack, lower the replica count of group mail, or make its anti-affinity soft',
+      );
+    });
+
+    test('hard anti-affinity by host counts hosts', () => {
+      const c = cluster([host('h1'), host('h2')]);
+      const vms = [vm('a', { group: 'g', ...hard() }), vm('b', { group: 'g', ...hard() })];
+      const s = admissionControl(c, vms, { a: 'h1', b: 'h2' }).scenarios[0];
+      expect(s).toMatchObject({ short: {}, antiAffinity: [{ group: 'g', domain: HOST_DOMAIN, domainsLeft: 1, replicas: 2, vms: ['a'] }] });
+      expect(describeScenario(s)).toBe(
+        'admission control: if host h1 fails, VM a cannot restart: hard anti-affinity of group g across hosts has 1 host left for 2 replicas. ' +
+          'Fix: add a host, lower the replica count of group g, or make its anti-affinity soft',
+      );
+    });
+
+    test('a pinned VM is neither short of room nor of failure domains', () => {
+      const c = cluster([host('h1'), host('h2')], { failuresToTolerate: 2 });
+      const vms = [vm('p', { pinnedHost: 'h1' }), vm('q', { vcpus: 8 }), vm('r', { vcpus: 8 })];
+      const s = admissionControl(c, vms, { p: 'h1', q: 'h1', r: 'h2' }).scenarios.find((x) => x.failedHosts.join() === 'h1')!;
+      expect(s).toMatchObject({ unplaced: ['q', 'p'], short: { vcpus: 8 }, shortOn: { h2: { vcpus: 8 } }, pinnedOrAllowed: { p: 'pinned to h1, which is down' } });
+      expect(describeScenario(s)).toBe(
+        'admission control: if host h1 fails, VMs q, p cannot restart: the surviving hosts are short of 8 vCPUs (on h2) for q; ' +
+          'p: pinned to h1, which is down. Fix: add hosts or capacity, lower failuresToTolerate, or give some VMs RestartPriority.NONE; ' +
+          'let p run on more hosts (pinnedHost, allowedHosts) or give it RestartPriority.NONE',
+      );
+      const both = admissionControl(c, vms, { p: 'h1', q: 'h1', r: 'h2' }).scenarios.find((x) => x.failedHosts.length === 2)!;
+      expect(describeScenario(both)).toMatch(/^admission control: if hosts h1 and h2 fail, VMs /);
+    });
   });
 
   test('VMs with priority none are not restarted, so they need no room', () => {
@@ -355,6 +431,64 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
         expect(failingOf(result.scenarios)).toEqual(bruteForceFailingScenarios(c, vms, placements));
       }),
       { numRuns: 400 },
+    );
+  });
+
+  test('the shortfall names only what is short, and adding it where it says lets every VM that lacked room restart', () => {
+    const withPlacements = small.chain((s) =>
+      fc.record({
+        s: fc.constant(s),
+        hostIndex: fc.array(fc.integer({ min: 0, max: s.cluster.hosts.length - 1 }), { minLength: s.vms.length, maxLength: s.vms.length }),
+      }),
+    );
+    const sum = (amounts: { vcpus?: number; memoryMiB?: number }[]) => ({
+      vcpus: amounts.reduce((t, a) => t + (a.vcpus ?? 0), 0),
+      memoryMiB: amounts.reduce((t, a) => t + (a.memoryMiB ?? 0), 0),
+    });
+    fc.assert(
+      fc.property(fc.boolean(), withPlacements, (byPlace, { s: { cluster: c, vms }, hostIndex }) => {
+        const placements = byPlace ? { ...place(c, vms).placements } : Object.fromEntries(vms.map((v, i) => [v.name, c.hosts[hostIndex[i]].name]));
+        for (const s of admissionControl(c, vms, placements, options).scenarios) {
+          expect(s.shortfall).toEqual({ vcpus: s.short.vcpus ?? 0, memoryMiB: s.short.memoryMiB ?? 0 });
+          for (const n of Object.values(s.short)) expect(n).toBeGreaterThan(0);
+          expect(sum(Object.values(s.shortOn))).toEqual(s.shortfall);
+          const byRule = [...Object.keys(s.pinnedOrAllowed), ...s.antiAffinity.flatMap((b) => b.vms)];
+          expect(new Set(byRule).size).toBe(byRule.length);
+          for (const vm of byRule) expect(s.unplaced).toContain(vm);
+          if (byRule.length === s.unplaced.length) expect(s.short).toEqual({});
+          else expect(Object.keys(s.short).length).toBeGreaterThan(0);
+
+          // Enough: with the VMs a rule keeps down left down, hosts grown by what shortOn names survive the same failure.
+          const grown = c.hosts.map((h) => {
+            const add = s.shortOn[h.name];
+            if (!add) return h;
+            return {
+              ...h,
+              cores: h.cores + Math.ceil((add.vcpus ?? 0) / c.cpuOvercommit),
+              memoryMiB: h.memoryMiB + Math.ceil((add.memoryMiB ?? 0) / c.memoryOvercommit),
+            };
+          });
+          const others = vms.map((v) => (byRule.includes(v.name) ? { ...v, priority: RestartPriority.NONE } : v));
+          expect(planRestart({ ...c, hosts: grown }, others, placements, s.failedHosts, options).feasible).toBe(true);
+          if (byRule.length > 0) continue;
+
+          // Never below the plain total: what the restartable VMs need minus the room the survivors have.
+          const failed = new Set(s.failedHosts);
+          const need = sum(vms.filter((v) => failed.has(placements[v.name]) && v.priority !== RestartPriority.NONE));
+          const room = sum(
+            c.hosts
+              .filter((h) => h.state === HostState.ACTIVE && !failed.has(h.name))
+              .map((h) => {
+                const load = sum(vms.filter((v) => placements[v.name] === h.name));
+                const cap = capacityOf(h, c);
+                return { vcpus: Math.max(0, cap.vcpus - load.vcpus), memoryMiB: Math.max(0, cap.memoryMiB - load.memoryMiB) };
+              }),
+          );
+          expect(s.shortfall.vcpus).toBeGreaterThanOrEqual(need.vcpus - room.vcpus);
+          expect(s.shortfall.memoryMiB).toBeGreaterThanOrEqual(need.memoryMiB - room.memoryMiB);
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 

@@ -80,6 +80,21 @@ describe('renderReport', () => {
     expect(markdown).toMatch(/- Admission control: FAILED in 3 of 3 scenarios/);
   });
 
+  test('admission failures show the real shortfall: none when a hard rule, not room, keeps a VM down', () => {
+    const failures = (m: string) => m.split('## Admission control failures')[1].split('##')[0].split('\n').filter((l) => /^\| h\d/.test(l));
+    // every web replica is blocked by hard anti-affinity by host; room is not the problem
+    const rows = failures(reportFor(c, vms).markdown);
+    expect(rows).toHaveLength(3);
+    for (const row of rows) expect(row.split(' | ')[2]).toBe('— (not capacity)');
+    // each VM lacks 1 vCPU on the other host, and no memory
+    const tight = cluster([host('h1', { cores: 2 }), host('h2', { cores: 2 })]);
+    const shortfalls = failures(reportFor(tight, [vm('a', { vcpus: 2 }), vm('b', { vcpus: 1 })]).markdown).map((r) => r.split(' | ').slice(0, 3));
+    expect(shortfalls).toEqual([
+      ['| h1', 'a', '1 vCPU (on h2)'],
+      ['| h2', 'b', '1 vCPU (on h1)'],
+    ]);
+  });
+
   test('names are escaped: no broken table rows, no HTML', () => {
     const { markdown: withBackslash } = reportFor(c, [vm('back\\')], ['a\nb']);
     expect(withBackslash).toContain('| back\\\\ | h');
