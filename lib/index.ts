@@ -1,17 +1,19 @@
-export * from './anti-affinity';
-export * from './cloud-init';
-export * from './cluster';
+// The constructs (cdktf), the value types and vocabularies they share with the pure core, and the
+// operations command's library entry points. The generated provider bindings are on the
+// `cdktf-libvirt-cluster/providers/libvirt` subpath.
+export * from './constructs/anti-affinity';
+export * from './constructs/cloud-init';
+export * from './constructs/cluster';
+export * from './constructs/contract';
+export * from './constructs/failover-group';
+export * from './constructs/host';
+export * from './constructs/image';
+export * from './constructs/secure-defaults';
+export * from './constructs/virtual-machine';
+export * from './constructs/vm-limits';
+export { Duration } from './core/duration';
+export { HostState, PlacementPolicy, RestartPriority } from './core/model';
 export { Schedule } from './core/schedule';
 export type { ScheduleWindow } from './core/schedule';
 export * from './core/size';
-export * from './domain-type';
-export * from './failover-group';
-export * from './guest-architecture';
-export * from './host';
-export * from './image';
-export * from './placement-policy';
-export * from './reconcile';
-export * from './restart-priority';
-export * from './secure-defaults';
-export * from './virtual-machine';
-export * from './vm-limits';
+export * from './ops/reconcile';

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${LIBVIRT_CLUSTER_CACHE:-$HOME/.cache/cdktf-libvirt-cluster}
-PROVIDER_VERSION=0.8.3
+PROVIDER_VERSION=0.9.7
 
 if [ "${1:-}" != "--bindings-only" ]; then
   export TF_CLI_CONFIG_FILE=$CACHE/tofurc PATH=$CACHE/bin:$PATH

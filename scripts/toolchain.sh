@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Installs everything the real-libvirt path needs: libvirt + QEMU from Debian, and OpenTofu and
-# terraform-provider-libvirt built from their Go modules. Idempotent: what is already built is kept
-# in the cache folder and reused. Prints the versions it ends with.
+# Installs everything the real-libvirt path needs: libvirt + QEMU from Debian, OpenTofu built from
+# its Go module, and terraform-provider-libvirt 0.9.7 built from the vendored source archive in
+# ../shared/vendor/ (the Go module proxy refuses its module path; its dependencies resolve from the
+# proxy). Idempotent: what is already built is kept in the cache folder and reused. Prints the
+# versions it ends with.
 #
 # Environment:
-#   LIBVIRT_CLUSTER_CACHE  where builds are cached (default: ~/.cache/cdktf-libvirt-cluster)
+#   LIBVIRT_CLUSTER_CACHE     where builds are cached (default: ~/.cache/cdktf-libvirt-cluster)
+#   LIBVIRT_PROVIDER_ARCHIVE  the provider's source archive
+#                             (default: ../shared/vendor/terraform-provider-libvirt-0.9.7.tar.gz)
 set -euo pipefail
 
 TOFU_VERSION=1.12.6
-PROVIDER_VERSION=0.8.3
-# 0.9.x is published only under the module path .../v2, which the Go module proxy reachable
-# here refuses (403 for every v2 version); see README "Provider version".
-PROVIDER_MODULE=github.com/dmacvicar/terraform-provider-libvirt
+PROVIDER_VERSION=0.9.7
+PROVIDER_SHA256=5428fd3fe81faa26501ddc0f434f469343059609d5b36e92f605609a43e965c0
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PROVIDER_ARCHIVE=${LIBVIRT_PROVIDER_ARCHIVE:-$ROOT/../shared/vendor/terraform-provider-libvirt-$PROVIDER_VERSION.tar.gz}
 
 CACHE=${LIBVIRT_CLUSTER_CACHE:-$HOME/.cache/cdktf-libvirt-cluster}
 BIN=$CACHE/bin
@@ -21,7 +25,7 @@ mkdir -p "$BIN" "$MIRROR" "$CACHE/src"
 log() { printf '[toolchain] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage xsltproc)
+PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -79,13 +83,18 @@ for host in registry.opentofu.org registry.terraform.io; do
   PLUGIN_DIRS+=("$MIRROR/$host/dmacvicar/libvirt/$PROVIDER_VERSION/linux_amd64")
 done
 if [ ! -x "${PLUGIN_DIRS[0]}/$PLUGIN_NAME" ]; then
-  src=$(module_src "$PROVIDER_MODULE" "v$PROVIDER_VERSION" "$CACHE/src/terraform-provider-libvirt-$PROVIDER_VERSION")
-  log "building terraform-provider-libvirt $PROVIDER_VERSION"
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$PROVIDER_VERSION" -o "$CACHE/$PLUGIN_NAME.tmp" .)
+  [ -f "$PROVIDER_ARCHIVE" ] || { echo "provider source archive not found: $PROVIDER_ARCHIVE (set LIBVIRT_PROVIDER_ARCHIVE)" >&2; exit 1; }
+  echo "$PROVIDER_SHA256  $PROVIDER_ARCHIVE" | sha256sum -c --quiet - \
+    || { echo "sha256 mismatch for $PROVIDER_ARCHIVE (expected $PROVIDER_SHA256)" >&2; exit 1; }
+  src=$CACHE/src/terraform-provider-libvirt-$PROVIDER_VERSION
+  rm -rf "$src" && tar -xzf "$PROVIDER_ARCHIVE" -C "$CACHE/src"
+  log "building terraform-provider-libvirt $PROVIDER_VERSION from $(basename "$PROVIDER_ARCHIVE")"
+  # Part of the provider is generated from libvirt's schemas and not in the archive.
+  (cd "$src" && go run ./internal/codegen >/dev/null \
+    && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$PROVIDER_VERSION" -o "$CACHE/$PLUGIN_NAME.tmp" .)
   for d in "${PLUGIN_DIRS[@]}"; do mkdir -p "$d" && cp "$CACHE/$PLUGIN_NAME.tmp" "$d/$PLUGIN_NAME"; done
   rm -f "$CACHE/$PLUGIN_NAME.tmp"
 fi
-
 
 log "tofu:     $("$BIN/tofu" version | head -1)"
 log "provider: dmacvicar/libvirt $PROVIDER_VERSION ($MIRROR)"

@@ -1,4 +1,4 @@
-// https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion
+// https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/combustion
 // generated from terraform resource schema
 
 import { Construct } from 'constructs';
@@ -8,28 +8,21 @@ import * as cdktf from 'cdktf';
 
 export interface CombustionConfig extends cdktf.TerraformMetaArguments {
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion#content Combustion#content}
+  * Combustion script content (shell script)
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/combustion#content Combustion#content}
   */
   readonly content: string;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion#id Combustion#id}
+  * Name for this combustion resource
   *
-  * Please be aware that the id field is automatically added to all resources in Terraform providers using a Terraform provider SDK version below 2.
-  * If you experience problems setting this value it might not be settable. Please take a look at the provider documentation to ensure it should be settable.
-  */
-  readonly id?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion#name Combustion#name}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/combustion#name Combustion#name}
   */
   readonly name: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion#pool Combustion#pool}
-  */
-  readonly pool?: string;
 }
 
 /**
-* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion libvirt_combustion}
+* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/combustion libvirt_combustion}
 */
 export class Combustion extends cdktf.TerraformResource {
 
@@ -45,7 +38,7 @@ export class Combustion extends cdktf.TerraformResource {
   * Generates CDKTF code for importing a Combustion resource upon running "cdktf plan <stack-name>"
   * @param scope The scope in which to define this construct
   * @param importToId The construct id used in the generated config for the Combustion to import
-  * @param importFromId The id of the existing Combustion that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion#import import section} in the documentation of this resource for the id to use
+  * @param importFromId The id of the existing Combustion that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/combustion#import import section} in the documentation of this resource for the id to use
   * @param provider? Optional instance of the provider where the Combustion to import is found
   */
   public static generateConfigForImport(scope: Construct, importToId: string, importFromId: string, provider?: cdktf.TerraformProvider) {
@@ -57,7 +50,7 @@ export class Combustion extends cdktf.TerraformResource {
   // ===========
 
   /**
-  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/combustion libvirt_combustion} Resource
+  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/combustion libvirt_combustion} Resource
   *
   * @param scope The scope in which to define this construct
   * @param id The scoped construct ID. Must be unique amongst siblings in the same scope
@@ -68,8 +61,8 @@ export class Combustion extends cdktf.TerraformResource {
       terraformResourceType: 'libvirt_combustion',
       terraformGeneratorMetadata: {
         providerName: 'libvirt',
-        providerVersion: '0.8.3',
-        providerVersionConstraint: '0.8.3'
+        providerVersion: '0.9.7',
+        providerVersionConstraint: '0.9.7'
       },
       provider: config.provider,
       dependsOn: config.dependsOn,
@@ -80,9 +73,7 @@ export class Combustion extends cdktf.TerraformResource {
       forEach: config.forEach
     });
     this._content = config.content;
-    this._id = config.id;
     this._name = config.name;
-    this._pool = config.pool;
   }
 
   // ==========
@@ -102,20 +93,9 @@ export class Combustion extends cdktf.TerraformResource {
     return this._content;
   }
 
-  // id - computed: true, optional: true, required: false
-  private _id?: string; 
+  // id - computed: true, optional: false, required: false
   public get id() {
     return this.getStringAttribute('id');
-  }
-  public set id(value: string) {
-    this._id = value;
-  }
-  public resetId() {
-    this._id = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get idInput() {
-    return this._id;
   }
 
   // name - computed: false, optional: false, required: true
@@ -131,20 +111,14 @@ export class Combustion extends cdktf.TerraformResource {
     return this._name;
   }
 
-  // pool - computed: false, optional: true, required: false
-  private _pool?: string; 
-  public get pool() {
-    return this.getStringAttribute('pool');
+  // path - computed: true, optional: false, required: false
+  public get path() {
+    return this.getStringAttribute('path');
   }
-  public set pool(value: string) {
-    this._pool = value;
-  }
-  public resetPool() {
-    this._pool = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get poolInput() {
-    return this._pool;
+
+  // size - computed: true, optional: false, required: false
+  public get size() {
+    return this.getNumberAttribute('size');
   }
 
   // =========
@@ -154,9 +128,7 @@ export class Combustion extends cdktf.TerraformResource {
   protected synthesizeAttributes(): { [name: string]: any } {
     return {
       content: cdktf.stringToTerraform(this._content),
-      id: cdktf.stringToTerraform(this._id),
       name: cdktf.stringToTerraform(this._name),
-      pool: cdktf.stringToTerraform(this._pool),
     };
   }
 
@@ -168,20 +140,8 @@ export class Combustion extends cdktf.TerraformResource {
         type: "simple",
         storageClassType: "string",
       },
-      id: {
-        value: cdktf.stringToHclTerraform(this._id),
-        isBlock: false,
-        type: "simple",
-        storageClassType: "string",
-      },
       name: {
         value: cdktf.stringToHclTerraform(this._name),
-        isBlock: false,
-        type: "simple",
-        storageClassType: "string",
-      },
-      pool: {
-        value: cdktf.stringToHclTerraform(this._pool),
         isBlock: false,
         type: "simple",
         storageClassType: "string",

@@ -1,4 +1,4 @@
-// https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/data-sources/node_devices
+// https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/data-sources/node_devices
 // generated from terraform resource schema
 
 import { Construct } from 'constructs';
@@ -8,20 +8,34 @@ import * as cdktf from 'cdktf';
 
 export interface DataLibvirtNodeDevicesConfig extends cdktf.TerraformMetaArguments {
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/data-sources/node_devices#capability DataLibvirtNodeDevices#capability}
+  * Filter devices by capability type. Valid values include:
+  * 
+  *   - `system` - Host system information
+  *   - `pci` - PCI devices
+  *   - `usb_device` - USB devices
+  *   - `usb` - USB host controllers
+  *   - `net` - Network interfaces
+  *   - `scsi_host` - SCSI host adapters
+  *   - `scsi` - SCSI devices
+  *   - `storage` - Storage devices
+  *   - `drm` - DRM devices
+  *   - `mdev` - Mediated devices
+  *   - `ccw` - s390 CCW devices
+  *   - `css` - s390 CSS devices
+  *   - `ap_queue` - s390 AP queue devices
+  *   - `ap_card` - s390 AP card devices
+  *   - `ap_matrix` - s390 AP matrix devices
+  *   - `ccw_group` - s390 CCW group devices
+  * 
+  * If not specified, all devices are returned.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/data-sources/node_devices#capability DataLibvirtNodeDevices#capability}
   */
   readonly capability?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/data-sources/node_devices#id DataLibvirtNodeDevices#id}
-  *
-  * Please be aware that the id field is automatically added to all resources in Terraform providers using a Terraform provider SDK version below 2.
-  * If you experience problems setting this value it might not be settable. Please take a look at the provider documentation to ensure it should be settable.
-  */
-  readonly id?: string;
 }
 
 /**
-* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/data-sources/node_devices libvirt_node_devices}
+* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/data-sources/node_devices libvirt_node_devices}
 */
 export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
 
@@ -37,7 +51,7 @@ export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
   * Generates CDKTF code for importing a DataLibvirtNodeDevices resource upon running "cdktf plan <stack-name>"
   * @param scope The scope in which to define this construct
   * @param importToId The construct id used in the generated config for the DataLibvirtNodeDevices to import
-  * @param importFromId The id of the existing DataLibvirtNodeDevices that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/data-sources/node_devices#import import section} in the documentation of this resource for the id to use
+  * @param importFromId The id of the existing DataLibvirtNodeDevices that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/data-sources/node_devices#import import section} in the documentation of this resource for the id to use
   * @param provider? Optional instance of the provider where the DataLibvirtNodeDevices to import is found
   */
   public static generateConfigForImport(scope: Construct, importToId: string, importFromId: string, provider?: cdktf.TerraformProvider) {
@@ -49,7 +63,7 @@ export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
   // ===========
 
   /**
-  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/data-sources/node_devices libvirt_node_devices} Data Source
+  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/data-sources/node_devices libvirt_node_devices} Data Source
   *
   * @param scope The scope in which to define this construct
   * @param id The scoped construct ID. Must be unique amongst siblings in the same scope
@@ -60,8 +74,8 @@ export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
       terraformResourceType: 'libvirt_node_devices',
       terraformGeneratorMetadata: {
         providerName: 'libvirt',
-        providerVersion: '0.8.3',
-        providerVersionConstraint: '0.8.3'
+        providerVersion: '0.9.7',
+        providerVersionConstraint: '0.9.7'
       },
       provider: config.provider,
       dependsOn: config.dependsOn,
@@ -72,7 +86,6 @@ export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
       forEach: config.forEach
     });
     this._capability = config.capability;
-    this._id = config.id;
   }
 
   // ==========
@@ -100,20 +113,9 @@ export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
     return cdktf.Fn.tolist(this.getListAttribute('devices'));
   }
 
-  // id - computed: true, optional: true, required: false
-  private _id?: string; 
+  // id - computed: true, optional: false, required: false
   public get id() {
     return this.getStringAttribute('id');
-  }
-  public set id(value: string) {
-    this._id = value;
-  }
-  public resetId() {
-    this._id = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get idInput() {
-    return this._id;
   }
 
   // =========
@@ -123,7 +125,6 @@ export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
   protected synthesizeAttributes(): { [name: string]: any } {
     return {
       capability: cdktf.stringToTerraform(this._capability),
-      id: cdktf.stringToTerraform(this._id),
     };
   }
 
@@ -131,12 +132,6 @@ export class DataLibvirtNodeDevices extends cdktf.TerraformDataSource {
     const attrs = {
       capability: {
         value: cdktf.stringToHclTerraform(this._capability),
-        isBlock: false,
-        type: "simple",
-        storageClassType: "string",
-      },
-      id: {
-        value: cdktf.stringToHclTerraform(this._id),
         isBlock: false,
         type: "simple",
         storageClassType: "string",

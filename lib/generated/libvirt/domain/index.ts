@@ -1,2426 +1,559 @@
-// https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain
 // generated from terraform resource schema
 
+import { DomainBhyveCommandline, 
+domainBhyveCommandlineToTerraform, 
+domainBhyveCommandlineToHclTerraform, 
+DomainBhyveCommandlineOutputReference, 
+DomainBlockIoTune, 
+domainBlockIoTuneToTerraform, 
+domainBlockIoTuneToHclTerraform, 
+DomainBlockIoTuneOutputReference, 
+DomainClock, 
+domainClockToTerraform, 
+domainClockToHclTerraform, 
+DomainClockOutputReference, 
+DomainCpu, 
+domainCpuToTerraform, 
+domainCpuToHclTerraform, 
+DomainCpuOutputReference, 
+DomainCpuTune, 
+domainCpuTuneToTerraform, 
+domainCpuTuneToHclTerraform, 
+DomainCpuTuneOutputReference, 
+DomainCreate, 
+domainCreateToTerraform, 
+domainCreateToHclTerraform, 
+DomainCreateOutputReference, 
+DomainDefaultIoThread, 
+domainDefaultIoThreadToTerraform, 
+domainDefaultIoThreadToHclTerraform, 
+DomainDefaultIoThreadOutputReference, 
+DomainDestroy, 
+domainDestroyToTerraform, 
+domainDestroyToHclTerraform, 
+DomainDestroyOutputReference, 
+DomainDevices, 
+domainDevicesToTerraform, 
+domainDevicesToHclTerraform, 
+DomainDevicesOutputReference, 
+DomainFeatures, 
+domainFeaturesToTerraform, 
+domainFeaturesToHclTerraform, 
+DomainFeaturesOutputReference, 
+DomainIdMap, 
+domainIdMapToTerraform, 
+domainIdMapToHclTerraform, 
+DomainIdMapOutputReference, 
+DomainIoThreadIDs, 
+domainIoThreadIDsToTerraform, 
+domainIoThreadIDsToHclTerraform, 
+DomainIoThreadIDsOutputReference, 
+DomainKeyWrap, 
+domainKeyWrapToTerraform, 
+domainKeyWrapToHclTerraform, 
+DomainKeyWrapOutputReference, 
+DomainLaunchSecurity, 
+domainLaunchSecurityToTerraform, 
+domainLaunchSecurityToHclTerraform, 
+DomainLaunchSecurityOutputReference, 
+DomainLxcNamespace, 
+domainLxcNamespaceToTerraform, 
+domainLxcNamespaceToHclTerraform, 
+DomainLxcNamespaceOutputReference, 
+DomainMemoryBacking, 
+domainMemoryBackingToTerraform, 
+domainMemoryBackingToHclTerraform, 
+DomainMemoryBackingOutputReference, 
+DomainMemoryTune, 
+domainMemoryTuneToTerraform, 
+domainMemoryTuneToHclTerraform, 
+DomainMemoryTuneOutputReference, 
+DomainMetadata, 
+domainMetadataToTerraform, 
+domainMetadataToHclTerraform, 
+DomainMetadataOutputReference, 
+DomainNumaTune, 
+domainNumaTuneToTerraform, 
+domainNumaTuneToHclTerraform, 
+DomainNumaTuneOutputReference, 
+DomainOs, 
+domainOsToTerraform, 
+domainOsToHclTerraform, 
+DomainOsOutputReference, 
+DomainPerf, 
+domainPerfToTerraform, 
+domainPerfToHclTerraform, 
+DomainPerfOutputReference, 
+DomainPm, 
+domainPmToTerraform, 
+domainPmToHclTerraform, 
+DomainPmOutputReference, 
+DomainQemuCapabilities, 
+domainQemuCapabilitiesToTerraform, 
+domainQemuCapabilitiesToHclTerraform, 
+DomainQemuCapabilitiesOutputReference, 
+DomainQemuCommandline, 
+domainQemuCommandlineToTerraform, 
+domainQemuCommandlineToHclTerraform, 
+DomainQemuCommandlineOutputReference, 
+DomainQemuDeprecation, 
+domainQemuDeprecationToTerraform, 
+domainQemuDeprecationToHclTerraform, 
+DomainQemuDeprecationOutputReference, 
+DomainQemuOverride, 
+domainQemuOverrideToTerraform, 
+domainQemuOverrideToHclTerraform, 
+DomainQemuOverrideOutputReference, 
+DomainResource, 
+domainResourceToTerraform, 
+domainResourceToHclTerraform, 
+DomainResourceOutputReference, 
+DomainSecLabel, 
+domainSecLabelToTerraform, 
+domainSecLabelToHclTerraform, 
+DomainSecLabelList, 
+DomainSysInfo, 
+domainSysInfoToTerraform, 
+domainSysInfoToHclTerraform, 
+DomainSysInfoList, 
+DomainThrottleGroups, 
+domainThrottleGroupsToTerraform, 
+domainThrottleGroupsToHclTerraform, 
+DomainThrottleGroupsOutputReference, 
+DomainUpdate, 
+domainUpdateToTerraform, 
+domainUpdateToHclTerraform, 
+DomainUpdateOutputReference, 
+DomainVcpus, 
+domainVcpusToTerraform, 
+domainVcpusToHclTerraform, 
+DomainVcpusOutputReference, 
+DomainXenCommandline, 
+domainXenCommandlineToTerraform, 
+domainXenCommandlineToHclTerraform, 
+DomainXenCommandlineOutputReference} from './index-structs'
+export * from './index-structs'
 import { Construct } from 'constructs';
 import * as cdktf from 'cdktf';
-
-// Configuration
-
 export interface DomainConfig extends cdktf.TerraformMetaArguments {
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#arch Domain#arch}
-  */
-  readonly arch?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#autostart Domain#autostart}
+  * Whether the domain should be started automatically when the host boots.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#autostart Domain#autostart}
   */
   readonly autostart?: boolean | cdktf.IResolvable;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#cloudinit Domain#cloudinit}
-  */
-  readonly cloudinit?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#cmdline Domain#cmdline}
-  */
-  readonly cmdline?: { [key: string]: string }[] | cdktf.IResolvable;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#coreos_ignition Domain#coreos_ignition}
-  */
-  readonly coreosIgnition?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#description Domain#description}
-  */
-  readonly description?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#emulator Domain#emulator}
-  */
-  readonly emulator?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#firmware Domain#firmware}
-  */
-  readonly firmware?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#fw_cfg_name Domain#fw_cfg_name}
-  */
-  readonly fwCfgName?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#id Domain#id}
+  * Configures bhyve-specific command-line passthrough for a domain, allowing extra arguments and environment variables to be appended through the bhyve XML namespace.
   *
-  * Please be aware that the id field is automatically added to all resources in Terraform providers using a Terraform provider SDK version below 2.
-  * If you experience problems setting this value it might not be settable. Please take a look at the provider documentation to ensure it should be settable.
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#bhyve_commandline Domain#bhyve_commandline}
   */
-  readonly id?: string;
+  readonly bhyveCommandline?: DomainBhyveCommandline;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#initrd Domain#initrd}
-  */
-  readonly initrd?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#kernel Domain#kernel}
-  */
-  readonly kernel?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#machine Domain#machine}
-  */
-  readonly machine?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#memory Domain#memory}
-  */
-  readonly memory?: number;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#metadata Domain#metadata}
-  */
-  readonly metadata?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#name Domain#name}
-  */
-  readonly name: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#qemu_agent Domain#qemu_agent}
-  */
-  readonly qemuAgent?: boolean | cdktf.IResolvable;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#running Domain#running}
-  */
-  readonly running?: boolean | cdktf.IResolvable;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#type Domain#type}
-  */
-  readonly type?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#vcpu Domain#vcpu}
-  */
-  readonly vcpu?: number;
-  /**
-  * boot_device block
+  * Configures block I/O cgroup tuning for the whole domain, such as global I/O weight or per-device throttling limits.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#boot_device Domain#boot_device}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#block_io_tune Domain#block_io_tune}
   */
-  readonly bootDevice?: DomainBootDevice[] | cdktf.IResolvable;
+  readonly blockIoTune?: DomainBlockIoTune;
   /**
-  * console block
+  * Specifies the host-side bootloader program to invoke instead of firmware/BIOS when starting the guest (e.g. `pygrub` for Xen or `bhyveload` for bhyve); the value is user-provided and driver-specific.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#host-bootloader>
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#console Domain#console}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#bootloader Domain#bootloader}
   */
-  readonly console?: DomainConsole[] | cdktf.IResolvable;
+  readonly bootloader?: string;
   /**
-  * cpu block
+  * Provides additional command-line arguments passed to the host bootloader defined by `bootloader`; the value is a free-form string interpreted by the bootloader.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#host-bootloader>
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#cpu Domain#cpu}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#bootloader_args Domain#bootloader_args}
+  */
+  readonly bootloaderArgs?: string;
+  /**
+  * Configures the guest’s clock source and base time behavior, including offset, starting point, and timers.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#clock Domain#clock}
+  */
+  readonly clock?: DomainClock;
+  /**
+  * Configures the virtual CPU model, features, cache, topology, and related behavior presented to the guest.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#cpu Domain#cpu}
   */
   readonly cpu?: DomainCpu;
   /**
-  * disk block
+  * Configures CPU scheduling and tuning parameters for the domain, including vCPU pinning, quotas, cache tuning, and IOThread scheduling.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#disk Domain#disk}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#cpu_tune Domain#cpu_tune}
   */
-  readonly disk?: DomainDisk[] | cdktf.IResolvable;
+  readonly cpuTune?: DomainCpuTune;
   /**
-  * filesystem block
+  * Start behavior flags passed to libvirt when running is true.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#filesystem Domain#filesystem}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#create Domain#create}
   */
-  readonly filesystem?: DomainFilesystem[] | cdktf.IResolvable;
+  readonly create?: DomainCreate;
   /**
-  * graphics block
+  * Sets the amount of guest memory that is actually allocated at boot (in the specified unit), which may be less than the maximum `memory` to allow for memory hotplug.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#graphics Domain#graphics}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#current_memory Domain#current_memory}
   */
-  readonly graphics?: DomainGraphics;
+  readonly currentMemory?: number;
   /**
-  * network_interface block
+  * Sets the unit of measurement for the domain's currentMemory value (for example KiB or MiB); if omitted, libvirt uses its default unit (usually KiB).
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#network_interface Domain#network_interface}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#current_memory_unit Domain#current_memory_unit}
   */
-  readonly networkInterface?: DomainNetworkInterface[] | cdktf.IResolvable;
+  readonly currentMemoryUnit?: string;
   /**
-  * nvram block
+  * Configures the default IOThread settings for the domain, including optional thread pool sizing for IOThreads created implicitly.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#nvram Domain#nvram}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#default_io_thread Domain#default_io_thread}
   */
-  readonly nvram?: DomainNvram;
+  readonly defaultIoThread?: DomainDefaultIoThread;
   /**
-  * timeouts block
+  * Sets a free‑form human‑readable description for the domain; content is user‑provided text without strict constraints.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#general-metadata>
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#timeouts Domain#timeouts}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#description Domain#description}
   */
-  readonly timeouts?: DomainTimeouts;
+  readonly description?: string;
   /**
-  * tpm block
+  * Destroy behavior when Terraform removes the domain.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#tpm Domain#tpm}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#destroy Domain#destroy}
   */
-  readonly tpm?: DomainTpm;
+  readonly destroy?: DomainDestroy;
   /**
-  * video block
+  * Groups all device definitions attached to the domain, including disks, interfaces, audio, video, and other hardware devices.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#video Domain#video}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#devices Domain#devices}
   */
-  readonly video?: DomainVideo;
+  readonly devices?: DomainDevices;
   /**
-  * xml block
+  * Enables and configures hypervisor and CPU‑related features for the domain, such as ACPI, AIA, and other optional capabilities.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#xml Domain#xml}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#features Domain#features}
   */
-  readonly xml?: DomainXml;
-}
-export interface DomainBootDevice {
+  readonly features?: DomainFeatures;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#dev Domain#dev}
+  * Sets the VM generation ID (genid) exposed to the guest, used by some operating systems to detect cloning; value must be a user-provided 128‑bit identifier in UUID-like hexadecimal format.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#general-metadata>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#gen_id Domain#gen_id}
   */
-  readonly dev?: string[];
-}
-
-export function domainBootDeviceToTerraform(struct?: DomainBootDevice | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    dev: cdktf.listMapper(cdktf.stringToTerraform, false)(struct!.dev),
-  }
-}
-
-
-export function domainBootDeviceToHclTerraform(struct?: DomainBootDevice | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    dev: {
-      value: cdktf.listMapperHcl(cdktf.stringToHclTerraform, false)(struct!.dev),
-      isBlock: false,
-      type: "list",
-      storageClassType: "stringList",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainBootDeviceOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-  private resolvableValue?: cdktf.IResolvable;
-
+  readonly genId?: string;
   /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param complexObjectIndex the index of this item in the list
-  * @param complexObjectIsFromSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
+  * Sets the hardware UUID reported to the guest firmware/OS, typically reflected in SMBIOS; value is user-provided and should be a standard UUID string.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#general-metadata>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#hwuuid Domain#hwuuid}
   */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string, complexObjectIndex: number, complexObjectIsFromSet: boolean) {
-    super(terraformResource, terraformAttribute, complexObjectIsFromSet, complexObjectIndex);
-  }
-
-  public get internalValue(): DomainBootDevice | cdktf.IResolvable | undefined {
-    if (this.resolvableValue) {
-      return this.resolvableValue;
-    }
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._dev !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.dev = this._dev;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainBootDevice | cdktf.IResolvable | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this.resolvableValue = undefined;
-      this._dev = undefined;
-    }
-    else if (cdktf.Tokenization.isResolvable(value)) {
-      this.isEmptyObject = false;
-      this.resolvableValue = value;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this.resolvableValue = undefined;
-      this._dev = value.dev;
-    }
-  }
-
-  // dev - computed: false, optional: true, required: false
-  private _dev?: string[]; 
-  public get dev() {
-    return this.getListAttribute('dev');
-  }
-  public set dev(value: string[]) {
-    this._dev = value;
-  }
-  public resetDev() {
-    this._dev = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get devInput() {
-    return this._dev;
-  }
-}
-
-export class DomainBootDeviceList extends cdktf.ComplexList {
-  public internalValue? : DomainBootDevice[] | cdktf.IResolvable
-
+  readonly hwuuid?: string;
   /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param wrapsSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
+  * Configures user and group ID mapping between host and guest for container-style virtualization; presence of this block enables explicit uid/gid mapping.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#id_map Domain#id_map}
   */
-  constructor(protected terraformResource: cdktf.IInterpolatingParent, protected terraformAttribute: string, protected wrapsSet: boolean) {
-    super(terraformResource, terraformAttribute, wrapsSet)
-  }
-
+  readonly idMap?: DomainIdMap;
   /**
-  * @param index the index of the item to return
+  * Configures the set of IOThread IDs available to the domain, allowing explicit control over which IOThreads exist.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#io_thread_i_ds Domain#io_thread_i_ds}
   */
-  public get(index: number): DomainBootDeviceOutputReference {
-    return new DomainBootDeviceOutputReference(this.terraformResource, this.terraformAttribute, index, this.wrapsSet);
-  }
-}
-export interface DomainConsole {
+  readonly ioThreadIDs?: DomainIoThreadIDs;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#source_host Domain#source_host}
+  * Sets the total number of IOThreads allocated for the domain, improving block I/O scalability; the value is user‑provided (positive integer).
+  * 
+  * See: <https://libvirt.org/formatdomain.html#iothreads-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#io_threads Domain#io_threads}
   */
-  readonly sourceHost?: string;
+  readonly ioThreads?: number;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#source_path Domain#source_path}
+  * Configures whether the guest is allowed to perform s390 key-wrapping cryptographic operations and which ciphers are permitted.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#key_wrap Domain#key_wrap}
   */
-  readonly sourcePath?: string;
+  readonly keyWrap?: DomainKeyWrap;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#source_service Domain#source_service}
+  * Configures hardware-backed launch or confidential-computing security for the domain (such as s390-pv, AMD SEV, or SEV-SNP), with sub-blocks selecting the specific technology.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#launch_security Domain#launch_security}
   */
-  readonly sourceService?: string;
+  readonly launchSecurity?: DomainLaunchSecurity;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#target_port Domain#target_port}
+  * Configures inherited Linux namespaces for LXC guests, allowing selected namespaces to be shared with another process or namespace provider.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#lxc_namespace Domain#lxc_namespace}
   */
-  readonly targetPort: string;
+  readonly lxcNamespace?: DomainLxcNamespace;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#target_type Domain#target_type}
+  * Sets the maximum hot-pluggable memory capacity for the guest (maxMemory value), in units given by domain.maximum_memory_unit; must be greater than or equal to the initial memory size.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#maximum_memory Domain#maximum_memory}
   */
-  readonly targetType?: string;
+  readonly maximumMemory?: number;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#type Domain#type}
+  * Sets the number of memory slots available for hot-plugging guest memory devices, corresponding to the slots attribute of maxMemory; value is a user-provided positive integer.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#maximum_memory_slots Domain#maximum_memory_slots}
+  */
+  readonly maximumMemorySlots?: number;
+  /**
+  * Sets the unit for the maximum hot-pluggable memory value (for example, "KiB", "MiB", or "GiB"), corresponding to the unit attribute of maxMemory; value is user-provided but must be a libvirt-supported memory unit.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#maximum_memory_unit Domain#maximum_memory_unit}
+  */
+  readonly maximumMemoryUnit?: string;
+  /**
+  * Sets the maximum memory allocation for the guest at boot time; the value is user-provided and interpreted in libvirt memory units (typically KiB unless a unit is specified elsewhere).
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#memory Domain#memory}
+  */
+  readonly memory?: number;
+  /**
+  * Configures how the guest’s RAM is backed by host memory, including huge pages, locking, sharing, access policy, allocation policy, and discard behavior.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#memory_backing Domain#memory_backing}
+  */
+  readonly memoryBacking?: DomainMemoryBacking;
+  /**
+  * Controls whether guest memory is included in the core dump when the domain crashes, by setting the memory attribute (dumpCore) on the domain element; valid values are user-provided according to libvirt’s dumpCore policy (e.g. enabling or disabling memory dumping).
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#memory_dump_core Domain#memory_dump_core}
+  */
+  readonly memoryDumpCore?: string;
+  /**
+  * Configures memory tuning parameters for the guest, including soft, hard, and swap limits and minimum guarantees.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#memory_tune Domain#memory_tune}
+  */
+  readonly memoryTune?: DomainMemoryTune;
+  /**
+  * Sets the unit for the domain’s main memory value, typically as a memory size unit such as KiB, MiB, or GiB; the string is user-provided and must match libvirt’s accepted memory units.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#memory-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#memory_unit Domain#memory_unit}
+  */
+  readonly memoryUnit?: string;
+  /**
+  * Configures an arbitrary metadata block associated with the domain, typically used to store application- or tool-specific XML or other structured data.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#metadata Domain#metadata}
+  */
+  readonly metadata?: DomainMetadata;
+  /**
+  * Sets the domain’s short name, which must be unique on the host and consist only of alphanumeric characters.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#general-metadata>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#name Domain#name}
+  */
+  readonly name: string;
+  /**
+  * Configures NUMA policy for the domain process and its memory, controlling how guest CPUs and memory are placed on host NUMA nodes.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#numa_tune Domain#numa_tune}
+  */
+  readonly numaTune?: DomainNumaTune;
+  /**
+  * Sets the action libvirt takes when the guest crashes; valid values include "destroy", "restart", "preserve", "coredump-destroy", "coredump-restart", "rename-restart", "ignore", or "pause". Example: "coredump-restart" keeps a crash dump and then restarts the domain.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#events-configuration>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#on_crash Domain#on_crash}
+  */
+  readonly onCrash?: string;
+  /**
+  * Sets the action libvirt takes when the guest issues a poweroff/shutdown; valid values include "destroy", "restart", "preserve", or "rename-restart". If unset, the hypervisor default is used.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#events-configuration>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#on_poweroff Domain#on_poweroff}
+  */
+  readonly onPoweroff?: string;
+  /**
+  * Sets the action libvirt takes when the guest reboots; valid values include "destroy", "restart", "preserve", "rename-restart", "ignore", or "pause". If unset, the hypervisor default is used.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#events-configuration>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#on_reboot Domain#on_reboot}
+  */
+  readonly onReboot?: string;
+  /**
+  * Groups configuration of how the guest operating system is booted, including firmware, BIOS, boot devices, kernel parameters, and related options. All sub-attributes are optional and user-provided.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#os Domain#os}
+  */
+  readonly os?: DomainOs;
+  /**
+  * Enables configuration of performance monitoring events exposed to the guest and collected by the hypervisor.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#perf Domain#perf}
+  */
+  readonly perf?: DomainPerf;
+  /**
+  * Configures power management behavior advertised to the guest, such as support for suspend-to-RAM and suspend-to-disk.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#pm Domain#pm}
+  */
+  readonly pm?: DomainPm;
+  /**
+  * Configures QEMU capability toggles through the QEMU namespace, allowing named capabilities to be explicitly added to or removed from the launched device model.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#qemu_capabilities Domain#qemu_capabilities}
+  */
+  readonly qemuCapabilities?: DomainQemuCapabilities;
+  /**
+  * Configures QEMU-specific command-line passthrough for a domain, allowing explicit extra arguments and environment variables to be passed through the dedicated QEMU XML namespace.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#qemu_commandline Domain#qemu_commandline}
+  */
+  readonly qemuCommandline?: DomainQemuCommandline;
+  /**
+  * Configures the QEMU namespace deprecation behavior for the domain.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#qemu_deprecation Domain#qemu_deprecation}
+  */
+  readonly qemuDeprecation?: DomainQemuDeprecation;
+  /**
+  * Configures QEMU frontend property overrides in the QEMU namespace, targeting specific devices by alias and setting named frontend properties.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#qemu_override Domain#qemu_override}
+  */
+  readonly qemuOverride?: DomainQemuOverride;
+  /**
+  * Groups resource-partitioning settings that associate the domain with hypervisor-specific resource partitions or classes.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#resource Domain#resource}
+  */
+  readonly resource?: DomainResource;
+  /**
+  * Whether the domain should be started after creation.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#running Domain#running}
+  */
+  readonly running?: boolean | cdktf.IResolvable;
+  /**
+  * Configures one security label configuration for the domain, controlling how a security driver (such as SELinux or DAC) labels and isolates the domain and its resources.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#security-label>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#sec_label Domain#sec_label}
+  */
+  readonly secLabel?: DomainSecLabel[] | cdktf.IResolvable;
+  /**
+  * Configures system information presented to the guest (such as SMBIOS and fw_cfg data), allowing customization of what hardware/firmware details the guest sees.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#smbios-system-information>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#sys_info Domain#sys_info}
+  */
+  readonly sysInfo?: DomainSysInfo[] | cdktf.IResolvable;
+  /**
+  * Enables configuration of one or more named disk I/O throttle groups that can be referenced by disk `throttlefilters` to apply shared I/O rate limits.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#throttle_groups Domain#throttle_groups}
+  */
+  readonly throttleGroups?: DomainThrottleGroups;
+  /**
+  * Sets a human‑readable title for the domain, which is user‑provided free text and may be used by management tools but has no functional effect on the guest.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#general-metadata>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#title Domain#title}
+  */
+  readonly title?: string;
+  /**
+  * Sets the hypervisor type used to run the domain (for example "kvm", "qemu", or "xen"); this is required and must be a valid libvirt domain driver name for the host.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#element-and-attribute-overview>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#type Domain#type}
   */
   readonly type: string;
-}
-
-export function domainConsoleToTerraform(struct?: DomainConsole | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    source_host: cdktf.stringToTerraform(struct!.sourceHost),
-    source_path: cdktf.stringToTerraform(struct!.sourcePath),
-    source_service: cdktf.stringToTerraform(struct!.sourceService),
-    target_port: cdktf.stringToTerraform(struct!.targetPort),
-    target_type: cdktf.stringToTerraform(struct!.targetType),
-    type: cdktf.stringToTerraform(struct!.type),
-  }
-}
-
-
-export function domainConsoleToHclTerraform(struct?: DomainConsole | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    source_host: {
-      value: cdktf.stringToHclTerraform(struct!.sourceHost),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    source_path: {
-      value: cdktf.stringToHclTerraform(struct!.sourcePath),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    source_service: {
-      value: cdktf.stringToHclTerraform(struct!.sourceService),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    target_port: {
-      value: cdktf.stringToHclTerraform(struct!.targetPort),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    target_type: {
-      value: cdktf.stringToHclTerraform(struct!.targetType),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    type: {
-      value: cdktf.stringToHclTerraform(struct!.type),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainConsoleOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-  private resolvableValue?: cdktf.IResolvable;
-
   /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param complexObjectIndex the index of this item in the list
-  * @param complexObjectIsFromSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
+  * Update behavior when Terraform must stop the domain before redefining it.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#update Domain#update}
   */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string, complexObjectIndex: number, complexObjectIsFromSet: boolean) {
-    super(terraformResource, terraformAttribute, complexObjectIsFromSet, complexObjectIndex);
-  }
-
-  public get internalValue(): DomainConsole | cdktf.IResolvable | undefined {
-    if (this.resolvableValue) {
-      return this.resolvableValue;
-    }
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._sourceHost !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.sourceHost = this._sourceHost;
-    }
-    if (this._sourcePath !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.sourcePath = this._sourcePath;
-    }
-    if (this._sourceService !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.sourceService = this._sourceService;
-    }
-    if (this._targetPort !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.targetPort = this._targetPort;
-    }
-    if (this._targetType !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.targetType = this._targetType;
-    }
-    if (this._type !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.type = this._type;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainConsole | cdktf.IResolvable | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this.resolvableValue = undefined;
-      this._sourceHost = undefined;
-      this._sourcePath = undefined;
-      this._sourceService = undefined;
-      this._targetPort = undefined;
-      this._targetType = undefined;
-      this._type = undefined;
-    }
-    else if (cdktf.Tokenization.isResolvable(value)) {
-      this.isEmptyObject = false;
-      this.resolvableValue = value;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this.resolvableValue = undefined;
-      this._sourceHost = value.sourceHost;
-      this._sourcePath = value.sourcePath;
-      this._sourceService = value.sourceService;
-      this._targetPort = value.targetPort;
-      this._targetType = value.targetType;
-      this._type = value.type;
-    }
-  }
-
-  // source_host - computed: false, optional: true, required: false
-  private _sourceHost?: string; 
-  public get sourceHost() {
-    return this.getStringAttribute('source_host');
-  }
-  public set sourceHost(value: string) {
-    this._sourceHost = value;
-  }
-  public resetSourceHost() {
-    this._sourceHost = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get sourceHostInput() {
-    return this._sourceHost;
-  }
-
-  // source_path - computed: false, optional: true, required: false
-  private _sourcePath?: string; 
-  public get sourcePath() {
-    return this.getStringAttribute('source_path');
-  }
-  public set sourcePath(value: string) {
-    this._sourcePath = value;
-  }
-  public resetSourcePath() {
-    this._sourcePath = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get sourcePathInput() {
-    return this._sourcePath;
-  }
-
-  // source_service - computed: false, optional: true, required: false
-  private _sourceService?: string; 
-  public get sourceService() {
-    return this.getStringAttribute('source_service');
-  }
-  public set sourceService(value: string) {
-    this._sourceService = value;
-  }
-  public resetSourceService() {
-    this._sourceService = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get sourceServiceInput() {
-    return this._sourceService;
-  }
-
-  // target_port - computed: false, optional: false, required: true
-  private _targetPort?: string; 
-  public get targetPort() {
-    return this.getStringAttribute('target_port');
-  }
-  public set targetPort(value: string) {
-    this._targetPort = value;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get targetPortInput() {
-    return this._targetPort;
-  }
-
-  // target_type - computed: false, optional: true, required: false
-  private _targetType?: string; 
-  public get targetType() {
-    return this.getStringAttribute('target_type');
-  }
-  public set targetType(value: string) {
-    this._targetType = value;
-  }
-  public resetTargetType() {
-    this._targetType = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get targetTypeInput() {
-    return this._targetType;
-  }
-
-  // type - computed: false, optional: false, required: true
-  private _type?: string; 
-  public get type() {
-    return this.getStringAttribute('type');
-  }
-  public set type(value: string) {
-    this._type = value;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get typeInput() {
-    return this._type;
-  }
-}
-
-export class DomainConsoleList extends cdktf.ComplexList {
-  public internalValue? : DomainConsole[] | cdktf.IResolvable
-
+  readonly update?: DomainUpdate;
   /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param wrapsSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
+  * Sets the maximum number of virtual CPUs configured for the guest, as a positive integer within the hypervisor’s supported range (for example 1–255).
+  * 
+  * See: <https://libvirt.org/formatdomain.html#cpu-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#vcpu Domain#vcpu}
   */
-  constructor(protected terraformResource: cdktf.IInterpolatingParent, protected terraformAttribute: string, protected wrapsSet: boolean) {
-    super(terraformResource, terraformAttribute, wrapsSet)
-  }
-
+  readonly vcpu?: number;
   /**
-  * @param index the index of the item to return
+  * Sets the optional CPU affinity for all vCPUs using a cpuset expression (for example "0-3,8"), corresponding to the vcpu element’s cpuset attribute.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#cpu-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#vcpu_cpuset Domain#vcpu_cpuset}
   */
-  public get(index: number): DomainConsoleOutputReference {
-    return new DomainConsoleOutputReference(this.terraformResource, this.terraformAttribute, index, this.wrapsSet);
-  }
-}
-export interface DomainCpu {
+  readonly vcpuCpuset?: string;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#mode Domain#mode}
+  * Sets the number of vCPUs that are initially online at boot via the vcpu element’s current attribute, as a positive integer not exceeding domain.vcpu.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#cpu-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#vcpu_current Domain#vcpu_current}
   */
-  readonly mode?: string;
-}
-
-export function domainCpuToTerraform(struct?: DomainCpuOutputReference | DomainCpu): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    mode: cdktf.stringToTerraform(struct!.mode),
-  }
-}
-
-
-export function domainCpuToHclTerraform(struct?: DomainCpuOutputReference | DomainCpu): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    mode: {
-      value: cdktf.stringToHclTerraform(struct!.mode),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainCpuOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-
+  readonly vcpuCurrent?: number;
   /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
+  * Sets the vCPU placement policy via the vcpu element’s placement attribute, typically "static" or "auto", controlling whether libvirt chooses NUMA/CPU placement automatically.
+  * 
+  * See: <https://libvirt.org/formatdomain.html#cpu-allocation>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#vcpu_placement Domain#vcpu_placement}
   */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string) {
-    super(terraformResource, terraformAttribute, false, 0);
-  }
-
-  public get internalValue(): DomainCpu | undefined {
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._mode !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.mode = this._mode;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainCpu | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this._mode = undefined;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this._mode = value.mode;
-    }
-  }
-
-  // mode - computed: true, optional: true, required: false
-  private _mode?: string; 
-  public get mode() {
-    return this.getStringAttribute('mode');
-  }
-  public set mode(value: string) {
-    this._mode = value;
-  }
-  public resetMode() {
-    this._mode = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get modeInput() {
-    return this._mode;
-  }
-}
-export interface DomainDisk {
+  readonly vcpuPlacement?: string;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#block_device Domain#block_device}
+  * Enables per‑vCPU configuration; when present, it contains one or more vcpu entries that can individually control online state and pinning.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#vcpus Domain#vcpus}
   */
-  readonly blockDevice?: string;
+  readonly vcpus?: DomainVcpus;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#file Domain#file}
+  * Sets the VMware datacenter path associated with the domain when using the VMware driver, matching the datacenter-oriented path conventions used by libvirt `vpx://` connections.
+  * 
+  * See: <https://libvirt.org/drvesx.html>
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#vmware_data_center_path Domain#vmware_data_center_path}
   */
-  readonly file?: string;
+  readonly vmwareDataCenterPath?: string;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#scsi Domain#scsi}
+  * Configures Xen-specific command-line passthrough to the qemu device model, using the Xen XML namespace for additional arguments.
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#xen_commandline Domain#xen_commandline}
   */
-  readonly scsi?: boolean | cdktf.IResolvable;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#url Domain#url}
-  */
-  readonly url?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#volume_id Domain#volume_id}
-  */
-  readonly volumeId?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#wwn Domain#wwn}
-  */
-  readonly wwn?: string;
-}
-
-export function domainDiskToTerraform(struct?: DomainDisk | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    block_device: cdktf.stringToTerraform(struct!.blockDevice),
-    file: cdktf.stringToTerraform(struct!.file),
-    scsi: cdktf.booleanToTerraform(struct!.scsi),
-    url: cdktf.stringToTerraform(struct!.url),
-    volume_id: cdktf.stringToTerraform(struct!.volumeId),
-    wwn: cdktf.stringToTerraform(struct!.wwn),
-  }
-}
-
-
-export function domainDiskToHclTerraform(struct?: DomainDisk | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    block_device: {
-      value: cdktf.stringToHclTerraform(struct!.blockDevice),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    file: {
-      value: cdktf.stringToHclTerraform(struct!.file),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    scsi: {
-      value: cdktf.booleanToHclTerraform(struct!.scsi),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "boolean",
-    },
-    url: {
-      value: cdktf.stringToHclTerraform(struct!.url),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    volume_id: {
-      value: cdktf.stringToHclTerraform(struct!.volumeId),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    wwn: {
-      value: cdktf.stringToHclTerraform(struct!.wwn),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainDiskOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-  private resolvableValue?: cdktf.IResolvable;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param complexObjectIndex the index of this item in the list
-  * @param complexObjectIsFromSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string, complexObjectIndex: number, complexObjectIsFromSet: boolean) {
-    super(terraformResource, terraformAttribute, complexObjectIsFromSet, complexObjectIndex);
-  }
-
-  public get internalValue(): DomainDisk | cdktf.IResolvable | undefined {
-    if (this.resolvableValue) {
-      return this.resolvableValue;
-    }
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._blockDevice !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.blockDevice = this._blockDevice;
-    }
-    if (this._file !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.file = this._file;
-    }
-    if (this._scsi !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.scsi = this._scsi;
-    }
-    if (this._url !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.url = this._url;
-    }
-    if (this._volumeId !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.volumeId = this._volumeId;
-    }
-    if (this._wwn !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.wwn = this._wwn;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainDisk | cdktf.IResolvable | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this.resolvableValue = undefined;
-      this._blockDevice = undefined;
-      this._file = undefined;
-      this._scsi = undefined;
-      this._url = undefined;
-      this._volumeId = undefined;
-      this._wwn = undefined;
-    }
-    else if (cdktf.Tokenization.isResolvable(value)) {
-      this.isEmptyObject = false;
-      this.resolvableValue = value;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this.resolvableValue = undefined;
-      this._blockDevice = value.blockDevice;
-      this._file = value.file;
-      this._scsi = value.scsi;
-      this._url = value.url;
-      this._volumeId = value.volumeId;
-      this._wwn = value.wwn;
-    }
-  }
-
-  // block_device - computed: false, optional: true, required: false
-  private _blockDevice?: string; 
-  public get blockDevice() {
-    return this.getStringAttribute('block_device');
-  }
-  public set blockDevice(value: string) {
-    this._blockDevice = value;
-  }
-  public resetBlockDevice() {
-    this._blockDevice = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get blockDeviceInput() {
-    return this._blockDevice;
-  }
-
-  // file - computed: false, optional: true, required: false
-  private _file?: string; 
-  public get file() {
-    return this.getStringAttribute('file');
-  }
-  public set file(value: string) {
-    this._file = value;
-  }
-  public resetFile() {
-    this._file = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get fileInput() {
-    return this._file;
-  }
-
-  // scsi - computed: false, optional: true, required: false
-  private _scsi?: boolean | cdktf.IResolvable; 
-  public get scsi() {
-    return this.getBooleanAttribute('scsi');
-  }
-  public set scsi(value: boolean | cdktf.IResolvable) {
-    this._scsi = value;
-  }
-  public resetScsi() {
-    this._scsi = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get scsiInput() {
-    return this._scsi;
-  }
-
-  // url - computed: false, optional: true, required: false
-  private _url?: string; 
-  public get url() {
-    return this.getStringAttribute('url');
-  }
-  public set url(value: string) {
-    this._url = value;
-  }
-  public resetUrl() {
-    this._url = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get urlInput() {
-    return this._url;
-  }
-
-  // volume_id - computed: false, optional: true, required: false
-  private _volumeId?: string; 
-  public get volumeId() {
-    return this.getStringAttribute('volume_id');
-  }
-  public set volumeId(value: string) {
-    this._volumeId = value;
-  }
-  public resetVolumeId() {
-    this._volumeId = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get volumeIdInput() {
-    return this._volumeId;
-  }
-
-  // wwn - computed: true, optional: true, required: false
-  private _wwn?: string; 
-  public get wwn() {
-    return this.getStringAttribute('wwn');
-  }
-  public set wwn(value: string) {
-    this._wwn = value;
-  }
-  public resetWwn() {
-    this._wwn = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get wwnInput() {
-    return this._wwn;
-  }
-}
-
-export class DomainDiskList extends cdktf.ComplexList {
-  public internalValue? : DomainDisk[] | cdktf.IResolvable
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param wrapsSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
-  */
-  constructor(protected terraformResource: cdktf.IInterpolatingParent, protected terraformAttribute: string, protected wrapsSet: boolean) {
-    super(terraformResource, terraformAttribute, wrapsSet)
-  }
-
-  /**
-  * @param index the index of the item to return
-  */
-  public get(index: number): DomainDiskOutputReference {
-    return new DomainDiskOutputReference(this.terraformResource, this.terraformAttribute, index, this.wrapsSet);
-  }
-}
-export interface DomainFilesystem {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#accessmode Domain#accessmode}
-  */
-  readonly accessmode?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#readonly Domain#readonly}
-  */
-  readonly readonly?: boolean | cdktf.IResolvable;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#source Domain#source}
-  */
-  readonly source: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#target Domain#target}
-  */
-  readonly target: string;
-}
-
-export function domainFilesystemToTerraform(struct?: DomainFilesystem | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    accessmode: cdktf.stringToTerraform(struct!.accessmode),
-    readonly: cdktf.booleanToTerraform(struct!.readonly),
-    source: cdktf.stringToTerraform(struct!.source),
-    target: cdktf.stringToTerraform(struct!.target),
-  }
-}
-
-
-export function domainFilesystemToHclTerraform(struct?: DomainFilesystem | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    accessmode: {
-      value: cdktf.stringToHclTerraform(struct!.accessmode),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    readonly: {
-      value: cdktf.booleanToHclTerraform(struct!.readonly),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "boolean",
-    },
-    source: {
-      value: cdktf.stringToHclTerraform(struct!.source),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    target: {
-      value: cdktf.stringToHclTerraform(struct!.target),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainFilesystemOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-  private resolvableValue?: cdktf.IResolvable;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param complexObjectIndex the index of this item in the list
-  * @param complexObjectIsFromSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string, complexObjectIndex: number, complexObjectIsFromSet: boolean) {
-    super(terraformResource, terraformAttribute, complexObjectIsFromSet, complexObjectIndex);
-  }
-
-  public get internalValue(): DomainFilesystem | cdktf.IResolvable | undefined {
-    if (this.resolvableValue) {
-      return this.resolvableValue;
-    }
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._accessmode !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.accessmode = this._accessmode;
-    }
-    if (this._readonly !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.readonly = this._readonly;
-    }
-    if (this._source !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.source = this._source;
-    }
-    if (this._target !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.target = this._target;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainFilesystem | cdktf.IResolvable | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this.resolvableValue = undefined;
-      this._accessmode = undefined;
-      this._readonly = undefined;
-      this._source = undefined;
-      this._target = undefined;
-    }
-    else if (cdktf.Tokenization.isResolvable(value)) {
-      this.isEmptyObject = false;
-      this.resolvableValue = value;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this.resolvableValue = undefined;
-      this._accessmode = value.accessmode;
-      this._readonly = value.readonly;
-      this._source = value.source;
-      this._target = value.target;
-    }
-  }
-
-  // accessmode - computed: false, optional: true, required: false
-  private _accessmode?: string; 
-  public get accessmode() {
-    return this.getStringAttribute('accessmode');
-  }
-  public set accessmode(value: string) {
-    this._accessmode = value;
-  }
-  public resetAccessmode() {
-    this._accessmode = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get accessmodeInput() {
-    return this._accessmode;
-  }
-
-  // readonly - computed: false, optional: true, required: false
-  private _readonly?: boolean | cdktf.IResolvable; 
-  public get readonly() {
-    return this.getBooleanAttribute('readonly');
-  }
-  public set readonly(value: boolean | cdktf.IResolvable) {
-    this._readonly = value;
-  }
-  public resetReadonly() {
-    this._readonly = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get readonlyInput() {
-    return this._readonly;
-  }
-
-  // source - computed: false, optional: false, required: true
-  private _source?: string; 
-  public get source() {
-    return this.getStringAttribute('source');
-  }
-  public set source(value: string) {
-    this._source = value;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get sourceInput() {
-    return this._source;
-  }
-
-  // target - computed: false, optional: false, required: true
-  private _target?: string; 
-  public get target() {
-    return this.getStringAttribute('target');
-  }
-  public set target(value: string) {
-    this._target = value;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get targetInput() {
-    return this._target;
-  }
-}
-
-export class DomainFilesystemList extends cdktf.ComplexList {
-  public internalValue? : DomainFilesystem[] | cdktf.IResolvable
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param wrapsSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
-  */
-  constructor(protected terraformResource: cdktf.IInterpolatingParent, protected terraformAttribute: string, protected wrapsSet: boolean) {
-    super(terraformResource, terraformAttribute, wrapsSet)
-  }
-
-  /**
-  * @param index the index of the item to return
-  */
-  public get(index: number): DomainFilesystemOutputReference {
-    return new DomainFilesystemOutputReference(this.terraformResource, this.terraformAttribute, index, this.wrapsSet);
-  }
-}
-export interface DomainGraphics {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#autoport Domain#autoport}
-  */
-  readonly autoport?: boolean | cdktf.IResolvable;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#listen_address Domain#listen_address}
-  */
-  readonly listenAddress?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#listen_type Domain#listen_type}
-  */
-  readonly listenType?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#type Domain#type}
-  */
-  readonly type?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#websocket Domain#websocket}
-  */
-  readonly websocket?: number;
-}
-
-export function domainGraphicsToTerraform(struct?: DomainGraphicsOutputReference | DomainGraphics): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    autoport: cdktf.booleanToTerraform(struct!.autoport),
-    listen_address: cdktf.stringToTerraform(struct!.listenAddress),
-    listen_type: cdktf.stringToTerraform(struct!.listenType),
-    type: cdktf.stringToTerraform(struct!.type),
-    websocket: cdktf.numberToTerraform(struct!.websocket),
-  }
-}
-
-
-export function domainGraphicsToHclTerraform(struct?: DomainGraphicsOutputReference | DomainGraphics): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    autoport: {
-      value: cdktf.booleanToHclTerraform(struct!.autoport),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "boolean",
-    },
-    listen_address: {
-      value: cdktf.stringToHclTerraform(struct!.listenAddress),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    listen_type: {
-      value: cdktf.stringToHclTerraform(struct!.listenType),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    type: {
-      value: cdktf.stringToHclTerraform(struct!.type),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    websocket: {
-      value: cdktf.numberToHclTerraform(struct!.websocket),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "number",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainGraphicsOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string) {
-    super(terraformResource, terraformAttribute, false, 0);
-  }
-
-  public get internalValue(): DomainGraphics | undefined {
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._autoport !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.autoport = this._autoport;
-    }
-    if (this._listenAddress !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.listenAddress = this._listenAddress;
-    }
-    if (this._listenType !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.listenType = this._listenType;
-    }
-    if (this._type !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.type = this._type;
-    }
-    if (this._websocket !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.websocket = this._websocket;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainGraphics | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this._autoport = undefined;
-      this._listenAddress = undefined;
-      this._listenType = undefined;
-      this._type = undefined;
-      this._websocket = undefined;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this._autoport = value.autoport;
-      this._listenAddress = value.listenAddress;
-      this._listenType = value.listenType;
-      this._type = value.type;
-      this._websocket = value.websocket;
-    }
-  }
-
-  // autoport - computed: false, optional: true, required: false
-  private _autoport?: boolean | cdktf.IResolvable; 
-  public get autoport() {
-    return this.getBooleanAttribute('autoport');
-  }
-  public set autoport(value: boolean | cdktf.IResolvable) {
-    this._autoport = value;
-  }
-  public resetAutoport() {
-    this._autoport = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get autoportInput() {
-    return this._autoport;
-  }
-
-  // listen_address - computed: false, optional: true, required: false
-  private _listenAddress?: string; 
-  public get listenAddress() {
-    return this.getStringAttribute('listen_address');
-  }
-  public set listenAddress(value: string) {
-    this._listenAddress = value;
-  }
-  public resetListenAddress() {
-    this._listenAddress = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get listenAddressInput() {
-    return this._listenAddress;
-  }
-
-  // listen_type - computed: false, optional: true, required: false
-  private _listenType?: string; 
-  public get listenType() {
-    return this.getStringAttribute('listen_type');
-  }
-  public set listenType(value: string) {
-    this._listenType = value;
-  }
-  public resetListenType() {
-    this._listenType = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get listenTypeInput() {
-    return this._listenType;
-  }
-
-  // type - computed: false, optional: true, required: false
-  private _type?: string; 
-  public get type() {
-    return this.getStringAttribute('type');
-  }
-  public set type(value: string) {
-    this._type = value;
-  }
-  public resetType() {
-    this._type = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get typeInput() {
-    return this._type;
-  }
-
-  // websocket - computed: false, optional: true, required: false
-  private _websocket?: number; 
-  public get websocket() {
-    return this.getNumberAttribute('websocket');
-  }
-  public set websocket(value: number) {
-    this._websocket = value;
-  }
-  public resetWebsocket() {
-    this._websocket = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get websocketInput() {
-    return this._websocket;
-  }
-}
-export interface DomainNetworkInterface {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#addresses Domain#addresses}
-  */
-  readonly addresses?: string[];
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#bridge Domain#bridge}
-  */
-  readonly bridge?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#hostname Domain#hostname}
-  */
-  readonly hostname?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#mac Domain#mac}
-  */
-  readonly mac?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#macvtap Domain#macvtap}
-  */
-  readonly macvtap?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#network_id Domain#network_id}
-  */
-  readonly networkId?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#network_name Domain#network_name}
-  */
-  readonly networkName?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#passthrough Domain#passthrough}
-  */
-  readonly passthrough?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#private Domain#private}
-  */
-  readonly private?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#vepa Domain#vepa}
-  */
-  readonly vepa?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#wait_for_lease Domain#wait_for_lease}
-  */
-  readonly waitForLease?: boolean | cdktf.IResolvable;
-}
-
-export function domainNetworkInterfaceToTerraform(struct?: DomainNetworkInterface | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    addresses: cdktf.listMapper(cdktf.stringToTerraform, false)(struct!.addresses),
-    bridge: cdktf.stringToTerraform(struct!.bridge),
-    hostname: cdktf.stringToTerraform(struct!.hostname),
-    mac: cdktf.stringToTerraform(struct!.mac),
-    macvtap: cdktf.stringToTerraform(struct!.macvtap),
-    network_id: cdktf.stringToTerraform(struct!.networkId),
-    network_name: cdktf.stringToTerraform(struct!.networkName),
-    passthrough: cdktf.stringToTerraform(struct!.passthrough),
-    private: cdktf.stringToTerraform(struct!.private),
-    vepa: cdktf.stringToTerraform(struct!.vepa),
-    wait_for_lease: cdktf.booleanToTerraform(struct!.waitForLease),
-  }
-}
-
-
-export function domainNetworkInterfaceToHclTerraform(struct?: DomainNetworkInterface | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    addresses: {
-      value: cdktf.listMapperHcl(cdktf.stringToHclTerraform, false)(struct!.addresses),
-      isBlock: false,
-      type: "list",
-      storageClassType: "stringList",
-    },
-    bridge: {
-      value: cdktf.stringToHclTerraform(struct!.bridge),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    hostname: {
-      value: cdktf.stringToHclTerraform(struct!.hostname),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    mac: {
-      value: cdktf.stringToHclTerraform(struct!.mac),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    macvtap: {
-      value: cdktf.stringToHclTerraform(struct!.macvtap),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    network_id: {
-      value: cdktf.stringToHclTerraform(struct!.networkId),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    network_name: {
-      value: cdktf.stringToHclTerraform(struct!.networkName),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    passthrough: {
-      value: cdktf.stringToHclTerraform(struct!.passthrough),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    private: {
-      value: cdktf.stringToHclTerraform(struct!.private),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    vepa: {
-      value: cdktf.stringToHclTerraform(struct!.vepa),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    wait_for_lease: {
-      value: cdktf.booleanToHclTerraform(struct!.waitForLease),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "boolean",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainNetworkInterfaceOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-  private resolvableValue?: cdktf.IResolvable;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param complexObjectIndex the index of this item in the list
-  * @param complexObjectIsFromSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string, complexObjectIndex: number, complexObjectIsFromSet: boolean) {
-    super(terraformResource, terraformAttribute, complexObjectIsFromSet, complexObjectIndex);
-  }
-
-  public get internalValue(): DomainNetworkInterface | cdktf.IResolvable | undefined {
-    if (this.resolvableValue) {
-      return this.resolvableValue;
-    }
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._addresses !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.addresses = this._addresses;
-    }
-    if (this._bridge !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.bridge = this._bridge;
-    }
-    if (this._hostname !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.hostname = this._hostname;
-    }
-    if (this._mac !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.mac = this._mac;
-    }
-    if (this._macvtap !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.macvtap = this._macvtap;
-    }
-    if (this._networkId !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.networkId = this._networkId;
-    }
-    if (this._networkName !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.networkName = this._networkName;
-    }
-    if (this._passthrough !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.passthrough = this._passthrough;
-    }
-    if (this._private !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.private = this._private;
-    }
-    if (this._vepa !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.vepa = this._vepa;
-    }
-    if (this._waitForLease !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.waitForLease = this._waitForLease;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainNetworkInterface | cdktf.IResolvable | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this.resolvableValue = undefined;
-      this._addresses = undefined;
-      this._bridge = undefined;
-      this._hostname = undefined;
-      this._mac = undefined;
-      this._macvtap = undefined;
-      this._networkId = undefined;
-      this._networkName = undefined;
-      this._passthrough = undefined;
-      this._private = undefined;
-      this._vepa = undefined;
-      this._waitForLease = undefined;
-    }
-    else if (cdktf.Tokenization.isResolvable(value)) {
-      this.isEmptyObject = false;
-      this.resolvableValue = value;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this.resolvableValue = undefined;
-      this._addresses = value.addresses;
-      this._bridge = value.bridge;
-      this._hostname = value.hostname;
-      this._mac = value.mac;
-      this._macvtap = value.macvtap;
-      this._networkId = value.networkId;
-      this._networkName = value.networkName;
-      this._passthrough = value.passthrough;
-      this._private = value.private;
-      this._vepa = value.vepa;
-      this._waitForLease = value.waitForLease;
-    }
-  }
-
-  // addresses - computed: true, optional: true, required: false
-  private _addresses?: string[]; 
-  public get addresses() {
-    return this.getListAttribute('addresses');
-  }
-  public set addresses(value: string[]) {
-    this._addresses = value;
-  }
-  public resetAddresses() {
-    this._addresses = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get addressesInput() {
-    return this._addresses;
-  }
-
-  // bridge - computed: false, optional: true, required: false
-  private _bridge?: string; 
-  public get bridge() {
-    return this.getStringAttribute('bridge');
-  }
-  public set bridge(value: string) {
-    this._bridge = value;
-  }
-  public resetBridge() {
-    this._bridge = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get bridgeInput() {
-    return this._bridge;
-  }
-
-  // hostname - computed: true, optional: true, required: false
-  private _hostname?: string; 
-  public get hostname() {
-    return this.getStringAttribute('hostname');
-  }
-  public set hostname(value: string) {
-    this._hostname = value;
-  }
-  public resetHostname() {
-    this._hostname = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get hostnameInput() {
-    return this._hostname;
-  }
-
-  // mac - computed: true, optional: true, required: false
-  private _mac?: string; 
-  public get mac() {
-    return this.getStringAttribute('mac');
-  }
-  public set mac(value: string) {
-    this._mac = value;
-  }
-  public resetMac() {
-    this._mac = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get macInput() {
-    return this._mac;
-  }
-
-  // macvtap - computed: false, optional: true, required: false
-  private _macvtap?: string; 
-  public get macvtap() {
-    return this.getStringAttribute('macvtap');
-  }
-  public set macvtap(value: string) {
-    this._macvtap = value;
-  }
-  public resetMacvtap() {
-    this._macvtap = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get macvtapInput() {
-    return this._macvtap;
-  }
-
-  // network_id - computed: true, optional: true, required: false
-  private _networkId?: string; 
-  public get networkId() {
-    return this.getStringAttribute('network_id');
-  }
-  public set networkId(value: string) {
-    this._networkId = value;
-  }
-  public resetNetworkId() {
-    this._networkId = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get networkIdInput() {
-    return this._networkId;
-  }
-
-  // network_name - computed: true, optional: true, required: false
-  private _networkName?: string; 
-  public get networkName() {
-    return this.getStringAttribute('network_name');
-  }
-  public set networkName(value: string) {
-    this._networkName = value;
-  }
-  public resetNetworkName() {
-    this._networkName = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get networkNameInput() {
-    return this._networkName;
-  }
-
-  // passthrough - computed: false, optional: true, required: false
-  private _passthrough?: string; 
-  public get passthrough() {
-    return this.getStringAttribute('passthrough');
-  }
-  public set passthrough(value: string) {
-    this._passthrough = value;
-  }
-  public resetPassthrough() {
-    this._passthrough = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get passthroughInput() {
-    return this._passthrough;
-  }
-
-  // private - computed: false, optional: true, required: false
-  private _private?: string; 
-  public get private() {
-    return this.getStringAttribute('private');
-  }
-  public set private(value: string) {
-    this._private = value;
-  }
-  public resetPrivate() {
-    this._private = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get privateInput() {
-    return this._private;
-  }
-
-  // vepa - computed: false, optional: true, required: false
-  private _vepa?: string; 
-  public get vepa() {
-    return this.getStringAttribute('vepa');
-  }
-  public set vepa(value: string) {
-    this._vepa = value;
-  }
-  public resetVepa() {
-    this._vepa = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get vepaInput() {
-    return this._vepa;
-  }
-
-  // wait_for_lease - computed: false, optional: true, required: false
-  private _waitForLease?: boolean | cdktf.IResolvable; 
-  public get waitForLease() {
-    return this.getBooleanAttribute('wait_for_lease');
-  }
-  public set waitForLease(value: boolean | cdktf.IResolvable) {
-    this._waitForLease = value;
-  }
-  public resetWaitForLease() {
-    this._waitForLease = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get waitForLeaseInput() {
-    return this._waitForLease;
-  }
-}
-
-export class DomainNetworkInterfaceList extends cdktf.ComplexList {
-  public internalValue? : DomainNetworkInterface[] | cdktf.IResolvable
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  * @param wrapsSet whether the list is wrapping a set (will add tolist() to be able to access an item via an index)
-  */
-  constructor(protected terraformResource: cdktf.IInterpolatingParent, protected terraformAttribute: string, protected wrapsSet: boolean) {
-    super(terraformResource, terraformAttribute, wrapsSet)
-  }
-
-  /**
-  * @param index the index of the item to return
-  */
-  public get(index: number): DomainNetworkInterfaceOutputReference {
-    return new DomainNetworkInterfaceOutputReference(this.terraformResource, this.terraformAttribute, index, this.wrapsSet);
-  }
-}
-export interface DomainNvram {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#file Domain#file}
-  */
-  readonly file?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#template Domain#template}
-  */
-  readonly template?: string;
-}
-
-export function domainNvramToTerraform(struct?: DomainNvramOutputReference | DomainNvram): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    file: cdktf.stringToTerraform(struct!.file),
-    template: cdktf.stringToTerraform(struct!.template),
-  }
-}
-
-
-export function domainNvramToHclTerraform(struct?: DomainNvramOutputReference | DomainNvram): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    file: {
-      value: cdktf.stringToHclTerraform(struct!.file),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    template: {
-      value: cdktf.stringToHclTerraform(struct!.template),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainNvramOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string) {
-    super(terraformResource, terraformAttribute, false, 0);
-  }
-
-  public get internalValue(): DomainNvram | undefined {
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._file !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.file = this._file;
-    }
-    if (this._template !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.template = this._template;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainNvram | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this._file = undefined;
-      this._template = undefined;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this._file = value.file;
-      this._template = value.template;
-    }
-  }
-
-  // file - computed: true, optional: true, required: false
-  private _file?: string; 
-  public get file() {
-    return this.getStringAttribute('file');
-  }
-  public set file(value: string) {
-    this._file = value;
-  }
-  public resetFile() {
-    this._file = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get fileInput() {
-    return this._file;
-  }
-
-  // template - computed: true, optional: true, required: false
-  private _template?: string; 
-  public get template() {
-    return this.getStringAttribute('template');
-  }
-  public set template(value: string) {
-    this._template = value;
-  }
-  public resetTemplate() {
-    this._template = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get templateInput() {
-    return this._template;
-  }
-}
-export interface DomainTimeouts {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#create Domain#create}
-  */
-  readonly create?: string;
-}
-
-export function domainTimeoutsToTerraform(struct?: DomainTimeouts | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    create: cdktf.stringToTerraform(struct!.create),
-  }
-}
-
-
-export function domainTimeoutsToHclTerraform(struct?: DomainTimeouts | cdktf.IResolvable): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    create: {
-      value: cdktf.stringToHclTerraform(struct!.create),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainTimeoutsOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-  private resolvableValue?: cdktf.IResolvable;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string) {
-    super(terraformResource, terraformAttribute, false);
-  }
-
-  public get internalValue(): DomainTimeouts | cdktf.IResolvable | undefined {
-    if (this.resolvableValue) {
-      return this.resolvableValue;
-    }
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._create !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.create = this._create;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainTimeouts | cdktf.IResolvable | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this.resolvableValue = undefined;
-      this._create = undefined;
-    }
-    else if (cdktf.Tokenization.isResolvable(value)) {
-      this.isEmptyObject = false;
-      this.resolvableValue = value;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this.resolvableValue = undefined;
-      this._create = value.create;
-    }
-  }
-
-  // create - computed: false, optional: true, required: false
-  private _create?: string; 
-  public get create() {
-    return this.getStringAttribute('create');
-  }
-  public set create(value: string) {
-    this._create = value;
-  }
-  public resetCreate() {
-    this._create = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get createInput() {
-    return this._create;
-  }
-}
-export interface DomainTpm {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#backend_device_path Domain#backend_device_path}
-  */
-  readonly backendDevicePath?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#backend_encryption_secret Domain#backend_encryption_secret}
-  */
-  readonly backendEncryptionSecret?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#backend_persistent_state Domain#backend_persistent_state}
-  */
-  readonly backendPersistentState?: boolean | cdktf.IResolvable;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#backend_type Domain#backend_type}
-  */
-  readonly backendType?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#backend_version Domain#backend_version}
-  */
-  readonly backendVersion?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#model Domain#model}
-  */
-  readonly model?: string;
-}
-
-export function domainTpmToTerraform(struct?: DomainTpmOutputReference | DomainTpm): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    backend_device_path: cdktf.stringToTerraform(struct!.backendDevicePath),
-    backend_encryption_secret: cdktf.stringToTerraform(struct!.backendEncryptionSecret),
-    backend_persistent_state: cdktf.booleanToTerraform(struct!.backendPersistentState),
-    backend_type: cdktf.stringToTerraform(struct!.backendType),
-    backend_version: cdktf.stringToTerraform(struct!.backendVersion),
-    model: cdktf.stringToTerraform(struct!.model),
-  }
-}
-
-
-export function domainTpmToHclTerraform(struct?: DomainTpmOutputReference | DomainTpm): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    backend_device_path: {
-      value: cdktf.stringToHclTerraform(struct!.backendDevicePath),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    backend_encryption_secret: {
-      value: cdktf.stringToHclTerraform(struct!.backendEncryptionSecret),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    backend_persistent_state: {
-      value: cdktf.booleanToHclTerraform(struct!.backendPersistentState),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "boolean",
-    },
-    backend_type: {
-      value: cdktf.stringToHclTerraform(struct!.backendType),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    backend_version: {
-      value: cdktf.stringToHclTerraform(struct!.backendVersion),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-    model: {
-      value: cdktf.stringToHclTerraform(struct!.model),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainTpmOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string) {
-    super(terraformResource, terraformAttribute, false, 0);
-  }
-
-  public get internalValue(): DomainTpm | undefined {
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._backendDevicePath !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.backendDevicePath = this._backendDevicePath;
-    }
-    if (this._backendEncryptionSecret !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.backendEncryptionSecret = this._backendEncryptionSecret;
-    }
-    if (this._backendPersistentState !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.backendPersistentState = this._backendPersistentState;
-    }
-    if (this._backendType !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.backendType = this._backendType;
-    }
-    if (this._backendVersion !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.backendVersion = this._backendVersion;
-    }
-    if (this._model !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.model = this._model;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainTpm | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this._backendDevicePath = undefined;
-      this._backendEncryptionSecret = undefined;
-      this._backendPersistentState = undefined;
-      this._backendType = undefined;
-      this._backendVersion = undefined;
-      this._model = undefined;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this._backendDevicePath = value.backendDevicePath;
-      this._backendEncryptionSecret = value.backendEncryptionSecret;
-      this._backendPersistentState = value.backendPersistentState;
-      this._backendType = value.backendType;
-      this._backendVersion = value.backendVersion;
-      this._model = value.model;
-    }
-  }
-
-  // backend_device_path - computed: false, optional: true, required: false
-  private _backendDevicePath?: string; 
-  public get backendDevicePath() {
-    return this.getStringAttribute('backend_device_path');
-  }
-  public set backendDevicePath(value: string) {
-    this._backendDevicePath = value;
-  }
-  public resetBackendDevicePath() {
-    this._backendDevicePath = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get backendDevicePathInput() {
-    return this._backendDevicePath;
-  }
-
-  // backend_encryption_secret - computed: false, optional: true, required: false
-  private _backendEncryptionSecret?: string; 
-  public get backendEncryptionSecret() {
-    return this.getStringAttribute('backend_encryption_secret');
-  }
-  public set backendEncryptionSecret(value: string) {
-    this._backendEncryptionSecret = value;
-  }
-  public resetBackendEncryptionSecret() {
-    this._backendEncryptionSecret = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get backendEncryptionSecretInput() {
-    return this._backendEncryptionSecret;
-  }
-
-  // backend_persistent_state - computed: false, optional: true, required: false
-  private _backendPersistentState?: boolean | cdktf.IResolvable; 
-  public get backendPersistentState() {
-    return this.getBooleanAttribute('backend_persistent_state');
-  }
-  public set backendPersistentState(value: boolean | cdktf.IResolvable) {
-    this._backendPersistentState = value;
-  }
-  public resetBackendPersistentState() {
-    this._backendPersistentState = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get backendPersistentStateInput() {
-    return this._backendPersistentState;
-  }
-
-  // backend_type - computed: false, optional: true, required: false
-  private _backendType?: string; 
-  public get backendType() {
-    return this.getStringAttribute('backend_type');
-  }
-  public set backendType(value: string) {
-    this._backendType = value;
-  }
-  public resetBackendType() {
-    this._backendType = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get backendTypeInput() {
-    return this._backendType;
-  }
-
-  // backend_version - computed: false, optional: true, required: false
-  private _backendVersion?: string; 
-  public get backendVersion() {
-    return this.getStringAttribute('backend_version');
-  }
-  public set backendVersion(value: string) {
-    this._backendVersion = value;
-  }
-  public resetBackendVersion() {
-    this._backendVersion = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get backendVersionInput() {
-    return this._backendVersion;
-  }
-
-  // model - computed: false, optional: true, required: false
-  private _model?: string; 
-  public get model() {
-    return this.getStringAttribute('model');
-  }
-  public set model(value: string) {
-    this._model = value;
-  }
-  public resetModel() {
-    this._model = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get modelInput() {
-    return this._model;
-  }
-}
-export interface DomainVideo {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#type Domain#type}
-  */
-  readonly type?: string;
-}
-
-export function domainVideoToTerraform(struct?: DomainVideoOutputReference | DomainVideo): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    type: cdktf.stringToTerraform(struct!.type),
-  }
-}
-
-
-export function domainVideoToHclTerraform(struct?: DomainVideoOutputReference | DomainVideo): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    type: {
-      value: cdktf.stringToHclTerraform(struct!.type),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainVideoOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string) {
-    super(terraformResource, terraformAttribute, false, 0);
-  }
-
-  public get internalValue(): DomainVideo | undefined {
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._type !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.type = this._type;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainVideo | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this._type = undefined;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this._type = value.type;
-    }
-  }
-
-  // type - computed: false, optional: true, required: false
-  private _type?: string; 
-  public get type() {
-    return this.getStringAttribute('type');
-  }
-  public set type(value: string) {
-    this._type = value;
-  }
-  public resetType() {
-    this._type = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get typeInput() {
-    return this._type;
-  }
-}
-export interface DomainXml {
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#xslt Domain#xslt}
-  */
-  readonly xslt?: string;
-}
-
-export function domainXmlToTerraform(struct?: DomainXmlOutputReference | DomainXml): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  return {
-    xslt: cdktf.stringToTerraform(struct!.xslt),
-  }
-}
-
-
-export function domainXmlToHclTerraform(struct?: DomainXmlOutputReference | DomainXml): any {
-  if (!cdktf.canInspect(struct) || cdktf.Tokenization.isResolvable(struct)) { return struct; }
-  if (cdktf.isComplexElement(struct)) {
-    throw new Error("A complex element was used as configuration, this is not supported: https://cdk.tf/complex-object-as-configuration");
-  }
-  const attrs = {
-    xslt: {
-      value: cdktf.stringToHclTerraform(struct!.xslt),
-      isBlock: false,
-      type: "simple",
-      storageClassType: "string",
-    },
-  };
-
-  // remove undefined attributes
-  return Object.fromEntries(Object.entries(attrs).filter(([_, value]) => value !== undefined && value.value !== undefined));
-}
-
-export class DomainXmlOutputReference extends cdktf.ComplexObject {
-  private isEmptyObject = false;
-
-  /**
-  * @param terraformResource The parent resource
-  * @param terraformAttribute The attribute on the parent resource this class is referencing
-  */
-  public constructor(terraformResource: cdktf.IInterpolatingParent, terraformAttribute: string) {
-    super(terraformResource, terraformAttribute, false, 0);
-  }
-
-  public get internalValue(): DomainXml | undefined {
-    let hasAnyValues = this.isEmptyObject;
-    const internalValueResult: any = {};
-    if (this._xslt !== undefined) {
-      hasAnyValues = true;
-      internalValueResult.xslt = this._xslt;
-    }
-    return hasAnyValues ? internalValueResult : undefined;
-  }
-
-  public set internalValue(value: DomainXml | undefined) {
-    if (value === undefined) {
-      this.isEmptyObject = false;
-      this._xslt = undefined;
-    }
-    else {
-      this.isEmptyObject = Object.keys(value).length === 0;
-      this._xslt = value.xslt;
-    }
-  }
-
-  // xslt - computed: false, optional: true, required: false
-  private _xslt?: string; 
-  public get xslt() {
-    return this.getStringAttribute('xslt');
-  }
-  public set xslt(value: string) {
-    this._xslt = value;
-  }
-  public resetXslt() {
-    this._xslt = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get xsltInput() {
-    return this._xslt;
-  }
+  readonly xenCommandline?: DomainXenCommandline;
 }
 
 /**
-* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain libvirt_domain}
+* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain libvirt_domain}
 */
 export class Domain extends cdktf.TerraformResource {
 
@@ -2436,7 +569,7 @@ export class Domain extends cdktf.TerraformResource {
   * Generates CDKTF code for importing a Domain resource upon running "cdktf plan <stack-name>"
   * @param scope The scope in which to define this construct
   * @param importToId The construct id used in the generated config for the Domain to import
-  * @param importFromId The id of the existing Domain that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain#import import section} in the documentation of this resource for the id to use
+  * @param importFromId The id of the existing Domain that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain#import import section} in the documentation of this resource for the id to use
   * @param provider? Optional instance of the provider where the Domain to import is found
   */
   public static generateConfigForImport(scope: Construct, importToId: string, importFromId: string, provider?: cdktf.TerraformProvider) {
@@ -2448,7 +581,7 @@ export class Domain extends cdktf.TerraformResource {
   // ===========
 
   /**
-  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/domain libvirt_domain} Resource
+  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/domain libvirt_domain} Resource
   *
   * @param scope The scope in which to define this construct
   * @param id The scoped construct ID. Must be unique amongst siblings in the same scope
@@ -2459,8 +592,8 @@ export class Domain extends cdktf.TerraformResource {
       terraformResourceType: 'libvirt_domain',
       terraformGeneratorMetadata: {
         providerName: 'libvirt',
-        providerVersion: '0.8.3',
-        providerVersionConstraint: '0.8.3'
+        providerVersion: '0.9.7',
+        providerVersionConstraint: '0.9.7'
       },
       provider: config.provider,
       dependsOn: config.dependsOn,
@@ -2470,61 +603,73 @@ export class Domain extends cdktf.TerraformResource {
       connection: config.connection,
       forEach: config.forEach
     });
-    this._arch = config.arch;
     this._autostart = config.autostart;
-    this._cloudinit = config.cloudinit;
-    this._cmdline = config.cmdline;
-    this._coreosIgnition = config.coreosIgnition;
-    this._description = config.description;
-    this._emulator = config.emulator;
-    this._firmware = config.firmware;
-    this._fwCfgName = config.fwCfgName;
-    this._id = config.id;
-    this._initrd = config.initrd;
-    this._kernel = config.kernel;
-    this._machine = config.machine;
-    this._memory = config.memory;
-    this._metadata = config.metadata;
-    this._name = config.name;
-    this._qemuAgent = config.qemuAgent;
-    this._running = config.running;
-    this._type = config.type;
-    this._vcpu = config.vcpu;
-    this._bootDevice.internalValue = config.bootDevice;
-    this._console.internalValue = config.console;
+    this._bhyveCommandline.internalValue = config.bhyveCommandline;
+    this._blockIoTune.internalValue = config.blockIoTune;
+    this._bootloader = config.bootloader;
+    this._bootloaderArgs = config.bootloaderArgs;
+    this._clock.internalValue = config.clock;
     this._cpu.internalValue = config.cpu;
-    this._disk.internalValue = config.disk;
-    this._filesystem.internalValue = config.filesystem;
-    this._graphics.internalValue = config.graphics;
-    this._networkInterface.internalValue = config.networkInterface;
-    this._nvram.internalValue = config.nvram;
-    this._timeouts.internalValue = config.timeouts;
-    this._tpm.internalValue = config.tpm;
-    this._video.internalValue = config.video;
-    this._xml.internalValue = config.xml;
+    this._cpuTune.internalValue = config.cpuTune;
+    this._create.internalValue = config.create;
+    this._currentMemory = config.currentMemory;
+    this._currentMemoryUnit = config.currentMemoryUnit;
+    this._defaultIoThread.internalValue = config.defaultIoThread;
+    this._description = config.description;
+    this._destroy.internalValue = config.destroy;
+    this._devices.internalValue = config.devices;
+    this._features.internalValue = config.features;
+    this._genId = config.genId;
+    this._hwuuid = config.hwuuid;
+    this._idMap.internalValue = config.idMap;
+    this._ioThreadIDs.internalValue = config.ioThreadIDs;
+    this._ioThreads = config.ioThreads;
+    this._keyWrap.internalValue = config.keyWrap;
+    this._launchSecurity.internalValue = config.launchSecurity;
+    this._lxcNamespace.internalValue = config.lxcNamespace;
+    this._maximumMemory = config.maximumMemory;
+    this._maximumMemorySlots = config.maximumMemorySlots;
+    this._maximumMemoryUnit = config.maximumMemoryUnit;
+    this._memory = config.memory;
+    this._memoryBacking.internalValue = config.memoryBacking;
+    this._memoryDumpCore = config.memoryDumpCore;
+    this._memoryTune.internalValue = config.memoryTune;
+    this._memoryUnit = config.memoryUnit;
+    this._metadata.internalValue = config.metadata;
+    this._name = config.name;
+    this._numaTune.internalValue = config.numaTune;
+    this._onCrash = config.onCrash;
+    this._onPoweroff = config.onPoweroff;
+    this._onReboot = config.onReboot;
+    this._os.internalValue = config.os;
+    this._perf.internalValue = config.perf;
+    this._pm.internalValue = config.pm;
+    this._qemuCapabilities.internalValue = config.qemuCapabilities;
+    this._qemuCommandline.internalValue = config.qemuCommandline;
+    this._qemuDeprecation.internalValue = config.qemuDeprecation;
+    this._qemuOverride.internalValue = config.qemuOverride;
+    this._resource.internalValue = config.resource;
+    this._running = config.running;
+    this._secLabel.internalValue = config.secLabel;
+    this._sysInfo.internalValue = config.sysInfo;
+    this._throttleGroups.internalValue = config.throttleGroups;
+    this._title = config.title;
+    this._type = config.type;
+    this._update.internalValue = config.update;
+    this._vcpu = config.vcpu;
+    this._vcpuCpuset = config.vcpuCpuset;
+    this._vcpuCurrent = config.vcpuCurrent;
+    this._vcpuPlacement = config.vcpuPlacement;
+    this._vcpus.internalValue = config.vcpus;
+    this._vmwareDataCenterPath = config.vmwareDataCenterPath;
+    this._xenCommandline.internalValue = config.xenCommandline;
   }
 
   // ==========
   // ATTRIBUTES
   // ==========
 
-  // arch - computed: true, optional: true, required: false
-  private _arch?: string; 
-  public get arch() {
-    return this.getStringAttribute('arch');
-  }
-  public set arch(value: string) {
-    this._arch = value;
-  }
-  public resetArch() {
-    this._arch = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get archInput() {
-    return this._arch;
-  }
-
-  // autostart - computed: true, optional: true, required: false
+  // autostart - computed: false, optional: true, required: false
   private _autostart?: boolean | cdktf.IResolvable; 
   public get autostart() {
     return this.getBooleanAttribute('autostart');
@@ -2540,321 +685,84 @@ export class Domain extends cdktf.TerraformResource {
     return this._autostart;
   }
 
-  // cloudinit - computed: false, optional: true, required: false
-  private _cloudinit?: string; 
-  public get cloudinit() {
-    return this.getStringAttribute('cloudinit');
+  // bhyve_commandline - computed: false, optional: true, required: false
+  private _bhyveCommandline = new DomainBhyveCommandlineOutputReference(this, "bhyve_commandline");
+  public get bhyveCommandline() {
+    return this._bhyveCommandline;
   }
-  public set cloudinit(value: string) {
-    this._cloudinit = value;
+  public putBhyveCommandline(value: DomainBhyveCommandline) {
+    this._bhyveCommandline.internalValue = value;
   }
-  public resetCloudinit() {
-    this._cloudinit = undefined;
+  public resetBhyveCommandline() {
+    this._bhyveCommandline.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get cloudinitInput() {
-    return this._cloudinit;
+  public get bhyveCommandlineInput() {
+    return this._bhyveCommandline.internalValue;
   }
 
-  // cmdline - computed: false, optional: true, required: false
-  private _cmdline?: { [key: string]: string }[] | cdktf.IResolvable; 
-  public get cmdline() {
-    return this.interpolationForAttribute('cmdline');
+  // block_io_tune - computed: false, optional: true, required: false
+  private _blockIoTune = new DomainBlockIoTuneOutputReference(this, "block_io_tune");
+  public get blockIoTune() {
+    return this._blockIoTune;
   }
-  public set cmdline(value: { [key: string]: string }[] | cdktf.IResolvable) {
-    this._cmdline = value;
+  public putBlockIoTune(value: DomainBlockIoTune) {
+    this._blockIoTune.internalValue = value;
   }
-  public resetCmdline() {
-    this._cmdline = undefined;
+  public resetBlockIoTune() {
+    this._blockIoTune.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get cmdlineInput() {
-    return this._cmdline;
+  public get blockIoTuneInput() {
+    return this._blockIoTune.internalValue;
   }
 
-  // coreos_ignition - computed: false, optional: true, required: false
-  private _coreosIgnition?: string; 
-  public get coreosIgnition() {
-    return this.getStringAttribute('coreos_ignition');
+  // bootloader - computed: false, optional: true, required: false
+  private _bootloader?: string; 
+  public get bootloader() {
+    return this.getStringAttribute('bootloader');
   }
-  public set coreosIgnition(value: string) {
-    this._coreosIgnition = value;
+  public set bootloader(value: string) {
+    this._bootloader = value;
   }
-  public resetCoreosIgnition() {
-    this._coreosIgnition = undefined;
+  public resetBootloader() {
+    this._bootloader = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get coreosIgnitionInput() {
-    return this._coreosIgnition;
+  public get bootloaderInput() {
+    return this._bootloader;
   }
 
-  // description - computed: false, optional: true, required: false
-  private _description?: string; 
-  public get description() {
-    return this.getStringAttribute('description');
+  // bootloader_args - computed: false, optional: true, required: false
+  private _bootloaderArgs?: string; 
+  public get bootloaderArgs() {
+    return this.getStringAttribute('bootloader_args');
   }
-  public set description(value: string) {
-    this._description = value;
+  public set bootloaderArgs(value: string) {
+    this._bootloaderArgs = value;
   }
-  public resetDescription() {
-    this._description = undefined;
+  public resetBootloaderArgs() {
+    this._bootloaderArgs = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get descriptionInput() {
-    return this._description;
+  public get bootloaderArgsInput() {
+    return this._bootloaderArgs;
   }
 
-  // emulator - computed: true, optional: true, required: false
-  private _emulator?: string; 
-  public get emulator() {
-    return this.getStringAttribute('emulator');
+  // clock - computed: false, optional: true, required: false
+  private _clock = new DomainClockOutputReference(this, "clock");
+  public get clock() {
+    return this._clock;
   }
-  public set emulator(value: string) {
-    this._emulator = value;
+  public putClock(value: DomainClock) {
+    this._clock.internalValue = value;
   }
-  public resetEmulator() {
-    this._emulator = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get emulatorInput() {
-    return this._emulator;
-  }
-
-  // firmware - computed: false, optional: true, required: false
-  private _firmware?: string; 
-  public get firmware() {
-    return this.getStringAttribute('firmware');
-  }
-  public set firmware(value: string) {
-    this._firmware = value;
-  }
-  public resetFirmware() {
-    this._firmware = undefined;
+  public resetClock() {
+    this._clock.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get firmwareInput() {
-    return this._firmware;
-  }
-
-  // fw_cfg_name - computed: false, optional: true, required: false
-  private _fwCfgName?: string; 
-  public get fwCfgName() {
-    return this.getStringAttribute('fw_cfg_name');
-  }
-  public set fwCfgName(value: string) {
-    this._fwCfgName = value;
-  }
-  public resetFwCfgName() {
-    this._fwCfgName = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get fwCfgNameInput() {
-    return this._fwCfgName;
-  }
-
-  // id - computed: true, optional: true, required: false
-  private _id?: string; 
-  public get id() {
-    return this.getStringAttribute('id');
-  }
-  public set id(value: string) {
-    this._id = value;
-  }
-  public resetId() {
-    this._id = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get idInput() {
-    return this._id;
-  }
-
-  // initrd - computed: false, optional: true, required: false
-  private _initrd?: string; 
-  public get initrd() {
-    return this.getStringAttribute('initrd');
-  }
-  public set initrd(value: string) {
-    this._initrd = value;
-  }
-  public resetInitrd() {
-    this._initrd = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get initrdInput() {
-    return this._initrd;
-  }
-
-  // kernel - computed: false, optional: true, required: false
-  private _kernel?: string; 
-  public get kernel() {
-    return this.getStringAttribute('kernel');
-  }
-  public set kernel(value: string) {
-    this._kernel = value;
-  }
-  public resetKernel() {
-    this._kernel = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get kernelInput() {
-    return this._kernel;
-  }
-
-  // machine - computed: true, optional: true, required: false
-  private _machine?: string; 
-  public get machine() {
-    return this.getStringAttribute('machine');
-  }
-  public set machine(value: string) {
-    this._machine = value;
-  }
-  public resetMachine() {
-    this._machine = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get machineInput() {
-    return this._machine;
-  }
-
-  // memory - computed: false, optional: true, required: false
-  private _memory?: number; 
-  public get memory() {
-    return this.getNumberAttribute('memory');
-  }
-  public set memory(value: number) {
-    this._memory = value;
-  }
-  public resetMemory() {
-    this._memory = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get memoryInput() {
-    return this._memory;
-  }
-
-  // metadata - computed: false, optional: true, required: false
-  private _metadata?: string; 
-  public get metadata() {
-    return this.getStringAttribute('metadata');
-  }
-  public set metadata(value: string) {
-    this._metadata = value;
-  }
-  public resetMetadata() {
-    this._metadata = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get metadataInput() {
-    return this._metadata;
-  }
-
-  // name - computed: false, optional: false, required: true
-  private _name?: string; 
-  public get name() {
-    return this.getStringAttribute('name');
-  }
-  public set name(value: string) {
-    this._name = value;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get nameInput() {
-    return this._name;
-  }
-
-  // qemu_agent - computed: false, optional: true, required: false
-  private _qemuAgent?: boolean | cdktf.IResolvable; 
-  public get qemuAgent() {
-    return this.getBooleanAttribute('qemu_agent');
-  }
-  public set qemuAgent(value: boolean | cdktf.IResolvable) {
-    this._qemuAgent = value;
-  }
-  public resetQemuAgent() {
-    this._qemuAgent = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get qemuAgentInput() {
-    return this._qemuAgent;
-  }
-
-  // running - computed: false, optional: true, required: false
-  private _running?: boolean | cdktf.IResolvable; 
-  public get running() {
-    return this.getBooleanAttribute('running');
-  }
-  public set running(value: boolean | cdktf.IResolvable) {
-    this._running = value;
-  }
-  public resetRunning() {
-    this._running = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get runningInput() {
-    return this._running;
-  }
-
-  // type - computed: false, optional: true, required: false
-  private _type?: string; 
-  public get type() {
-    return this.getStringAttribute('type');
-  }
-  public set type(value: string) {
-    this._type = value;
-  }
-  public resetType() {
-    this._type = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get typeInput() {
-    return this._type;
-  }
-
-  // vcpu - computed: false, optional: true, required: false
-  private _vcpu?: number; 
-  public get vcpu() {
-    return this.getNumberAttribute('vcpu');
-  }
-  public set vcpu(value: number) {
-    this._vcpu = value;
-  }
-  public resetVcpu() {
-    this._vcpu = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get vcpuInput() {
-    return this._vcpu;
-  }
-
-  // boot_device - computed: false, optional: true, required: false
-  private _bootDevice = new DomainBootDeviceList(this, "boot_device", false);
-  public get bootDevice() {
-    return this._bootDevice;
-  }
-  public putBootDevice(value: DomainBootDevice[] | cdktf.IResolvable) {
-    this._bootDevice.internalValue = value;
-  }
-  public resetBootDevice() {
-    this._bootDevice.internalValue = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get bootDeviceInput() {
-    return this._bootDevice.internalValue;
-  }
-
-  // console - computed: false, optional: true, required: false
-  private _console = new DomainConsoleList(this, "console", false);
-  public get console() {
-    return this._console;
-  }
-  public putConsole(value: DomainConsole[] | cdktf.IResolvable) {
-    this._console.internalValue = value;
-  }
-  public resetConsole() {
-    this._console.internalValue = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get consoleInput() {
-    return this._console.internalValue;
+  public get clockInput() {
+    return this._clock.internalValue;
   }
 
   // cpu - computed: false, optional: true, required: false
@@ -2873,148 +781,856 @@ export class Domain extends cdktf.TerraformResource {
     return this._cpu.internalValue;
   }
 
-  // disk - computed: false, optional: true, required: false
-  private _disk = new DomainDiskList(this, "disk", false);
-  public get disk() {
-    return this._disk;
+  // cpu_tune - computed: false, optional: true, required: false
+  private _cpuTune = new DomainCpuTuneOutputReference(this, "cpu_tune");
+  public get cpuTune() {
+    return this._cpuTune;
   }
-  public putDisk(value: DomainDisk[] | cdktf.IResolvable) {
-    this._disk.internalValue = value;
+  public putCpuTune(value: DomainCpuTune) {
+    this._cpuTune.internalValue = value;
   }
-  public resetDisk() {
-    this._disk.internalValue = undefined;
+  public resetCpuTune() {
+    this._cpuTune.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get diskInput() {
-    return this._disk.internalValue;
+  public get cpuTuneInput() {
+    return this._cpuTune.internalValue;
   }
 
-  // filesystem - computed: false, optional: true, required: false
-  private _filesystem = new DomainFilesystemList(this, "filesystem", false);
-  public get filesystem() {
-    return this._filesystem;
+  // create - computed: false, optional: true, required: false
+  private _create = new DomainCreateOutputReference(this, "create");
+  public get create() {
+    return this._create;
   }
-  public putFilesystem(value: DomainFilesystem[] | cdktf.IResolvable) {
-    this._filesystem.internalValue = value;
+  public putCreate(value: DomainCreate) {
+    this._create.internalValue = value;
   }
-  public resetFilesystem() {
-    this._filesystem.internalValue = undefined;
+  public resetCreate() {
+    this._create.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get filesystemInput() {
-    return this._filesystem.internalValue;
+  public get createInput() {
+    return this._create.internalValue;
   }
 
-  // graphics - computed: false, optional: true, required: false
-  private _graphics = new DomainGraphicsOutputReference(this, "graphics");
-  public get graphics() {
-    return this._graphics;
+  // current_memory - computed: false, optional: true, required: false
+  private _currentMemory?: number; 
+  public get currentMemory() {
+    return this.getNumberAttribute('current_memory');
   }
-  public putGraphics(value: DomainGraphics) {
-    this._graphics.internalValue = value;
+  public set currentMemory(value: number) {
+    this._currentMemory = value;
   }
-  public resetGraphics() {
-    this._graphics.internalValue = undefined;
+  public resetCurrentMemory() {
+    this._currentMemory = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get graphicsInput() {
-    return this._graphics.internalValue;
+  public get currentMemoryInput() {
+    return this._currentMemory;
   }
 
-  // network_interface - computed: false, optional: true, required: false
-  private _networkInterface = new DomainNetworkInterfaceList(this, "network_interface", false);
-  public get networkInterface() {
-    return this._networkInterface;
+  // current_memory_unit - computed: false, optional: true, required: false
+  private _currentMemoryUnit?: string; 
+  public get currentMemoryUnit() {
+    return this.getStringAttribute('current_memory_unit');
   }
-  public putNetworkInterface(value: DomainNetworkInterface[] | cdktf.IResolvable) {
-    this._networkInterface.internalValue = value;
+  public set currentMemoryUnit(value: string) {
+    this._currentMemoryUnit = value;
   }
-  public resetNetworkInterface() {
-    this._networkInterface.internalValue = undefined;
+  public resetCurrentMemoryUnit() {
+    this._currentMemoryUnit = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get networkInterfaceInput() {
-    return this._networkInterface.internalValue;
+  public get currentMemoryUnitInput() {
+    return this._currentMemoryUnit;
   }
 
-  // nvram - computed: false, optional: true, required: false
-  private _nvram = new DomainNvramOutputReference(this, "nvram");
-  public get nvram() {
-    return this._nvram;
+  // default_io_thread - computed: false, optional: true, required: false
+  private _defaultIoThread = new DomainDefaultIoThreadOutputReference(this, "default_io_thread");
+  public get defaultIoThread() {
+    return this._defaultIoThread;
   }
-  public putNvram(value: DomainNvram) {
-    this._nvram.internalValue = value;
+  public putDefaultIoThread(value: DomainDefaultIoThread) {
+    this._defaultIoThread.internalValue = value;
   }
-  public resetNvram() {
-    this._nvram.internalValue = undefined;
+  public resetDefaultIoThread() {
+    this._defaultIoThread.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get nvramInput() {
-    return this._nvram.internalValue;
+  public get defaultIoThreadInput() {
+    return this._defaultIoThread.internalValue;
   }
 
-  // timeouts - computed: false, optional: true, required: false
-  private _timeouts = new DomainTimeoutsOutputReference(this, "timeouts");
-  public get timeouts() {
-    return this._timeouts;
+  // description - computed: false, optional: true, required: false
+  private _description?: string; 
+  public get description() {
+    return this.getStringAttribute('description');
   }
-  public putTimeouts(value: DomainTimeouts) {
-    this._timeouts.internalValue = value;
+  public set description(value: string) {
+    this._description = value;
   }
-  public resetTimeouts() {
-    this._timeouts.internalValue = undefined;
+  public resetDescription() {
+    this._description = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get timeoutsInput() {
-    return this._timeouts.internalValue;
+  public get descriptionInput() {
+    return this._description;
   }
 
-  // tpm - computed: false, optional: true, required: false
-  private _tpm = new DomainTpmOutputReference(this, "tpm");
-  public get tpm() {
-    return this._tpm;
+  // destroy - computed: false, optional: true, required: false
+  private _destroy = new DomainDestroyOutputReference(this, "destroy");
+  public get destroy() {
+    return this._destroy;
   }
-  public putTpm(value: DomainTpm) {
-    this._tpm.internalValue = value;
+  public putDestroy(value: DomainDestroy) {
+    this._destroy.internalValue = value;
   }
-  public resetTpm() {
-    this._tpm.internalValue = undefined;
+  public resetDestroy() {
+    this._destroy.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get tpmInput() {
-    return this._tpm.internalValue;
+  public get destroyInput() {
+    return this._destroy.internalValue;
   }
 
-  // video - computed: false, optional: true, required: false
-  private _video = new DomainVideoOutputReference(this, "video");
-  public get video() {
-    return this._video;
+  // devices - computed: false, optional: true, required: false
+  private _devices = new DomainDevicesOutputReference(this, "devices");
+  public get devices() {
+    return this._devices;
   }
-  public putVideo(value: DomainVideo) {
-    this._video.internalValue = value;
+  public putDevices(value: DomainDevices) {
+    this._devices.internalValue = value;
   }
-  public resetVideo() {
-    this._video.internalValue = undefined;
+  public resetDevices() {
+    this._devices.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get videoInput() {
-    return this._video.internalValue;
+  public get devicesInput() {
+    return this._devices.internalValue;
   }
 
-  // xml - computed: false, optional: true, required: false
-  private _xml = new DomainXmlOutputReference(this, "xml");
-  public get xml() {
-    return this._xml;
+  // features - computed: false, optional: true, required: false
+  private _features = new DomainFeaturesOutputReference(this, "features");
+  public get features() {
+    return this._features;
   }
-  public putXml(value: DomainXml) {
-    this._xml.internalValue = value;
+  public putFeatures(value: DomainFeatures) {
+    this._features.internalValue = value;
   }
-  public resetXml() {
-    this._xml.internalValue = undefined;
+  public resetFeatures() {
+    this._features.internalValue = undefined;
   }
   // Temporarily expose input value. Use with caution.
-  public get xmlInput() {
-    return this._xml.internalValue;
+  public get featuresInput() {
+    return this._features.internalValue;
+  }
+
+  // gen_id - computed: false, optional: true, required: false
+  private _genId?: string; 
+  public get genId() {
+    return this.getStringAttribute('gen_id');
+  }
+  public set genId(value: string) {
+    this._genId = value;
+  }
+  public resetGenId() {
+    this._genId = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get genIdInput() {
+    return this._genId;
+  }
+
+  // hwuuid - computed: false, optional: true, required: false
+  private _hwuuid?: string; 
+  public get hwuuid() {
+    return this.getStringAttribute('hwuuid');
+  }
+  public set hwuuid(value: string) {
+    this._hwuuid = value;
+  }
+  public resetHwuuid() {
+    this._hwuuid = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get hwuuidInput() {
+    return this._hwuuid;
+  }
+
+  // id - computed: true, optional: false, required: false
+  public get id() {
+    return this.getNumberAttribute('id');
+  }
+
+  // id_map - computed: false, optional: true, required: false
+  private _idMap = new DomainIdMapOutputReference(this, "id_map");
+  public get idMap() {
+    return this._idMap;
+  }
+  public putIdMap(value: DomainIdMap) {
+    this._idMap.internalValue = value;
+  }
+  public resetIdMap() {
+    this._idMap.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get idMapInput() {
+    return this._idMap.internalValue;
+  }
+
+  // io_thread_i_ds - computed: false, optional: true, required: false
+  private _ioThreadIDs = new DomainIoThreadIDsOutputReference(this, "io_thread_i_ds");
+  public get ioThreadIDs() {
+    return this._ioThreadIDs;
+  }
+  public putIoThreadIDs(value: DomainIoThreadIDs) {
+    this._ioThreadIDs.internalValue = value;
+  }
+  public resetIoThreadIDs() {
+    this._ioThreadIDs.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get ioThreadIDsInput() {
+    return this._ioThreadIDs.internalValue;
+  }
+
+  // io_threads - computed: false, optional: true, required: false
+  private _ioThreads?: number; 
+  public get ioThreads() {
+    return this.getNumberAttribute('io_threads');
+  }
+  public set ioThreads(value: number) {
+    this._ioThreads = value;
+  }
+  public resetIoThreads() {
+    this._ioThreads = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get ioThreadsInput() {
+    return this._ioThreads;
+  }
+
+  // key_wrap - computed: false, optional: true, required: false
+  private _keyWrap = new DomainKeyWrapOutputReference(this, "key_wrap");
+  public get keyWrap() {
+    return this._keyWrap;
+  }
+  public putKeyWrap(value: DomainKeyWrap) {
+    this._keyWrap.internalValue = value;
+  }
+  public resetKeyWrap() {
+    this._keyWrap.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get keyWrapInput() {
+    return this._keyWrap.internalValue;
+  }
+
+  // launch_security - computed: false, optional: true, required: false
+  private _launchSecurity = new DomainLaunchSecurityOutputReference(this, "launch_security");
+  public get launchSecurity() {
+    return this._launchSecurity;
+  }
+  public putLaunchSecurity(value: DomainLaunchSecurity) {
+    this._launchSecurity.internalValue = value;
+  }
+  public resetLaunchSecurity() {
+    this._launchSecurity.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get launchSecurityInput() {
+    return this._launchSecurity.internalValue;
+  }
+
+  // lxc_namespace - computed: false, optional: true, required: false
+  private _lxcNamespace = new DomainLxcNamespaceOutputReference(this, "lxc_namespace");
+  public get lxcNamespace() {
+    return this._lxcNamespace;
+  }
+  public putLxcNamespace(value: DomainLxcNamespace) {
+    this._lxcNamespace.internalValue = value;
+  }
+  public resetLxcNamespace() {
+    this._lxcNamespace.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get lxcNamespaceInput() {
+    return this._lxcNamespace.internalValue;
+  }
+
+  // maximum_memory - computed: false, optional: true, required: false
+  private _maximumMemory?: number; 
+  public get maximumMemory() {
+    return this.getNumberAttribute('maximum_memory');
+  }
+  public set maximumMemory(value: number) {
+    this._maximumMemory = value;
+  }
+  public resetMaximumMemory() {
+    this._maximumMemory = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get maximumMemoryInput() {
+    return this._maximumMemory;
+  }
+
+  // maximum_memory_slots - computed: false, optional: true, required: false
+  private _maximumMemorySlots?: number; 
+  public get maximumMemorySlots() {
+    return this.getNumberAttribute('maximum_memory_slots');
+  }
+  public set maximumMemorySlots(value: number) {
+    this._maximumMemorySlots = value;
+  }
+  public resetMaximumMemorySlots() {
+    this._maximumMemorySlots = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get maximumMemorySlotsInput() {
+    return this._maximumMemorySlots;
+  }
+
+  // maximum_memory_unit - computed: false, optional: true, required: false
+  private _maximumMemoryUnit?: string; 
+  public get maximumMemoryUnit() {
+    return this.getStringAttribute('maximum_memory_unit');
+  }
+  public set maximumMemoryUnit(value: string) {
+    this._maximumMemoryUnit = value;
+  }
+  public resetMaximumMemoryUnit() {
+    this._maximumMemoryUnit = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get maximumMemoryUnitInput() {
+    return this._maximumMemoryUnit;
+  }
+
+  // memory - computed: false, optional: true, required: false
+  private _memory?: number; 
+  public get memory() {
+    return this.getNumberAttribute('memory');
+  }
+  public set memory(value: number) {
+    this._memory = value;
+  }
+  public resetMemory() {
+    this._memory = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get memoryInput() {
+    return this._memory;
+  }
+
+  // memory_backing - computed: false, optional: true, required: false
+  private _memoryBacking = new DomainMemoryBackingOutputReference(this, "memory_backing");
+  public get memoryBacking() {
+    return this._memoryBacking;
+  }
+  public putMemoryBacking(value: DomainMemoryBacking) {
+    this._memoryBacking.internalValue = value;
+  }
+  public resetMemoryBacking() {
+    this._memoryBacking.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get memoryBackingInput() {
+    return this._memoryBacking.internalValue;
+  }
+
+  // memory_dump_core - computed: false, optional: true, required: false
+  private _memoryDumpCore?: string; 
+  public get memoryDumpCore() {
+    return this.getStringAttribute('memory_dump_core');
+  }
+  public set memoryDumpCore(value: string) {
+    this._memoryDumpCore = value;
+  }
+  public resetMemoryDumpCore() {
+    this._memoryDumpCore = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get memoryDumpCoreInput() {
+    return this._memoryDumpCore;
+  }
+
+  // memory_tune - computed: false, optional: true, required: false
+  private _memoryTune = new DomainMemoryTuneOutputReference(this, "memory_tune");
+  public get memoryTune() {
+    return this._memoryTune;
+  }
+  public putMemoryTune(value: DomainMemoryTune) {
+    this._memoryTune.internalValue = value;
+  }
+  public resetMemoryTune() {
+    this._memoryTune.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get memoryTuneInput() {
+    return this._memoryTune.internalValue;
+  }
+
+  // memory_unit - computed: false, optional: true, required: false
+  private _memoryUnit?: string; 
+  public get memoryUnit() {
+    return this.getStringAttribute('memory_unit');
+  }
+  public set memoryUnit(value: string) {
+    this._memoryUnit = value;
+  }
+  public resetMemoryUnit() {
+    this._memoryUnit = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get memoryUnitInput() {
+    return this._memoryUnit;
+  }
+
+  // metadata - computed: false, optional: true, required: false
+  private _metadata = new DomainMetadataOutputReference(this, "metadata");
+  public get metadata() {
+    return this._metadata;
+  }
+  public putMetadata(value: DomainMetadata) {
+    this._metadata.internalValue = value;
+  }
+  public resetMetadata() {
+    this._metadata.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get metadataInput() {
+    return this._metadata.internalValue;
+  }
+
+  // name - computed: false, optional: false, required: true
+  private _name?: string; 
+  public get name() {
+    return this.getStringAttribute('name');
+  }
+  public set name(value: string) {
+    this._name = value;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get nameInput() {
+    return this._name;
+  }
+
+  // numa_tune - computed: false, optional: true, required: false
+  private _numaTune = new DomainNumaTuneOutputReference(this, "numa_tune");
+  public get numaTune() {
+    return this._numaTune;
+  }
+  public putNumaTune(value: DomainNumaTune) {
+    this._numaTune.internalValue = value;
+  }
+  public resetNumaTune() {
+    this._numaTune.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get numaTuneInput() {
+    return this._numaTune.internalValue;
+  }
+
+  // on_crash - computed: false, optional: true, required: false
+  private _onCrash?: string; 
+  public get onCrash() {
+    return this.getStringAttribute('on_crash');
+  }
+  public set onCrash(value: string) {
+    this._onCrash = value;
+  }
+  public resetOnCrash() {
+    this._onCrash = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get onCrashInput() {
+    return this._onCrash;
+  }
+
+  // on_poweroff - computed: false, optional: true, required: false
+  private _onPoweroff?: string; 
+  public get onPoweroff() {
+    return this.getStringAttribute('on_poweroff');
+  }
+  public set onPoweroff(value: string) {
+    this._onPoweroff = value;
+  }
+  public resetOnPoweroff() {
+    this._onPoweroff = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get onPoweroffInput() {
+    return this._onPoweroff;
+  }
+
+  // on_reboot - computed: false, optional: true, required: false
+  private _onReboot?: string; 
+  public get onReboot() {
+    return this.getStringAttribute('on_reboot');
+  }
+  public set onReboot(value: string) {
+    this._onReboot = value;
+  }
+  public resetOnReboot() {
+    this._onReboot = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get onRebootInput() {
+    return this._onReboot;
+  }
+
+  // os - computed: false, optional: true, required: false
+  private _os = new DomainOsOutputReference(this, "os");
+  public get os() {
+    return this._os;
+  }
+  public putOs(value: DomainOs) {
+    this._os.internalValue = value;
+  }
+  public resetOs() {
+    this._os.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get osInput() {
+    return this._os.internalValue;
+  }
+
+  // perf - computed: false, optional: true, required: false
+  private _perf = new DomainPerfOutputReference(this, "perf");
+  public get perf() {
+    return this._perf;
+  }
+  public putPerf(value: DomainPerf) {
+    this._perf.internalValue = value;
+  }
+  public resetPerf() {
+    this._perf.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get perfInput() {
+    return this._perf.internalValue;
+  }
+
+  // pm - computed: false, optional: true, required: false
+  private _pm = new DomainPmOutputReference(this, "pm");
+  public get pm() {
+    return this._pm;
+  }
+  public putPm(value: DomainPm) {
+    this._pm.internalValue = value;
+  }
+  public resetPm() {
+    this._pm.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get pmInput() {
+    return this._pm.internalValue;
+  }
+
+  // qemu_capabilities - computed: false, optional: true, required: false
+  private _qemuCapabilities = new DomainQemuCapabilitiesOutputReference(this, "qemu_capabilities");
+  public get qemuCapabilities() {
+    return this._qemuCapabilities;
+  }
+  public putQemuCapabilities(value: DomainQemuCapabilities) {
+    this._qemuCapabilities.internalValue = value;
+  }
+  public resetQemuCapabilities() {
+    this._qemuCapabilities.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get qemuCapabilitiesInput() {
+    return this._qemuCapabilities.internalValue;
+  }
+
+  // qemu_commandline - computed: false, optional: true, required: false
+  private _qemuCommandline = new DomainQemuCommandlineOutputReference(this, "qemu_commandline");
+  public get qemuCommandline() {
+    return this._qemuCommandline;
+  }
+  public putQemuCommandline(value: DomainQemuCommandline) {
+    this._qemuCommandline.internalValue = value;
+  }
+  public resetQemuCommandline() {
+    this._qemuCommandline.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get qemuCommandlineInput() {
+    return this._qemuCommandline.internalValue;
+  }
+
+  // qemu_deprecation - computed: false, optional: true, required: false
+  private _qemuDeprecation = new DomainQemuDeprecationOutputReference(this, "qemu_deprecation");
+  public get qemuDeprecation() {
+    return this._qemuDeprecation;
+  }
+  public putQemuDeprecation(value: DomainQemuDeprecation) {
+    this._qemuDeprecation.internalValue = value;
+  }
+  public resetQemuDeprecation() {
+    this._qemuDeprecation.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get qemuDeprecationInput() {
+    return this._qemuDeprecation.internalValue;
+  }
+
+  // qemu_override - computed: false, optional: true, required: false
+  private _qemuOverride = new DomainQemuOverrideOutputReference(this, "qemu_override");
+  public get qemuOverride() {
+    return this._qemuOverride;
+  }
+  public putQemuOverride(value: DomainQemuOverride) {
+    this._qemuOverride.internalValue = value;
+  }
+  public resetQemuOverride() {
+    this._qemuOverride.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get qemuOverrideInput() {
+    return this._qemuOverride.internalValue;
+  }
+
+  // resource - computed: false, optional: true, required: false
+  private _resource = new DomainResourceOutputReference(this, "resource");
+  public get resource() {
+    return this._resource;
+  }
+  public putResource(value: DomainResource) {
+    this._resource.internalValue = value;
+  }
+  public resetResource() {
+    this._resource.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get resourceInput() {
+    return this._resource.internalValue;
+  }
+
+  // running - computed: false, optional: true, required: false
+  private _running?: boolean | cdktf.IResolvable; 
+  public get running() {
+    return this.getBooleanAttribute('running');
+  }
+  public set running(value: boolean | cdktf.IResolvable) {
+    this._running = value;
+  }
+  public resetRunning() {
+    this._running = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get runningInput() {
+    return this._running;
+  }
+
+  // sec_label - computed: false, optional: true, required: false
+  private _secLabel = new DomainSecLabelList(this, "sec_label", false);
+  public get secLabel() {
+    return this._secLabel;
+  }
+  public putSecLabel(value: DomainSecLabel[] | cdktf.IResolvable) {
+    this._secLabel.internalValue = value;
+  }
+  public resetSecLabel() {
+    this._secLabel.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get secLabelInput() {
+    return this._secLabel.internalValue;
+  }
+
+  // sys_info - computed: false, optional: true, required: false
+  private _sysInfo = new DomainSysInfoList(this, "sys_info", false);
+  public get sysInfo() {
+    return this._sysInfo;
+  }
+  public putSysInfo(value: DomainSysInfo[] | cdktf.IResolvable) {
+    this._sysInfo.internalValue = value;
+  }
+  public resetSysInfo() {
+    this._sysInfo.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get sysInfoInput() {
+    return this._sysInfo.internalValue;
+  }
+
+  // throttle_groups - computed: false, optional: true, required: false
+  private _throttleGroups = new DomainThrottleGroupsOutputReference(this, "throttle_groups");
+  public get throttleGroups() {
+    return this._throttleGroups;
+  }
+  public putThrottleGroups(value: DomainThrottleGroups) {
+    this._throttleGroups.internalValue = value;
+  }
+  public resetThrottleGroups() {
+    this._throttleGroups.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get throttleGroupsInput() {
+    return this._throttleGroups.internalValue;
+  }
+
+  // title - computed: false, optional: true, required: false
+  private _title?: string; 
+  public get title() {
+    return this.getStringAttribute('title');
+  }
+  public set title(value: string) {
+    this._title = value;
+  }
+  public resetTitle() {
+    this._title = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get titleInput() {
+    return this._title;
+  }
+
+  // type - computed: false, optional: false, required: true
+  private _type?: string; 
+  public get type() {
+    return this.getStringAttribute('type');
+  }
+  public set type(value: string) {
+    this._type = value;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get typeInput() {
+    return this._type;
+  }
+
+  // update - computed: false, optional: true, required: false
+  private _update = new DomainUpdateOutputReference(this, "update");
+  public get update() {
+    return this._update;
+  }
+  public putUpdate(value: DomainUpdate) {
+    this._update.internalValue = value;
+  }
+  public resetUpdate() {
+    this._update.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get updateInput() {
+    return this._update.internalValue;
+  }
+
+  // uuid - computed: true, optional: false, required: false
+  public get uuid() {
+    return this.getStringAttribute('uuid');
+  }
+
+  // vcpu - computed: false, optional: true, required: false
+  private _vcpu?: number; 
+  public get vcpu() {
+    return this.getNumberAttribute('vcpu');
+  }
+  public set vcpu(value: number) {
+    this._vcpu = value;
+  }
+  public resetVcpu() {
+    this._vcpu = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get vcpuInput() {
+    return this._vcpu;
+  }
+
+  // vcpu_cpuset - computed: false, optional: true, required: false
+  private _vcpuCpuset?: string; 
+  public get vcpuCpuset() {
+    return this.getStringAttribute('vcpu_cpuset');
+  }
+  public set vcpuCpuset(value: string) {
+    this._vcpuCpuset = value;
+  }
+  public resetVcpuCpuset() {
+    this._vcpuCpuset = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get vcpuCpusetInput() {
+    return this._vcpuCpuset;
+  }
+
+  // vcpu_current - computed: false, optional: true, required: false
+  private _vcpuCurrent?: number; 
+  public get vcpuCurrent() {
+    return this.getNumberAttribute('vcpu_current');
+  }
+  public set vcpuCurrent(value: number) {
+    this._vcpuCurrent = value;
+  }
+  public resetVcpuCurrent() {
+    this._vcpuCurrent = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get vcpuCurrentInput() {
+    return this._vcpuCurrent;
+  }
+
+  // vcpu_placement - computed: false, optional: true, required: false
+  private _vcpuPlacement?: string; 
+  public get vcpuPlacement() {
+    return this.getStringAttribute('vcpu_placement');
+  }
+  public set vcpuPlacement(value: string) {
+    this._vcpuPlacement = value;
+  }
+  public resetVcpuPlacement() {
+    this._vcpuPlacement = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get vcpuPlacementInput() {
+    return this._vcpuPlacement;
+  }
+
+  // vcpus - computed: false, optional: true, required: false
+  private _vcpus = new DomainVcpusOutputReference(this, "vcpus");
+  public get vcpus() {
+    return this._vcpus;
+  }
+  public putVcpus(value: DomainVcpus) {
+    this._vcpus.internalValue = value;
+  }
+  public resetVcpus() {
+    this._vcpus.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get vcpusInput() {
+    return this._vcpus.internalValue;
+  }
+
+  // vmware_data_center_path - computed: false, optional: true, required: false
+  private _vmwareDataCenterPath?: string; 
+  public get vmwareDataCenterPath() {
+    return this.getStringAttribute('vmware_data_center_path');
+  }
+  public set vmwareDataCenterPath(value: string) {
+    this._vmwareDataCenterPath = value;
+  }
+  public resetVmwareDataCenterPath() {
+    this._vmwareDataCenterPath = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get vmwareDataCenterPathInput() {
+    return this._vmwareDataCenterPath;
+  }
+
+  // xen_commandline - computed: false, optional: true, required: false
+  private _xenCommandline = new DomainXenCommandlineOutputReference(this, "xen_commandline");
+  public get xenCommandline() {
+    return this._xenCommandline;
+  }
+  public putXenCommandline(value: DomainXenCommandline) {
+    this._xenCommandline.internalValue = value;
+  }
+  public resetXenCommandline() {
+    this._xenCommandline.internalValue = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get xenCommandlineInput() {
+    return this._xenCommandline.internalValue;
   }
 
   // =========
@@ -3023,72 +1639,142 @@ export class Domain extends cdktf.TerraformResource {
 
   protected synthesizeAttributes(): { [name: string]: any } {
     return {
-      arch: cdktf.stringToTerraform(this._arch),
       autostart: cdktf.booleanToTerraform(this._autostart),
-      cloudinit: cdktf.stringToTerraform(this._cloudinit),
-      cmdline: cdktf.listMapper(cdktf.hashMapper(cdktf.stringToTerraform), false)(this._cmdline),
-      coreos_ignition: cdktf.stringToTerraform(this._coreosIgnition),
-      description: cdktf.stringToTerraform(this._description),
-      emulator: cdktf.stringToTerraform(this._emulator),
-      firmware: cdktf.stringToTerraform(this._firmware),
-      fw_cfg_name: cdktf.stringToTerraform(this._fwCfgName),
-      id: cdktf.stringToTerraform(this._id),
-      initrd: cdktf.stringToTerraform(this._initrd),
-      kernel: cdktf.stringToTerraform(this._kernel),
-      machine: cdktf.stringToTerraform(this._machine),
-      memory: cdktf.numberToTerraform(this._memory),
-      metadata: cdktf.stringToTerraform(this._metadata),
-      name: cdktf.stringToTerraform(this._name),
-      qemu_agent: cdktf.booleanToTerraform(this._qemuAgent),
-      running: cdktf.booleanToTerraform(this._running),
-      type: cdktf.stringToTerraform(this._type),
-      vcpu: cdktf.numberToTerraform(this._vcpu),
-      boot_device: cdktf.listMapper(domainBootDeviceToTerraform, true)(this._bootDevice.internalValue),
-      console: cdktf.listMapper(domainConsoleToTerraform, true)(this._console.internalValue),
+      bhyve_commandline: domainBhyveCommandlineToTerraform(this._bhyveCommandline.internalValue),
+      block_io_tune: domainBlockIoTuneToTerraform(this._blockIoTune.internalValue),
+      bootloader: cdktf.stringToTerraform(this._bootloader),
+      bootloader_args: cdktf.stringToTerraform(this._bootloaderArgs),
+      clock: domainClockToTerraform(this._clock.internalValue),
       cpu: domainCpuToTerraform(this._cpu.internalValue),
-      disk: cdktf.listMapper(domainDiskToTerraform, true)(this._disk.internalValue),
-      filesystem: cdktf.listMapper(domainFilesystemToTerraform, true)(this._filesystem.internalValue),
-      graphics: domainGraphicsToTerraform(this._graphics.internalValue),
-      network_interface: cdktf.listMapper(domainNetworkInterfaceToTerraform, true)(this._networkInterface.internalValue),
-      nvram: domainNvramToTerraform(this._nvram.internalValue),
-      timeouts: domainTimeoutsToTerraform(this._timeouts.internalValue),
-      tpm: domainTpmToTerraform(this._tpm.internalValue),
-      video: domainVideoToTerraform(this._video.internalValue),
-      xml: domainXmlToTerraform(this._xml.internalValue),
+      cpu_tune: domainCpuTuneToTerraform(this._cpuTune.internalValue),
+      create: domainCreateToTerraform(this._create.internalValue),
+      current_memory: cdktf.numberToTerraform(this._currentMemory),
+      current_memory_unit: cdktf.stringToTerraform(this._currentMemoryUnit),
+      default_io_thread: domainDefaultIoThreadToTerraform(this._defaultIoThread.internalValue),
+      description: cdktf.stringToTerraform(this._description),
+      destroy: domainDestroyToTerraform(this._destroy.internalValue),
+      devices: domainDevicesToTerraform(this._devices.internalValue),
+      features: domainFeaturesToTerraform(this._features.internalValue),
+      gen_id: cdktf.stringToTerraform(this._genId),
+      hwuuid: cdktf.stringToTerraform(this._hwuuid),
+      id_map: domainIdMapToTerraform(this._idMap.internalValue),
+      io_thread_i_ds: domainIoThreadIDsToTerraform(this._ioThreadIDs.internalValue),
+      io_threads: cdktf.numberToTerraform(this._ioThreads),
+      key_wrap: domainKeyWrapToTerraform(this._keyWrap.internalValue),
+      launch_security: domainLaunchSecurityToTerraform(this._launchSecurity.internalValue),
+      lxc_namespace: domainLxcNamespaceToTerraform(this._lxcNamespace.internalValue),
+      maximum_memory: cdktf.numberToTerraform(this._maximumMemory),
+      maximum_memory_slots: cdktf.numberToTerraform(this._maximumMemorySlots),
+      maximum_memory_unit: cdktf.stringToTerraform(this._maximumMemoryUnit),
+      memory: cdktf.numberToTerraform(this._memory),
+      memory_backing: domainMemoryBackingToTerraform(this._memoryBacking.internalValue),
+      memory_dump_core: cdktf.stringToTerraform(this._memoryDumpCore),
+      memory_tune: domainMemoryTuneToTerraform(this._memoryTune.internalValue),
+      memory_unit: cdktf.stringToTerraform(this._memoryUnit),
+      metadata: domainMetadataToTerraform(this._metadata.internalValue),
+      name: cdktf.stringToTerraform(this._name),
+      numa_tune: domainNumaTuneToTerraform(this._numaTune.internalValue),
+      on_crash: cdktf.stringToTerraform(this._onCrash),
+      on_poweroff: cdktf.stringToTerraform(this._onPoweroff),
+      on_reboot: cdktf.stringToTerraform(this._onReboot),
+      os: domainOsToTerraform(this._os.internalValue),
+      perf: domainPerfToTerraform(this._perf.internalValue),
+      pm: domainPmToTerraform(this._pm.internalValue),
+      qemu_capabilities: domainQemuCapabilitiesToTerraform(this._qemuCapabilities.internalValue),
+      qemu_commandline: domainQemuCommandlineToTerraform(this._qemuCommandline.internalValue),
+      qemu_deprecation: domainQemuDeprecationToTerraform(this._qemuDeprecation.internalValue),
+      qemu_override: domainQemuOverrideToTerraform(this._qemuOverride.internalValue),
+      resource: domainResourceToTerraform(this._resource.internalValue),
+      running: cdktf.booleanToTerraform(this._running),
+      sec_label: cdktf.listMapper(domainSecLabelToTerraform, false)(this._secLabel.internalValue),
+      sys_info: cdktf.listMapper(domainSysInfoToTerraform, false)(this._sysInfo.internalValue),
+      throttle_groups: domainThrottleGroupsToTerraform(this._throttleGroups.internalValue),
+      title: cdktf.stringToTerraform(this._title),
+      type: cdktf.stringToTerraform(this._type),
+      update: domainUpdateToTerraform(this._update.internalValue),
+      vcpu: cdktf.numberToTerraform(this._vcpu),
+      vcpu_cpuset: cdktf.stringToTerraform(this._vcpuCpuset),
+      vcpu_current: cdktf.numberToTerraform(this._vcpuCurrent),
+      vcpu_placement: cdktf.stringToTerraform(this._vcpuPlacement),
+      vcpus: domainVcpusToTerraform(this._vcpus.internalValue),
+      vmware_data_center_path: cdktf.stringToTerraform(this._vmwareDataCenterPath),
+      xen_commandline: domainXenCommandlineToTerraform(this._xenCommandline.internalValue),
     };
   }
 
   protected synthesizeHclAttributes(): { [name: string]: any } {
     const attrs = {
-      arch: {
-        value: cdktf.stringToHclTerraform(this._arch),
-        isBlock: false,
-        type: "simple",
-        storageClassType: "string",
-      },
       autostart: {
         value: cdktf.booleanToHclTerraform(this._autostart),
         isBlock: false,
         type: "simple",
         storageClassType: "boolean",
       },
-      cloudinit: {
-        value: cdktf.stringToHclTerraform(this._cloudinit),
+      bhyve_commandline: {
+        value: domainBhyveCommandlineToHclTerraform(this._bhyveCommandline.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainBhyveCommandline",
+      },
+      block_io_tune: {
+        value: domainBlockIoTuneToHclTerraform(this._blockIoTune.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainBlockIoTune",
+      },
+      bootloader: {
+        value: cdktf.stringToHclTerraform(this._bootloader),
         isBlock: false,
         type: "simple",
         storageClassType: "string",
       },
-      cmdline: {
-        value: cdktf.listMapperHcl(cdktf.hashMapperHcl(cdktf.stringToHclTerraform), false)(this._cmdline),
-        isBlock: false,
-        type: "list",
-        storageClassType: "stringMapList",
-      },
-      coreos_ignition: {
-        value: cdktf.stringToHclTerraform(this._coreosIgnition),
+      bootloader_args: {
+        value: cdktf.stringToHclTerraform(this._bootloaderArgs),
         isBlock: false,
         type: "simple",
         storageClassType: "string",
+      },
+      clock: {
+        value: domainClockToHclTerraform(this._clock.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainClock",
+      },
+      cpu: {
+        value: domainCpuToHclTerraform(this._cpu.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainCpu",
+      },
+      cpu_tune: {
+        value: domainCpuTuneToHclTerraform(this._cpuTune.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainCpuTune",
+      },
+      create: {
+        value: domainCreateToHclTerraform(this._create.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainCreate",
+      },
+      current_memory: {
+        value: cdktf.numberToHclTerraform(this._currentMemory),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "number",
+      },
+      current_memory_unit: {
+        value: cdktf.stringToHclTerraform(this._currentMemoryUnit),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
+      },
+      default_io_thread: {
+        value: domainDefaultIoThreadToHclTerraform(this._defaultIoThread.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainDefaultIoThread",
       },
       description: {
         value: cdktf.stringToHclTerraform(this._description),
@@ -3096,44 +1782,86 @@ export class Domain extends cdktf.TerraformResource {
         type: "simple",
         storageClassType: "string",
       },
-      emulator: {
-        value: cdktf.stringToHclTerraform(this._emulator),
+      destroy: {
+        value: domainDestroyToHclTerraform(this._destroy.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainDestroy",
+      },
+      devices: {
+        value: domainDevicesToHclTerraform(this._devices.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainDevices",
+      },
+      features: {
+        value: domainFeaturesToHclTerraform(this._features.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainFeatures",
+      },
+      gen_id: {
+        value: cdktf.stringToHclTerraform(this._genId),
         isBlock: false,
         type: "simple",
         storageClassType: "string",
       },
-      firmware: {
-        value: cdktf.stringToHclTerraform(this._firmware),
+      hwuuid: {
+        value: cdktf.stringToHclTerraform(this._hwuuid),
         isBlock: false,
         type: "simple",
         storageClassType: "string",
       },
-      fw_cfg_name: {
-        value: cdktf.stringToHclTerraform(this._fwCfgName),
+      id_map: {
+        value: domainIdMapToHclTerraform(this._idMap.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainIdMap",
+      },
+      io_thread_i_ds: {
+        value: domainIoThreadIDsToHclTerraform(this._ioThreadIDs.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainIoThreadIDs",
+      },
+      io_threads: {
+        value: cdktf.numberToHclTerraform(this._ioThreads),
         isBlock: false,
         type: "simple",
-        storageClassType: "string",
+        storageClassType: "number",
       },
-      id: {
-        value: cdktf.stringToHclTerraform(this._id),
+      key_wrap: {
+        value: domainKeyWrapToHclTerraform(this._keyWrap.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainKeyWrap",
+      },
+      launch_security: {
+        value: domainLaunchSecurityToHclTerraform(this._launchSecurity.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainLaunchSecurity",
+      },
+      lxc_namespace: {
+        value: domainLxcNamespaceToHclTerraform(this._lxcNamespace.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainLxcNamespace",
+      },
+      maximum_memory: {
+        value: cdktf.numberToHclTerraform(this._maximumMemory),
         isBlock: false,
         type: "simple",
-        storageClassType: "string",
+        storageClassType: "number",
       },
-      initrd: {
-        value: cdktf.stringToHclTerraform(this._initrd),
+      maximum_memory_slots: {
+        value: cdktf.numberToHclTerraform(this._maximumMemorySlots),
         isBlock: false,
         type: "simple",
-        storageClassType: "string",
+        storageClassType: "number",
       },
-      kernel: {
-        value: cdktf.stringToHclTerraform(this._kernel),
-        isBlock: false,
-        type: "simple",
-        storageClassType: "string",
-      },
-      machine: {
-        value: cdktf.stringToHclTerraform(this._machine),
+      maximum_memory_unit: {
+        value: cdktf.stringToHclTerraform(this._maximumMemoryUnit),
         isBlock: false,
         type: "simple",
         storageClassType: "string",
@@ -3144,11 +1872,35 @@ export class Domain extends cdktf.TerraformResource {
         type: "simple",
         storageClassType: "number",
       },
-      metadata: {
-        value: cdktf.stringToHclTerraform(this._metadata),
+      memory_backing: {
+        value: domainMemoryBackingToHclTerraform(this._memoryBacking.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainMemoryBacking",
+      },
+      memory_dump_core: {
+        value: cdktf.stringToHclTerraform(this._memoryDumpCore),
         isBlock: false,
         type: "simple",
         storageClassType: "string",
+      },
+      memory_tune: {
+        value: domainMemoryTuneToHclTerraform(this._memoryTune.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainMemoryTune",
+      },
+      memory_unit: {
+        value: cdktf.stringToHclTerraform(this._memoryUnit),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
+      },
+      metadata: {
+        value: domainMetadataToHclTerraform(this._metadata.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainMetadata",
       },
       name: {
         value: cdktf.stringToHclTerraform(this._name),
@@ -3156,11 +1908,77 @@ export class Domain extends cdktf.TerraformResource {
         type: "simple",
         storageClassType: "string",
       },
-      qemu_agent: {
-        value: cdktf.booleanToHclTerraform(this._qemuAgent),
+      numa_tune: {
+        value: domainNumaTuneToHclTerraform(this._numaTune.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainNumaTune",
+      },
+      on_crash: {
+        value: cdktf.stringToHclTerraform(this._onCrash),
         isBlock: false,
         type: "simple",
-        storageClassType: "boolean",
+        storageClassType: "string",
+      },
+      on_poweroff: {
+        value: cdktf.stringToHclTerraform(this._onPoweroff),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
+      },
+      on_reboot: {
+        value: cdktf.stringToHclTerraform(this._onReboot),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
+      },
+      os: {
+        value: domainOsToHclTerraform(this._os.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainOs",
+      },
+      perf: {
+        value: domainPerfToHclTerraform(this._perf.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainPerf",
+      },
+      pm: {
+        value: domainPmToHclTerraform(this._pm.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainPm",
+      },
+      qemu_capabilities: {
+        value: domainQemuCapabilitiesToHclTerraform(this._qemuCapabilities.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainQemuCapabilities",
+      },
+      qemu_commandline: {
+        value: domainQemuCommandlineToHclTerraform(this._qemuCommandline.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainQemuCommandline",
+      },
+      qemu_deprecation: {
+        value: domainQemuDeprecationToHclTerraform(this._qemuDeprecation.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainQemuDeprecation",
+      },
+      qemu_override: {
+        value: domainQemuOverrideToHclTerraform(this._qemuOverride.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainQemuOverride",
+      },
+      resource: {
+        value: domainResourceToHclTerraform(this._resource.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainResource",
       },
       running: {
         value: cdktf.booleanToHclTerraform(this._running),
@@ -3168,11 +1986,41 @@ export class Domain extends cdktf.TerraformResource {
         type: "simple",
         storageClassType: "boolean",
       },
+      sec_label: {
+        value: cdktf.listMapperHcl(domainSecLabelToHclTerraform, false)(this._secLabel.internalValue),
+        isBlock: true,
+        type: "list",
+        storageClassType: "DomainSecLabelList",
+      },
+      sys_info: {
+        value: cdktf.listMapperHcl(domainSysInfoToHclTerraform, false)(this._sysInfo.internalValue),
+        isBlock: true,
+        type: "list",
+        storageClassType: "DomainSysInfoList",
+      },
+      throttle_groups: {
+        value: domainThrottleGroupsToHclTerraform(this._throttleGroups.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainThrottleGroups",
+      },
+      title: {
+        value: cdktf.stringToHclTerraform(this._title),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
+      },
       type: {
         value: cdktf.stringToHclTerraform(this._type),
         isBlock: false,
         type: "simple",
         storageClassType: "string",
+      },
+      update: {
+        value: domainUpdateToHclTerraform(this._update.internalValue),
+        isBlock: true,
+        type: "struct",
+        storageClassType: "DomainUpdate",
       },
       vcpu: {
         value: cdktf.numberToHclTerraform(this._vcpu),
@@ -3180,77 +2028,41 @@ export class Domain extends cdktf.TerraformResource {
         type: "simple",
         storageClassType: "number",
       },
-      boot_device: {
-        value: cdktf.listMapperHcl(domainBootDeviceToHclTerraform, true)(this._bootDevice.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainBootDeviceList",
+      vcpu_cpuset: {
+        value: cdktf.stringToHclTerraform(this._vcpuCpuset),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
       },
-      console: {
-        value: cdktf.listMapperHcl(domainConsoleToHclTerraform, true)(this._console.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainConsoleList",
+      vcpu_current: {
+        value: cdktf.numberToHclTerraform(this._vcpuCurrent),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "number",
       },
-      cpu: {
-        value: domainCpuToHclTerraform(this._cpu.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainCpuList",
+      vcpu_placement: {
+        value: cdktf.stringToHclTerraform(this._vcpuPlacement),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
       },
-      disk: {
-        value: cdktf.listMapperHcl(domainDiskToHclTerraform, true)(this._disk.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainDiskList",
-      },
-      filesystem: {
-        value: cdktf.listMapperHcl(domainFilesystemToHclTerraform, true)(this._filesystem.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainFilesystemList",
-      },
-      graphics: {
-        value: domainGraphicsToHclTerraform(this._graphics.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainGraphicsList",
-      },
-      network_interface: {
-        value: cdktf.listMapperHcl(domainNetworkInterfaceToHclTerraform, true)(this._networkInterface.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainNetworkInterfaceList",
-      },
-      nvram: {
-        value: domainNvramToHclTerraform(this._nvram.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainNvramList",
-      },
-      timeouts: {
-        value: domainTimeoutsToHclTerraform(this._timeouts.internalValue),
+      vcpus: {
+        value: domainVcpusToHclTerraform(this._vcpus.internalValue),
         isBlock: true,
         type: "struct",
-        storageClassType: "DomainTimeouts",
+        storageClassType: "DomainVcpus",
       },
-      tpm: {
-        value: domainTpmToHclTerraform(this._tpm.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainTpmList",
+      vmware_data_center_path: {
+        value: cdktf.stringToHclTerraform(this._vmwareDataCenterPath),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
       },
-      video: {
-        value: domainVideoToHclTerraform(this._video.internalValue),
+      xen_commandline: {
+        value: domainXenCommandlineToHclTerraform(this._xenCommandline.internalValue),
         isBlock: true,
-        type: "list",
-        storageClassType: "DomainVideoList",
-      },
-      xml: {
-        value: domainXmlToHclTerraform(this._xml.internalValue),
-        isBlock: true,
-        type: "list",
-        storageClassType: "DomainXmlList",
+        type: "struct",
+        storageClassType: "DomainXenCommandline",
       },
     };
 

@@ -1,4 +1,4 @@
-// https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition
+// https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/ignition
 // generated from terraform resource schema
 
 import { Construct } from 'constructs';
@@ -8,28 +8,21 @@ import * as cdktf from 'cdktf';
 
 export interface IgnitionConfig extends cdktf.TerraformMetaArguments {
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition#content Ignition#content}
+  * Ignition configuration content (JSON)
+  *
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/ignition#content Ignition#content}
   */
   readonly content: string;
   /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition#id Ignition#id}
+  * Name for this ignition resource
   *
-  * Please be aware that the id field is automatically added to all resources in Terraform providers using a Terraform provider SDK version below 2.
-  * If you experience problems setting this value it might not be settable. Please take a look at the provider documentation to ensure it should be settable.
-  */
-  readonly id?: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition#name Ignition#name}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/ignition#name Ignition#name}
   */
   readonly name: string;
-  /**
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition#pool Ignition#pool}
-  */
-  readonly pool?: string;
 }
 
 /**
-* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition libvirt_ignition}
+* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/ignition libvirt_ignition}
 */
 export class Ignition extends cdktf.TerraformResource {
 
@@ -45,7 +38,7 @@ export class Ignition extends cdktf.TerraformResource {
   * Generates CDKTF code for importing a Ignition resource upon running "cdktf plan <stack-name>"
   * @param scope The scope in which to define this construct
   * @param importToId The construct id used in the generated config for the Ignition to import
-  * @param importFromId The id of the existing Ignition that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition#import import section} in the documentation of this resource for the id to use
+  * @param importFromId The id of the existing Ignition that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/ignition#import import section} in the documentation of this resource for the id to use
   * @param provider? Optional instance of the provider where the Ignition to import is found
   */
   public static generateConfigForImport(scope: Construct, importToId: string, importFromId: string, provider?: cdktf.TerraformProvider) {
@@ -57,7 +50,7 @@ export class Ignition extends cdktf.TerraformResource {
   // ===========
 
   /**
-  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs/resources/ignition libvirt_ignition} Resource
+  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs/resources/ignition libvirt_ignition} Resource
   *
   * @param scope The scope in which to define this construct
   * @param id The scoped construct ID. Must be unique amongst siblings in the same scope
@@ -68,8 +61,8 @@ export class Ignition extends cdktf.TerraformResource {
       terraformResourceType: 'libvirt_ignition',
       terraformGeneratorMetadata: {
         providerName: 'libvirt',
-        providerVersion: '0.8.3',
-        providerVersionConstraint: '0.8.3'
+        providerVersion: '0.9.7',
+        providerVersionConstraint: '0.9.7'
       },
       provider: config.provider,
       dependsOn: config.dependsOn,
@@ -80,9 +73,7 @@ export class Ignition extends cdktf.TerraformResource {
       forEach: config.forEach
     });
     this._content = config.content;
-    this._id = config.id;
     this._name = config.name;
-    this._pool = config.pool;
   }
 
   // ==========
@@ -102,20 +93,9 @@ export class Ignition extends cdktf.TerraformResource {
     return this._content;
   }
 
-  // id - computed: true, optional: true, required: false
-  private _id?: string; 
+  // id - computed: true, optional: false, required: false
   public get id() {
     return this.getStringAttribute('id');
-  }
-  public set id(value: string) {
-    this._id = value;
-  }
-  public resetId() {
-    this._id = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get idInput() {
-    return this._id;
   }
 
   // name - computed: false, optional: false, required: true
@@ -131,20 +111,14 @@ export class Ignition extends cdktf.TerraformResource {
     return this._name;
   }
 
-  // pool - computed: false, optional: true, required: false
-  private _pool?: string; 
-  public get pool() {
-    return this.getStringAttribute('pool');
+  // path - computed: true, optional: false, required: false
+  public get path() {
+    return this.getStringAttribute('path');
   }
-  public set pool(value: string) {
-    this._pool = value;
-  }
-  public resetPool() {
-    this._pool = undefined;
-  }
-  // Temporarily expose input value. Use with caution.
-  public get poolInput() {
-    return this._pool;
+
+  // size - computed: true, optional: false, required: false
+  public get size() {
+    return this.getNumberAttribute('size');
   }
 
   // =========
@@ -154,9 +128,7 @@ export class Ignition extends cdktf.TerraformResource {
   protected synthesizeAttributes(): { [name: string]: any } {
     return {
       content: cdktf.stringToTerraform(this._content),
-      id: cdktf.stringToTerraform(this._id),
       name: cdktf.stringToTerraform(this._name),
-      pool: cdktf.stringToTerraform(this._pool),
     };
   }
 
@@ -168,20 +140,8 @@ export class Ignition extends cdktf.TerraformResource {
         type: "simple",
         storageClassType: "string",
       },
-      id: {
-        value: cdktf.stringToHclTerraform(this._id),
-        isBlock: false,
-        type: "simple",
-        storageClassType: "string",
-      },
       name: {
         value: cdktf.stringToHclTerraform(this._name),
-        isBlock: false,
-        type: "simple",
-        storageClassType: "string",
-      },
-      pool: {
-        value: cdktf.stringToHclTerraform(this._pool),
         isBlock: false,
         type: "simple",
         storageClassType: "string",

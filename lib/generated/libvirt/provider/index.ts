@@ -1,4 +1,4 @@
-// https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs
+// https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs
 // generated from terraform resource schema
 
 import { Construct } from 'constructs';
@@ -8,21 +8,21 @@ import * as cdktf from 'cdktf';
 
 export interface LibvirtProviderConfig {
   /**
-  * libvirt connection URI for operations. See https://libvirt.org/uri.html
+  * Libvirt connection URI. Defaults to `qemu:///system` if not specified. See [libvirt URI documentation](https://libvirt.org/uri.html) for details.
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs#uri LibvirtProvider#uri}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs#uri LibvirtProvider#uri}
   */
-  readonly uri: string;
+  readonly uri?: string;
   /**
   * Alias name
   *
-  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs#alias LibvirtProvider#alias}
+  * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs#alias LibvirtProvider#alias}
   */
   readonly alias?: string;
 }
 
 /**
-* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs libvirt}
+* Represents a {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs libvirt}
 */
 export class LibvirtProvider extends cdktf.TerraformProvider {
 
@@ -38,7 +38,7 @@ export class LibvirtProvider extends cdktf.TerraformProvider {
   * Generates CDKTF code for importing a LibvirtProvider resource upon running "cdktf plan <stack-name>"
   * @param scope The scope in which to define this construct
   * @param importToId The construct id used in the generated config for the LibvirtProvider to import
-  * @param importFromId The id of the existing LibvirtProvider that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs#import import section} in the documentation of this resource for the id to use
+  * @param importFromId The id of the existing LibvirtProvider that should be imported. Refer to the {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs#import import section} in the documentation of this resource for the id to use
   * @param provider? Optional instance of the provider where the LibvirtProvider to import is found
   */
   public static generateConfigForImport(scope: Construct, importToId: string, importFromId: string, provider?: cdktf.TerraformProvider) {
@@ -50,19 +50,19 @@ export class LibvirtProvider extends cdktf.TerraformProvider {
   // ===========
 
   /**
-  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.8.3/docs libvirt} Resource
+  * Create a new {@link https://registry.terraform.io/providers/dmacvicar/libvirt/0.9.7/docs libvirt} Resource
   *
   * @param scope The scope in which to define this construct
   * @param id The scoped construct ID. Must be unique amongst siblings in the same scope
-  * @param options LibvirtProviderConfig
+  * @param options LibvirtProviderConfig = {}
   */
-  public constructor(scope: Construct, id: string, config: LibvirtProviderConfig) {
+  public constructor(scope: Construct, id: string, config: LibvirtProviderConfig = {}) {
     super(scope, id, {
       terraformResourceType: 'libvirt',
       terraformGeneratorMetadata: {
         providerName: 'libvirt',
-        providerVersion: '0.8.3',
-        providerVersionConstraint: '0.8.3'
+        providerVersion: '0.9.7',
+        providerVersionConstraint: '0.9.7'
       },
       terraformProviderSource: 'dmacvicar/libvirt'
     });
@@ -74,13 +74,16 @@ export class LibvirtProvider extends cdktf.TerraformProvider {
   // ATTRIBUTES
   // ==========
 
-  // uri - computed: false, optional: false, required: true
+  // uri - computed: false, optional: true, required: false
   private _uri?: string; 
   public get uri() {
     return this._uri;
   }
   public set uri(value: string | undefined) {
     this._uri = value;
+  }
+  public resetUri() {
+    this._uri = undefined;
   }
   // Temporarily expose input value. Use with caution.
   public get uriInput() {

@@ -1,10 +1,9 @@
 import { dependable } from 'cdktf';
 import { Construct } from 'constructs';
+import { RestartPriority } from '../core/model';
+import { Schedule } from '../core/schedule';
 import { AntiAffinity } from './anti-affinity';
-import type { Cluster } from './cluster';
-import { Schedule } from './core/schedule';
-import { Host } from './host';
-import { RestartPriority } from './restart-priority';
+import { IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
 import { VirtualMachine, VirtualMachineProps } from './virtual-machine';
 
 /** The shape every replica of a failover group shares: these props of `VirtualMachineProps`. */
@@ -15,7 +14,7 @@ export type ReplicaTemplate = Pick<
 
 export interface FailoverGroupProps {
   /** The cluster that places and restarts the replicas. */
-  readonly cluster: Cluster;
+  readonly cluster: IReplicaPlacer;
   /** The replicas' shape. */
   readonly template: ReplicaTemplate;
   /**
@@ -38,12 +37,12 @@ export interface FailoverGroupProps {
    * Hosts tried first, in order (preferred owners).
    * @default - none
    */
-  readonly preferredHosts?: readonly Host[];
+  readonly preferredHosts?: readonly IPlacementHost[];
   /**
    * Hosts replicas may run on.
    * @default - every host of the cluster
    */
-  readonly allowedHosts?: readonly Host[];
+  readonly allowedHosts?: readonly IPlacementHost[];
   /**
    * Groups whose replicas must be created (and so started) before this group's.
    * @default - none
@@ -70,9 +69,9 @@ export interface FailoverGroupProps {
  *   priority: RestartPriority.HIGH,
  * });
  */
-export class FailoverGroup extends Construct {
+export class FailoverGroup extends Construct implements IScheduledGroup {
   public readonly groupName: string;
-  public readonly cluster: Cluster;
+  public readonly cluster: IReplicaPlacer;
   public readonly schedule: Schedule;
   /** Every replica up to the schedule's peak; those outside the current window are not deployed. */
   public readonly replicas: readonly VirtualMachine[];
@@ -87,7 +86,7 @@ export class FailoverGroup extends Construct {
     const cluster = props.cluster;
     this.cluster = cluster;
     const now = this.schedule.replicasAt(cluster.instant, cluster.timeZone);
-    const antiAffinity = props.antiAffinity ?? AntiAffinity.soft();
+    const antiAffinity = (props.antiAffinity ?? AntiAffinity.soft()).toSpec();
     const list: VirtualMachine[] = [];
     for (let i = 1; i <= this.schedule.maxReplicas(); i++) {
       const vm = new VirtualMachine(this, `replica-${i}`, {
@@ -98,8 +97,8 @@ export class FailoverGroup extends Construct {
         preferredHosts: props.preferredHosts,
         allowedHosts: props.allowedHosts,
         deployed: i <= now,
+        group: { group: this.groupName, antiAffinity },
       });
-      vm.membership = { group: this.groupName, antiAffinity: { hard: antiAffinity.hard, scope: antiAffinity.scope } };
       list.push(vm);
     }
     this.replicas = list;
@@ -109,9 +108,15 @@ export class FailoverGroup extends Construct {
         for (const other of before.runningReplicas) vm.resource!.dependsOn = [...(vm.resource!.dependsOn ?? []), dependable(other.resource!)];
       }
     }
+    cluster.addGroup(this);
     this.node.addValidation({
       validate: () =>
         this.schedule.maxReplicas() < 1 ? [`replicas peaks at ${this.schedule.maxReplicas()}; a failover group needs at least 1 replica`] : [],
     });
+  }
+
+  /** E.g. `mail: 08:00 → 3, 20:00 → 2 (now 2)`, for the report. */
+  public describeSchedule(): string {
+    return `${this.groupName}: ${this.schedule} (now ${this.runningReplicas.length})`;
   }
 }

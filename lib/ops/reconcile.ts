@@ -1,7 +1,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { LOCAL_POOL_NAME } from './host';
+import { LOCAL_POOL_NAME } from '../constructs/host';
 
 /**
  * Tidies reachable hosts before an apply, for the two cases Terraform cannot see:

@@ -1,15 +1,20 @@
-import { Size } from './core/size';
+import { TerraformProvider } from 'cdktf';
+import { Construct } from 'constructs';
+import { Size } from '../core/size';
+import { Volume } from '../generated/libvirt/volume';
+import { IBaseImage } from './contract';
 
 /**
- * A base image that boot disks are copy-on-write overlays of. An image is logical: each host that
- * runs a VM from it gets its own base volume in its local pool, created on first use.
+ * A base image that boot disks are copy-on-write overlays of. An image is logical: each pool that
+ * runs a VM from it (a host's local pool, or a cluster's shared pool) gets its own base volume,
+ * created on first use.
  *
  * @example
  * const debian = Image.fromFile('debian-12', '/srv/images/debian-12-genericcloud-amd64.qcow2');
  * const scratch = Image.blank('scratch', Size.gibibytes(1));
  */
-export class Image {
-  /** An image uploaded from a local file or http(s) URL by the machine that runs Terraform. */
+export class Image implements IBaseImage {
+  /** A qcow2 image uploaded from a local file or http(s) URL by the machine that runs Terraform. */
   public static fromFile(name: string, source: string): Image {
     return new Image(name, source, undefined);
   }
@@ -20,7 +25,7 @@ export class Image {
   }
 
   private constructor(
-    /** Volume name stem, unique per host. */
+    /** Volume name stem, unique per pool. */
     public readonly name: string,
     /** File path or URL the base volume is uploaded from, if any. */
     public readonly source: string | undefined,
@@ -28,13 +33,15 @@ export class Image {
     public readonly size: Size | undefined,
   ) {}
 
-  /** The libvirt volume of this image, for a `libvirt_volume` in any pool. */
-  public volumeConfig(): { name: string; format: string; source?: string; size?: number } {
-    return {
+  /** The image's base volume in `pool`, a `libvirt_volume` through `provider`. */
+  public createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): Volume {
+    return new Volume(scope, id, {
+      provider,
+      pool,
       name: `base-${this.name}.qcow2`,
-      format: 'qcow2',
-      ...(this.source !== undefined ? { source: this.source } : { size: this.size!.toBytes() }),
-    };
+      target: { format: { type: 'qcow2' } },
+      ...(this.source !== undefined ? { create: { content: { url: this.source } } } : { capacity: this.size!.toBytes() }),
+    });
   }
 
   /** Problems with this image's definition, empty when valid. */

@@ -1,4 +1,4 @@
-import { Size } from './core/size';
+import { Size } from '../core/size';
 
 /**
  * Per-VM ceilings a cluster enforces on every VM it places.

@@ -1,0 +1,339 @@
+import * as path from 'path';
+import { Annotations, Lazy, TerraformOutput, TerraformStack } from 'cdktf';
+import { Construct } from 'constructs';
+import { ClusterSpec, HostSpec, PlacementPolicy, VmSpec } from '../core/model';
+import { ClusterPlan, planCluster } from '../core/planner';
+import { renderReport } from '../core/report';
+import { Size } from '../core/size';
+import { Volume } from '../generated/libvirt/volume';
+import { IBaseImage, IPlaceable, IPlacementCluster, IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
+import { readLock, writeLock } from './lock-store';
+import { SecureDefaults } from './secure-defaults';
+import { StackPlacement } from './stack-placement';
+import { VmLimits } from './vm-limits';
+
+export { PlacementPolicy } from '../core/model';
+
+/** Context keys a scheduled CI job or an operator can set without touching code. */
+export const CLUSTER_CONTEXT = {
+  /** ISO instant the schedule windows are evaluated for, e.g. `2026-11-26T03:00:00Z`. */
+  instant: 'libvirt-cluster:instant',
+  /** `true`: place every VM from scratch, ignoring the lock. */
+  rebalance: 'libvirt-cluster:rebalance',
+  /** `true`: fail the synth when the placement lock would change (also on when CI=true). */
+  frozenLock: 'libvirt-cluster:frozen-lock',
+} as const;
+
+/**
+ * Storage every host sees at the same path (NFS, a cluster file system, or in a lab a shared
+ * directory), as a libvirt pool of the same name defined on every host beforehand, like the
+ * mount behind it. Disks of clustered VMs live there, so they survive a host failure.
+ */
+export interface SharedStorage {
+  /** Name of the libvirt pool on every host. */
+  readonly poolName: string;
+  /** Path of the pool on every host, for the report. */
+  readonly path: string;
+}
+
+export interface ClusterProps {
+  /** The hosts that back each other up. */
+  readonly hosts: readonly IPlacementHost[];
+  /**
+   * Shared storage for base images, boot and data disks.
+   * @default - none: disks stay on their host's local pool and are lost when a VM moves
+   */
+  readonly sharedStorage?: SharedStorage;
+  /**
+   * Simultaneous host failures every restartable VM must survive (admission control).
+   * @default 1
+   */
+  readonly failuresToTolerate?: number;
+  /**
+   * vCPUs per usable core.
+   * @default 4
+   */
+  readonly cpuOvercommit?: number;
+  /**
+   * Guest memory per usable unit of host memory.
+   * @default 1 (no overcommit)
+   */
+  readonly memoryOvercommit?: number;
+  /**
+   * How hosts are chosen.
+   * @default PlacementPolicy.SPREAD
+   */
+  readonly placementPolicy?: PlacementPolicy;
+  /**
+   * Per-VM ceilings.
+   * @default VmLimits.hostCapacity()
+   */
+  readonly vmLimits?: VmLimits;
+  /**
+   * IANA time zone of schedule windows.
+   * @default UTC
+   */
+  readonly timeZone?: string;
+  /**
+   * The instant schedule windows are evaluated for.
+   * @default - the context value libvirt-cluster:instant, else now
+   */
+  readonly instant?: Date;
+  /**
+   * The placement lock file, committed next to the stack's code. Two clusters never share one.
+   * @default - <working directory>/<stack name>.placement-lock.json for a cluster with id
+   *   `cluster`, else <working directory>/<stack name>.<cluster id>.placement-lock.json
+   */
+  readonly lockFile?: string;
+  /**
+   * Fail the synth when the lock would change instead of writing it.
+   * @default - true when CI=true or the context value libvirt-cluster:frozen-lock is true
+   */
+  readonly frozenLock?: boolean;
+  /**
+   * Ignore the lock and place everything afresh (moves are reported).
+   * @default - the context value libvirt-cluster:rebalance, else false
+   */
+  readonly rebalance?: boolean;
+}
+
+/**
+ * A set of hosts that back each other up (the host-level failover group). It places its VMs at
+ * synth with the pure placement core, checks that every restartable VM survives the loss of any
+ * `failuresToTolerate` hosts, keeps placements stable through a committed lock file, and stands
+ * in for a host marked `failed` or `standby` so that Terraform never contacts it.
+ *
+ * @example
+ * const cluster = new Cluster(stack, 'cluster', {
+ *   hosts: [kvm1, kvm2],
+ *   sharedStorage: { poolName: 'shared', path: '/srv/vmstore' },
+ *   lockFile: path.join(__dirname, 'office.placement-lock.json'),
+ * });
+ */
+export class Cluster extends Construct implements IReplicaPlacer, IPlacementCluster {
+  public readonly hosts: readonly IPlacementHost[];
+  public readonly sharedStorage?: SharedStorage;
+  public readonly failuresToTolerate: number;
+  public readonly cpuOvercommit: number;
+  public readonly memoryOvercommit: number;
+  public readonly placementPolicy: PlacementPolicy;
+  public readonly vmLimits: VmLimits;
+  public readonly timeZone: string;
+  public readonly instant: Date;
+  public readonly lockFile: string;
+  public readonly frozenLock: boolean;
+  public readonly rebalance: boolean;
+  private readonly vms: (IPlaceable & { readonly vmName: string })[] = [];
+  private readonly groups: IScheduledGroup[] = [];
+  private readonly sharedImages = new Map<string, Volume>();
+  private readonly instantProblem?: string;
+  private memo?: { readonly spec: ClusterSpec; readonly vms: readonly VmSpec[]; readonly plan: ClusterPlan; readonly inputProblems: readonly string[] };
+  private placed = false;
+
+  constructor(scope: Construct, id: string, props: ClusterProps) {
+    super(scope, id);
+    this.hosts = props.hosts;
+    this.sharedStorage = props.sharedStorage;
+    this.failuresToTolerate = props.failuresToTolerate ?? 1;
+    this.cpuOvercommit = props.cpuOvercommit ?? 4;
+    this.memoryOvercommit = props.memoryOvercommit ?? 1;
+    this.placementPolicy = props.placementPolicy ?? PlacementPolicy.SPREAD;
+    this.vmLimits = props.vmLimits ?? VmLimits.hostCapacity();
+    this.timeZone = props.timeZone ?? 'UTC';
+    const instant = props.instant ?? contextInstant(this.node.tryGetContext(CLUSTER_CONTEXT.instant));
+    this.instant = typeof instant === 'string' ? new Date() : instant;
+    this.instantProblem = typeof instant === 'string' ? instant : undefined;
+    const stackName = TerraformStack.of(this).node.id;
+    this.lockFile = props.lockFile ?? path.join(process.cwd(), id === 'cluster' ? `${stackName}.placement-lock.json` : `${stackName}.${id}.placement-lock.json`);
+    this.frozenLock = props.frozenLock ?? (process.env.CI === 'true' || this.node.tryGetContext(CLUSTER_CONTEXT.frozenLock) === true);
+    this.rebalance = props.rebalance ?? this.node.tryGetContext(CLUSTER_CONTEXT.rebalance) === true;
+    this.node.addValidation({ validate: () => this.validate() });
+    StackPlacement.of(this).addCluster(this);
+    new TerraformOutput(this, 'StandbyCandidates', {
+      value: Lazy.listValue({ produce: () => [...this.plan().standbyCandidates] }),
+      description: 'Active hosts that run no VM in the current schedule window: they could go to standby',
+    });
+  }
+
+  /** Name of the shared pool disks go to, if the cluster has shared storage. */
+  public get sharedPoolName(): string | undefined {
+    return this.sharedStorage?.poolName;
+  }
+
+  /** A reachable host, on which a VM without a place is rendered while synth reports why. */
+  public get fallbackHost(): IPlacementHost {
+    return this.hosts.find((h) => h.reachable) ?? this.hosts[0];
+  }
+
+  /** Adds a VM to the cluster's placement. Called by the VM's constructor. */
+  public addVirtualMachine(vm: IPlaceable & { readonly vmName: string }): void {
+    if (this.memo) throw new Error(`${vm.node.path}: cannot join cluster ${this.node.path} after placement`);
+    this.vms.push(vm);
+  }
+
+  /** Adds a failover group to the report. Called by the group's constructor. */
+  public addGroup(group: IScheduledGroup): void {
+    this.groups.push(group);
+  }
+
+  /** The VMs the cluster places, in declaration order. */
+  public get virtualMachines(): readonly IPlaceable[] {
+    return this.vms;
+  }
+
+  /**
+   * The cluster's decisions: placements, admission control, warnings and problems. Pure apart
+   * from reading the lock file; computed once.
+   */
+  public plan(): ClusterPlan {
+    return this.planned().plan;
+  }
+
+  /** Binds every VM the plan placed to its host and shows the plan's warnings. Idempotent. */
+  public ensurePlaced(): void {
+    if (this.placed) return;
+    this.placed = true;
+    const plan = this.plan();
+    for (const w of plan.warnings) Annotations.of(this).addWarning(w);
+    const byName = new Map(this.hosts.map((h) => [h.hostName, h]));
+    for (const vm of this.vms) {
+      const host = Object.prototype.hasOwnProperty.call(plan.placement.placements, vm.vmName)
+        ? byName.get(plan.placement.placements[vm.vmName])
+        : undefined;
+      if (host) vm.bindHost(host);
+    }
+  }
+
+  /** Writes the lock when it changed, unless it is frozen or the plan has problems. */
+  public saveLock(): void {
+    const plan = this.plan();
+    if (plan.lockChange !== undefined && !this.frozenLock && this.problems().length === 0) writeLock(this.lockFile, plan.placement.lock);
+  }
+
+  /**
+   * What Terraform created on the unreachable hosts (pool, network, and base images when there is
+   * no shared storage), to forget with `removed` blocks: the host is never contacted, and its
+   * disks stay as they are for its return.
+   */
+  public forgottenAddresses(): string[] {
+    if (!this.hosts.some((h) => h.reachable)) return [];
+    const images = this.sharedStorage ? [] : uniqueImages(this.vms.map((vm) => vm.image));
+    return this.hosts.flatMap((h) => (h.reachable ? [] : h.forgottenAddresses(images)));
+  }
+
+  /**
+   * The base volume boot disks of `image` on `host` are overlays of: one per cluster on shared
+   * storage (so boot disks can live there too and follow their VM), else one per host.
+   */
+  public baseVolumeFor(image: IBaseImage, host: IPlacementHost): Volume {
+    if (!this.sharedStorage) return host.imageVolume(image);
+    let volume = this.sharedImages.get(image.name);
+    if (!volume) {
+      const storageHost = this.fallbackHost;
+      volume = image.createVolume(this, `Image-${image.name}`, storageHost.provider, this.sharedStorage.poolName);
+      this.sharedImages.set(image.name, volume);
+    }
+    return volume;
+  }
+
+  /** The placement report: where everything runs, what survives which failure, every warning. */
+  public renderReport(): { readonly markdown: string; readonly svg: string } {
+    const { spec, vms, plan } = this.planned();
+    const stack = TerraformStack.of(this);
+    const windows = this.groups.map((g) => g.describeSchedule());
+    return renderReport({
+      title: `Placement of ${stack.node.id}/${this.node.id}`,
+      cluster: spec,
+      vms,
+      placement: plan.placement,
+      admission: plan.admission,
+      instant: this.instant,
+      timeZone: this.timeZone,
+      window: windows.length > 0 ? windows.join('; ') : 'no schedules',
+      standbyCandidates: plan.standbyCandidates,
+      notes: [
+        ...(plan.degraded ? [plan.degraded] : []),
+        ...SecureDefaults.optOutsIn(stack).map((o) => `policy opt-out at ${o.path}: [${o.policy}] ${o.detail}`),
+        ...this.hosts
+          .filter((h) => !h.reachable)
+          .map((h) => `host ${h.hostName} is ${h.state}: not contacted; its provider alias points at another host and its own resources are forgotten (removed blocks)`),
+      ],
+    });
+  }
+
+  private planned(): NonNullable<Cluster['memo']> {
+    if (this.memo) return this.memo;
+    const inputProblems: string[] = [];
+    const hosts: HostSpec[] = [];
+    for (const h of this.hosts) {
+      const spec = h.toHostSpec();
+      if (typeof spec === 'string') inputProblems.push(spec);
+      else hosts.push(spec);
+    }
+    const spec: ClusterSpec = {
+      hosts,
+      failuresToTolerate: this.failuresToTolerate,
+      cpuOvercommit: this.cpuOvercommit,
+      memoryOvercommit: this.memoryOvercommit,
+      policy: this.placementPolicy,
+    };
+    const vms = this.vms.map((vm) => vm.toVmSpec());
+    const read = readLock(this.lockFile);
+    if (read.problem) inputProblems.push(read.problem);
+    const plan = planCluster({ spec, vms, lock: read.lock, rebalance: this.rebalance });
+    this.memo = { spec, vms, plan, inputProblems };
+    return this.memo;
+  }
+
+  private problems(): string[] {
+    const { plan, inputProblems } = this.planned();
+    const problems = [...inputProblems, ...plan.problems];
+    if (plan.lockChange !== undefined && this.frozenLock) {
+      problems.push(
+        `placement lock ${this.lockFile} would change (${plan.lockChange}), and the lock is frozen ` +
+          '(CI=true or libvirt-cluster:frozen-lock): synthesize locally, review and commit the lock file',
+      );
+    }
+    return problems;
+  }
+
+  private validate(): string[] {
+    const problems = this.problems();
+    if (this.instantProblem) problems.push(this.instantProblem);
+    if (this.hosts.length === 0) problems.push('a cluster needs at least one host');
+    else if (!this.hosts.some((h) => h.reachable)) problems.push('every host of the cluster is failed or standby: there is nowhere to run anything; mark a host active');
+    if (!Number.isInteger(this.failuresToTolerate) || this.failuresToTolerate < 0) {
+      problems.push(`failuresToTolerate is ${this.failuresToTolerate}; give a whole number, 0 or more`);
+    } else if (this.failuresToTolerate >= this.hosts.length && this.hosts.length > 0) {
+      problems.push(`failuresToTolerate is ${this.failuresToTolerate} but the cluster has ${this.hosts.length} host(s): nothing would survive; lower it or add hosts`);
+    }
+    for (const [name, ratio] of [['cpuOvercommit', this.cpuOvercommit], ['memoryOvercommit', this.memoryOvercommit]] as const) {
+      if (!(ratio > 0)) problems.push(`${name} is ${ratio}; give a ratio above 0, e.g. 4 for 4 vCPUs per core`);
+    }
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: this.timeZone });
+    } catch {
+      problems.push(`timeZone '${this.timeZone}' is not an IANA time zone such as 'Europe/Zurich'`);
+    }
+    for (const vm of this.vms) {
+      const spec = vm.toVmSpec();
+      for (const p of this.vmLimits.check(spec.vcpus, Size.mebibytes(spec.memoryMiB))) problems.push(`VM ${vm.vmName} (${vm.node.path}): ${p}`);
+      for (const h of vm.referencedHosts) {
+        if (!this.hosts.includes(h)) problems.push(`VM ${vm.vmName} (${vm.node.path}) names host ${h.hostName}, which is not in cluster ${this.node.path}; add it to hosts`);
+      }
+    }
+    return problems;
+  }
+}
+
+/** The instant in a context value, or why it is not one. */
+function contextInstant(value: unknown): Date | string {
+  if (value === undefined) return new Date();
+  const instant = new Date(String(value));
+  if (Number.isNaN(instant.getTime())) return `context ${CLUSTER_CONTEXT.instant}='${value}' is not an ISO date-time such as 2026-11-26T08:00:00+01:00`;
+  return instant;
+}
+
+function uniqueImages(images: readonly IBaseImage[]): IBaseImage[] {
+  return [...new Map(images.map((i) => [i.name, i])).values()];
+}

@@ -1,0 +1,33 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { PlacementLock } from '../core/model';
+
+/** A lock file as read: the lock, or nothing (no file yet), or why it cannot be used. */
+export interface LockRead {
+  readonly lock?: PlacementLock;
+  readonly problem?: string;
+}
+
+/** Reads a committed placement lock. A missing file is no lock; a broken one is a problem to fix by hand. */
+export function readLock(file: string): LockRead {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    return { problem: `placement lock ${file} cannot be read (${(err as Error).message})` };
+  }
+  try {
+    return { lock: JSON.parse(text) as PlacementLock };
+  } catch (err) {
+    return { problem: `placement lock ${file} is not valid JSON (${(err as Error).message}); restore it from version control` };
+  }
+}
+
+/** Writes a placement lock, replacing the file in one step so a killed synth leaves the old one. */
+export function writeLock(file: string, lock: PlacementLock): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, `${JSON.stringify(lock, null, 2)}\n`);
+  fs.renameSync(temporary, file);
+}

@@ -1,0 +1,149 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { App, Aspects, IAspect, Lazy, TerraformStack } from 'cdktf';
+import { Construct, IConstruct } from 'constructs';
+import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
+
+const ID = 'LibvirtClusterPlacement';
+
+/**
+ * What the clusters, hosts and VMs of one stack share: the stack's `removed` blocks (merged from
+ * every cluster), the order of the synth steps (place, save locks, write the report), and the
+ * rules that span clusters (a host in two clusters, two clusters on one lock file, two domains of
+ * one name on a host, VMs beside a cluster on its hosts). One per stack, created on first use.
+ */
+export class StackPlacement extends Construct {
+  /** The stack's instance, created on first use. */
+  public static of(scope: IConstruct): StackPlacement {
+    const stack = TerraformStack.of(scope);
+    return (stack.node.tryFindChild(ID) as StackPlacement | undefined) ?? new StackPlacement(stack);
+  }
+
+  private readonly files = new Map<string, () => Buffer>();
+  private readonly hosts: IPlacementHost[] = [];
+  private readonly clusters: IPlacementCluster[] = [];
+  private readonly vms: { readonly vm: IPlaceable & { readonly host: IPlacementHost; readonly placed: boolean; readonly vmName: string }; readonly standalone: boolean }[] = [];
+
+  private constructor(stack: TerraformStack) {
+    super(stack, ID);
+    stack.addOverride('removed', Lazy.anyValue({ produce: () => this.removedBlocks() }, { omitEmptyArray: true }));
+    const steps: IAspect = { visit: (node) => (node === stack ? this.synthesize(stack) : undefined) };
+    Aspects.of(stack).add(steps);
+    this.node.addValidation({ validate: () => this.validate() });
+  }
+
+  public addHost(host: IPlacementHost): void {
+    this.hosts.push(host);
+  }
+
+  public addCluster(cluster: IPlacementCluster): void {
+    this.clusters.push(cluster);
+  }
+
+  public addVirtualMachine(vm: IPlaceable & { readonly host: IPlacementHost; readonly placed: boolean; readonly vmName: string }, standalone: boolean): void {
+    this.vms.push({ vm, standalone });
+  }
+
+  /** A file to write into the stack's working directory at synth, e.g. a seed disk. */
+  public addStackFile(relativePath: string, produce: () => Buffer): void {
+    this.files.set(relativePath, produce);
+  }
+
+  /** A reachable host of the cluster `host` belongs to, for its provider alias. */
+  public standInFor(host: IPlacementHost): IPlacementHost | undefined {
+    return this.clusters.find((c) => c.hosts.includes(host))?.hosts.find((h) => h.reachable);
+  }
+
+  /**
+   * Runs once per synth, before any resource is rendered: place, save locks, write the stack's
+   * files (seed disks) and the report, into the folder where cdktf writes the stack's JSON.
+   */
+  private synthesize(stack: TerraformStack): void {
+    for (const c of this.clusters) c.ensurePlaced();
+    for (const c of this.clusters) c.saveLock();
+    const dir = path.join(App.of(stack).outdir, 'stacks', stack.node.id);
+    for (const [relative, produce] of this.files) {
+      const target = path.join(dir, relative);
+      if (fs.existsSync(target)) continue; // content-addressed: the same name holds the same bytes
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(`${target}.tmp`, produce());
+      fs.renameSync(`${target}.tmp`, target); // a killed synth never leaves half a file under the name
+    }
+    if (this.clusters.length === 0) return;
+    const reports = this.clusters.map((c) => c.renderReport());
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'placement-report.md'), reports.map((r) => r.markdown).join('\n'));
+    reports.forEach((r, i) => {
+      const name = reports.length === 1 ? 'placement-report.svg' : `placement-report-${this.clusters[i].node.id}.svg`;
+      fs.writeFileSync(path.join(dir, name), r.svg);
+    });
+  }
+
+  private removedBlocks(): { from: string; lifecycle: { destroy: false } }[] {
+    return this.clusters
+      .flatMap((c) => c.forgottenAddresses())
+      .sort()
+      .map((from) => ({ from, lifecycle: { destroy: false } }));
+  }
+
+  /** Hosts outside any cluster whose VMs need more memory, or one VM more vCPUs, than they have. */
+  private overbookedStandaloneHosts(): string[] {
+    const problems: string[] = [];
+    for (const host of this.hosts) {
+      const spec = host.toHostSpec();
+      if (typeof spec === 'string') continue;
+      const vms = this.vms.filter((v) => v.standalone && v.vm.placed && v.vm.host === host).map((v) => v.vm.toVmSpec());
+      const memory = spec.memoryMiB - spec.reservedMemoryMiB;
+      const asked = vms.reduce((sum, vm) => sum + vm.memoryMiB, 0);
+      if (asked > memory) {
+        problems.push(`the VMs on host ${host.hostName} (${vms.map((v) => v.name).join(', ')}) need ${asked} MiB at their ceilings, ${asked - memory} MiB more than its ${memory} MiB for guests: lower their memory or move some to another host`);
+      }
+      const cores = spec.cores - spec.reservedCores;
+      for (const vm of vms.filter((v) => v.vcpus > cores)) {
+        problems.push(`VM ${vm.name} on host ${host.hostName} has ${vm.vcpus} vCPUs at its ceiling, more than the host's ${cores} cores for guests: lower vcpus/maxVcpus`);
+      }
+    }
+    return problems;
+  }
+
+  private validate(): string[] {
+    const problems: string[] = [];
+    const owner = new Map<IPlacementHost, IPlacementCluster>();
+    for (const c of this.clusters) {
+      for (const h of c.hosts) {
+        const first = owner.get(h);
+        if (first && first !== c) {
+          problems.push(`host ${h.hostName} (${h.node.path}) is in two clusters, ${first.node.path} and ${c.node.path}: each would book its capacity; give it to one`);
+        } else owner.set(h, c);
+      }
+    }
+    for (const h of this.hosts) {
+      if (!h.reachable && !owner.has(h)) {
+        problems.push(`host ${h.hostName} (${h.node.path}) is ${h.state} but belongs to no cluster: nothing can stand in for it; add it to a Cluster or mark it active`);
+      }
+    }
+    const byLock = new Map<string, IPlacementCluster>();
+    for (const c of this.clusters) {
+      const other = byLock.get(path.resolve(c.lockFile));
+      if (other) problems.push(`clusters ${other.node.path} and ${c.node.path} share the lock file ${c.lockFile}: each would overwrite the other's; give one its own lockFile`);
+      else byLock.set(path.resolve(c.lockFile), c);
+    }
+    const onHost = new Map<string, string[]>();
+    for (const { vm, standalone } of this.vms) {
+      if (!vm.placed) continue;
+      const host = vm.host;
+      const key = `${host.hostName}\0${vm.vmName}`;
+      onHost.set(key, [...(onHost.get(key) ?? []), vm.node.path]);
+      if (standalone && owner.has(host)) {
+        problems.push(`VM ${vm.vmName} (${vm.node.path}) runs on host ${host.hostName}, which belongs to cluster ${owner.get(host)!.node.path}, without being placed by it: the cluster would not count it; give it cluster (and host to pin it)`);
+      }
+    }
+    problems.push(...this.overbookedStandaloneHosts());
+    for (const [key, paths] of onHost) {
+      if (paths.length < 2) continue;
+      const [host, name] = key.split('\0');
+      problems.push(`${paths.length} VMs are named ${name} on host ${host} (${paths.join(', ')}): libvirt domain and disk names must be unique on a host; set name`);
+    }
+    return problems;
+  }
+}

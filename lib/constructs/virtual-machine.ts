@@ -1,0 +1,415 @@
+import { Lazy, TerraformResource } from 'cdktf';
+import { Construct } from 'constructs';
+import { Duration } from '../core/duration';
+import { RestartPriority, VmSpec } from '../core/model';
+import { Size } from '../core/size';
+import { Domain, DomainDevicesDisks } from '../generated/libvirt/domain';
+import { Volume } from '../generated/libvirt/volume';
+import { CloudInit, CloudInitProps, SeedDisk } from './cloud-init';
+import { GroupMembership, IPlaceable, IPlacementHost, IVmPlacer } from './contract';
+import { Image } from './image';
+import { consoleOptOut, IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults } from './secure-defaults';
+import { StackPlacement } from './stack-placement';
+
+export { RestartPriority } from '../core/model';
+
+/** The CPU architecture a guest sees. Hosts are always 64-bit; guests may be 32- or 64-bit. */
+export enum GuestArchitecture {
+  /** 64-bit x86. */
+  X86_64 = 'x86_64',
+  /** 32-bit x86. */
+  I686 = 'i686',
+}
+
+/** What happens to a data disk when its VM is removed from the code. */
+export enum RemovalPolicy {
+  /** The disk is protected (`prevent_destroy`): a plan that would destroy it fails. */
+  RETAIN = 'retain',
+  /** The disk is destroyed with its VM. Shown as an opt-out in the report. */
+  DESTROY = 'destroy',
+}
+
+/** An extra disk for a VM's data. */
+export interface DataDiskProps {
+  /** Capacity of the disk. */
+  readonly size: Size;
+  /**
+   * What happens to the disk when the VM is removed.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/** How the VM's graphical console is reached. */
+export interface ConsoleProps {
+  /**
+   * Address the VNC console listens on.
+   * @default 127.0.0.1 (reach it through an SSH tunnel)
+   */
+  readonly listenAddress?: string;
+}
+
+export interface VirtualMachineProps {
+  /**
+   * The host the VM runs on. With a `cluster`, pins the VM to that host.
+   * @default - chosen by the cluster's placement (a `cluster` is then required)
+   */
+  readonly host?: IPlacementHost;
+  /**
+   * The cluster that places the VM, restarts it elsewhere when its host fails and keeps its disks
+   * on the cluster's shared storage.
+   * @default - none: the VM stands alone on `host`
+   */
+  readonly cluster?: IVmPlacer;
+  /**
+   * libvirt domain name, unique on its host.
+   * @default - the construct id
+   */
+  readonly name?: string;
+  /**
+   * Virtual CPUs at start (`<vcpu current>`).
+   * @default 1
+   */
+  readonly vcpus?: number;
+  /**
+   * Ceiling the vCPUs can be raised to on the running VM (`virsh setvcpus --live`) without
+   * redefining it (`<vcpu>`). Placement reserves the ceiling.
+   * @default - the same as vcpus
+   */
+  readonly maxVcpus?: number;
+  /**
+   * Memory at start (`<currentMemory>`).
+   * @default 512 MiB
+   */
+  readonly memory?: Size;
+  /**
+   * Ceiling the memory can be raised to on the running VM (`virsh setmem --live`, through the
+   * balloon) without redefining it (`<memory>`). Placement reserves the ceiling.
+   * @default - the same as memory
+   */
+  readonly maxMemory?: Size;
+  /**
+   * Guest CPU architecture: 64-bit or 32-bit.
+   * @default GuestArchitecture.X86_64
+   */
+  readonly architecture?: GuestArchitecture;
+  /** The base image the boot disk is a copy-on-write overlay of. */
+  readonly image: Image;
+  /**
+   * Size of the boot disk overlay; at least the image's size.
+   * @default - the image's size
+   */
+  readonly bootDiskSize?: Size;
+  /**
+   * An extra disk for data; on the cluster's shared storage when the cluster has one.
+   * @default - none
+   */
+  readonly dataDisk?: DataDiskProps;
+  /**
+   * User data applied on first boot through a NoCloud seed disk.
+   * @default - a seed disk that only sets the hostname
+   */
+  readonly cloudInit?: CloudInitProps;
+  /**
+   * Attach one network interface to the host's isolated network.
+   * @default true
+   */
+  readonly network?: boolean;
+  /**
+   * VNC console.
+   * @default - listens on 127.0.0.1 only
+   */
+  readonly console?: ConsoleProps;
+  /**
+   * Start the VM when its host boots. A clustered VM should not: after a host failure its copy
+   * restarts elsewhere, and disk leases refuse the stale copy anyway.
+   * @default - true for a standalone VM, false for a clustered one
+   */
+  readonly autostart?: boolean;
+  /**
+   * How long a change that needs a restart (vCPUs, memory, devices) waits for the guest to shut
+   * down through ACPI before the provider powers it off.
+   * @default Duration.seconds(30) (the provider's default)
+   */
+  readonly shutdownTimeout?: Duration;
+  /**
+   * Service level: placement order and restart after a host failure (clustered VMs only).
+   * @default RestartPriority.MEDIUM
+   */
+  readonly priority?: RestartPriority;
+  /**
+   * Hosts the cluster may place the VM on.
+   * @default - every host of the cluster
+   */
+  readonly allowedHosts?: readonly IPlacementHost[];
+  /**
+   * Hosts tried first, in order, like preferred owners.
+   * @default - none: the placement policy decides
+   */
+  readonly preferredHosts?: readonly IPlacementHost[];
+  /**
+   * Whether the VM is deployed. `false` keeps only its data disk (and its reserved place in the
+   * cluster): the domain, boot overlay and seed disk are removed until it is deployed again.
+   * Failover groups use this for replicas outside their schedule window.
+   * @default true
+   */
+  readonly deployed?: boolean;
+  /**
+   * The failover group the VM is a replica of; `FailoverGroup` sets it for its replicas.
+   * @default - none: the VM belongs to no group
+   */
+  readonly group?: GroupMembership;
+}
+
+const DOMAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * A libvirt guest: a domain with a copy-on-write boot disk over a base image, an optional data
+ * disk, a cloud-init seed disk and one NIC on its host's isolated network. It stands alone on a
+ * host, or is placed by a `Cluster`, which chooses the host at synth and moves it when the host
+ * fails; its Terraform addresses never depend on the host.
+ *
+ * @example
+ * new VirtualMachine(stack, 'web', {
+ *   host: kvm1,
+ *   vcpus: 2,
+ *   memory: Size.gibibytes(2),
+ *   image: Image.fromFile('debian-12', '/srv/images/debian-12.qcow2'),
+ *   dataDisk: { size: Size.gibibytes(20) },
+ *   cloudInit: { users: [{ name: 'ops', sshAuthorizedKeys: ['ssh-ed25519 AAAA... ops'] }] },
+ * });
+ */
+export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarget {
+  public readonly vmName: string;
+  public readonly vcpus: number;
+  public readonly maxVcpus: number;
+  public readonly memory: Size;
+  public readonly maxMemory: Size;
+  public readonly architecture: GuestArchitecture;
+  public readonly image: Image;
+  public readonly priority: RestartPriority;
+  public readonly deployed: boolean;
+  /** Address the VNC console listens on. */
+  public readonly consoleListenAddress: string;
+  /** The libvirt domain; absent while the VM is not deployed. */
+  public readonly resource?: Domain;
+  public readonly bootDisk?: Volume;
+  public readonly dataDisk?: Volume;
+  /** The volume holding the cloud-init seed disk. */
+  public readonly cloudInitDisk?: Volume;
+  private readonly props: VirtualMachineProps;
+  private readonly cluster?: IVmPlacer;
+  private boundHost?: IPlacementHost;
+
+  constructor(scope: Construct, id: string, props: VirtualMachineProps) {
+    super(scope, id);
+    this.props = props;
+    this.vmName = props.name ?? id;
+    this.vcpus = props.vcpus ?? 1;
+    this.maxVcpus = props.maxVcpus ?? this.vcpus;
+    this.memory = props.memory ?? Size.mebibytes(512);
+    this.maxMemory = props.maxMemory ?? this.memory;
+    this.architecture = props.architecture ?? GuestArchitecture.X86_64;
+    this.image = props.image;
+    this.priority = props.priority ?? RestartPriority.MEDIUM;
+    this.cluster = props.cluster;
+    this.deployed = props.deployed ?? true;
+    this.consoleListenAddress = props.console?.listenAddress ?? '127.0.0.1';
+    const cloudInit = new CloudInit(props.cloudInit);
+    this.node.addValidation({ validate: () => [...this.validateProps(), ...cloudInit.validate(), ...props.image.validate()] });
+    SecureDefaults.applyTo(this);
+    markPolicyTarget(this);
+
+    // Everything host-specific is resolved late, so a clustered VM's host can be chosen once the
+    // whole tree is known; the addresses below never mention the host. Disks go to the cluster's
+    // shared storage when it has one: they follow the VM, and their disk leases fence a stale copy.
+    const diskPool = this.cluster?.sharedPoolName ?? Lazy.stringValue({ produce: () => this.host.localPoolName });
+    if (props.dataDisk) {
+      this.dataDisk = new Volume(this, 'DataDisk', {
+        name: `${this.vmName}-data.qcow2`,
+        pool: diskPool,
+        target: { format: { type: 'qcow2' } },
+        capacity: props.dataDisk.size.toBytes(),
+      });
+    }
+    if (this.deployed) {
+      const base = () => this.baseVolume();
+      this.bootDisk = new Volume(this, 'BootDisk', {
+        name: `${this.vmName}-boot.qcow2`,
+        pool: diskPool,
+        target: { format: { type: 'qcow2' } },
+        capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? Lazy.numberValue({ produce: () => base()?.capacity ?? 0 }),
+        backingStore: { path: Lazy.stringValue({ produce: () => base()?.path ?? '' }), format: { type: 'qcow2' } },
+      });
+      const seed = new SeedDisk([
+        { name: 'meta-data', content: cloudInit.metaData(this.vmName, this.vmName) },
+        { name: 'user-data', content: cloudInit.userData(this.vmName) },
+      ]);
+      StackPlacement.of(this).addStackFile(seed.relativePath, () => seed.bytes());
+      // The seed disk is rebuilt wherever the VM runs, so it stays in the host's local pool.
+      this.cloudInitDisk = new Volume(this, 'CloudInit', {
+        name: `${this.vmName}-cloudinit-${seed.hash}.iso`,
+        pool: Lazy.stringValue({ produce: () => this.host.localPoolName }),
+        create: { content: { url: seed.relativePath } },
+      });
+      const disks: DomainDevicesDisks[] = [
+        diskOf(this.bootDisk, 'vda'),
+        ...(this.dataDisk ? [diskOf(this.dataDisk, 'vdb')] : []),
+        {
+          device: 'cdrom',
+          source: { volume: { pool: this.cloudInitDisk.pool, volume: this.cloudInitDisk.name } },
+          target: { dev: 'sda', bus: 'sata' },
+          readOnly: true,
+        },
+      ];
+      const hotplug = this.maxVcpus !== this.vcpus || this.maxMemory.toBytes() !== this.memory.toBytes();
+      this.resource = new Domain(this, 'Resource', {
+        name: this.vmName,
+        type: Lazy.stringValue({ produce: () => this.host.domainType }),
+        // <vcpu> and <memory> are the ceilings; the current values start below them.
+        vcpu: this.maxVcpus,
+        memory: this.maxMemory.toMebibytes(),
+        memoryUnit: 'MiB',
+        ...(hotplug ? { vcpuCurrent: this.vcpus, currentMemory: this.memory.toMebibytes(), currentMemoryUnit: 'MiB' } : {}),
+        os: { type: 'hvm', typeArch: this.architecture, bootDevices: [{ dev: 'hd' }] },
+        autostart: props.autostart ?? this.cluster === undefined,
+        running: true,
+        ...(props.shutdownTimeout ? { update: { shutdown: { timeout: props.shutdownTimeout.toSeconds() } } } : {}),
+        devices: {
+          disks,
+          interfaces:
+            props.network === false
+              ? []
+              : [{ source: { network: { network: Lazy.stringValue({ produce: () => this.host.networkName }) } }, model: { type: 'virtio' } }],
+          consoles: [{ target: { type: 'serial', port: 0 } }],
+          graphics: [{ vnc: { autoPort: true, listen: this.consoleListenAddress } }],
+        },
+      });
+    }
+    if (this.cluster) {
+      this.cluster.addVirtualMachine(this);
+    } else if (props.host) {
+      this.bindHost(props.host);
+    } else {
+      this.node.addValidation({ validate: () => ['a VirtualMachine needs a host or a cluster; set host, or cluster to have it placed'] });
+    }
+    StackPlacement.of(this).addVirtualMachine(this, this.cluster === undefined);
+  }
+
+  /** The host the VM runs on: its pinned host, or where its cluster placed it. */
+  public get host(): IPlacementHost {
+    if (!this.boundHost) this.cluster?.ensurePlaced();
+    // A VM its cluster could not place is rendered on a stand-in host; synth then fails with the
+    // cluster's reasons, never with an error from deep inside token resolution.
+    return this.boundHost ?? this.cluster?.fallbackHost ?? this.props.host!;
+  }
+
+  /** Whether the VM has a host: standalone, or placed by its cluster. */
+  public get placed(): boolean {
+    return this.boundHost !== undefined;
+  }
+
+  /** The hosts the VM names: pinned, allowed and preferred. */
+  public get referencedHosts(): readonly IPlacementHost[] {
+    return [this.props.host, ...(this.props.allowedHosts ?? []), ...(this.props.preferredHosts ?? [])].filter(
+      (h): h is IPlacementHost => h !== undefined,
+    );
+  }
+
+  /** The VM as the placement core sees it: the ceilings, which a hot-add may reach. */
+  public toVmSpec(): VmSpec {
+    const names = (hosts?: readonly IPlacementHost[]) => hosts?.map((h) => h.hostName);
+    return {
+      name: this.vmName,
+      vcpus: this.maxVcpus,
+      memoryMiB: this.maxMemory.toMebibytes(),
+      group: this.props.group?.group,
+      antiAffinity: this.props.group?.antiAffinity,
+      pinnedHost: this.props.host?.hostName,
+      allowedHosts: names(this.props.allowedHosts),
+      preferredHosts: names(this.props.preferredHosts),
+      priority: this.priority,
+      active: this.deployed,
+    };
+  }
+
+  /** Places the VM's resources on `host`. Called once, by the VM or by its cluster. */
+  public bindHost(host: IPlacementHost): void {
+    if (this.boundHost) throw new Error(`${this.node.path} is already bound to host ${this.boundHost.hostName}`);
+    this.boundHost = host;
+    if (this.deployed && host.reachable) this.baseVolume(); // created now, so it is rendered with the rest
+    for (const r of this.resources()) r.provider = host.provider;
+  }
+
+  /** The Terraform resources of this VM. */
+  public resources(): TerraformResource[] {
+    return [this.resource, this.bootDisk, this.dataDisk, this.cloudInitDisk].filter((r): r is NonNullable<typeof r> => r !== undefined);
+  }
+
+  /** Protects the data disk unless its removal policy says otherwise. */
+  public applySecureDefaults(): void {
+    if (this.dataDisk && this.props.dataDisk?.removalPolicy !== RemovalPolicy.DESTROY) {
+      this.dataDisk.addOverride('lifecycle.prevent_destroy', true);
+    }
+  }
+
+  /** The secure defaults this VM opts out of. */
+  public policyOptOuts(): PolicyOptOut[] {
+    const path = this.node.path;
+    const found: PolicyOptOut[] = [];
+    if (this.dataDisk && this.props.dataDisk?.removalPolicy === RemovalPolicy.DESTROY) {
+      found.push({ path, policy: 'data-disk-protection', detail: 'data disk is destroyed with the VM (RemovalPolicy.DESTROY)' });
+    }
+    const console = consoleOptOut(path, this.consoleListenAddress);
+    return console ? [...found, console] : found;
+  }
+
+  /** The base volume the boot disk overlays, or nothing on a host that cannot be contacted. */
+  private baseVolume(): Volume | undefined {
+    const host = this.host;
+    if (!host.reachable) return undefined;
+    return this.cluster ? this.cluster.baseVolumeFor(this.image, host) : host.imageVolume(this.image);
+  }
+
+  private validateProps(): string[] {
+    const props = this.props;
+    const problems: string[] = [];
+    if (!DOMAIN_NAME.test(this.vmName)) {
+      problems.push(`VM name '${this.vmName}' must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit; set name`);
+    }
+    if (!Number.isInteger(this.vcpus) || this.vcpus < 1) {
+      problems.push(`vcpus is ${this.vcpus}; give a whole number, at least 1`);
+    }
+    if (!Number.isInteger(this.maxVcpus) || this.maxVcpus < this.vcpus) {
+      problems.push(`maxVcpus is ${this.maxVcpus}; give a whole number no lower than vcpus (${this.vcpus})`);
+    }
+    if (this.memory.toMebibytes() < 16) {
+      problems.push(`memory is ${this.memory}; give at least Size.mebibytes(16)`);
+    }
+    if (this.memory.isGreaterThan(this.maxMemory)) {
+      problems.push(`maxMemory ${this.maxMemory} is below memory ${this.memory}; raise maxMemory or leave it out`);
+    }
+    if (this.architecture === GuestArchitecture.I686 && this.maxMemory.isGreaterThan(Size.gibibytes(64))) {
+      problems.push(`a 32-bit (i686) guest addresses at most 64 GiB with PAE; ${this.maxMemory} was asked for: lower it or use X86_64`);
+    }
+    if (props.dataDisk && props.dataDisk.size.toBytes() === 0) {
+      problems.push('dataDisk.size is 0; give a size such as Size.gibibytes(10)');
+    }
+    if (!props.cluster && (props.priority !== undefined || props.allowedHosts || props.preferredHosts || props.group)) {
+      problems.push('priority, allowedHosts, preferredHosts and group only apply to a VM placed by a cluster; set cluster or remove them');
+    }
+    if (!props.cluster && props.host && !props.host.reachable) {
+      problems.push(`host ${props.host.hostName} is ${props.host.state} and the VM has no cluster to restart it elsewhere; mark the host active, or place the VM with a cluster`);
+    }
+    const image = props.image;
+    if (props.bootDiskSize && image.size && image.size.isGreaterThan(props.bootDiskSize)) {
+      problems.push(`bootDiskSize ${props.bootDiskSize} is smaller than image '${image.name}' (${image.size}); an overlay cannot shrink its base`);
+    }
+    return problems;
+  }
+}
+
+/** A qcow2 volume as a virtio disk. */
+function diskOf(volume: Volume, dev: string): DomainDevicesDisks {
+  return { source: { volume: { pool: volume.pool, volume: volume.name } }, target: { dev, bus: 'virtio' }, driver: { type: 'qcow2' } };
+}

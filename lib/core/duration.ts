@@ -1,0 +1,27 @@
+/**
+ * A length of time, stored in whole seconds. Use the static factories so the unit is never in
+ * doubt: `Duration.seconds(30)`, `Duration.minutes(2)`.
+ */
+export class Duration {
+  public static seconds(n: number): Duration {
+    return new Duration(n);
+  }
+
+  public static minutes(n: number): Duration {
+    return new Duration(n * 60);
+  }
+
+  private constructor(private readonly secondsValue: number) {
+    if (!Number.isSafeInteger(secondsValue) || secondsValue < 0) {
+      throw new Error(`Duration of ${secondsValue} s is not a whole, non-negative number of seconds`);
+    }
+  }
+
+  public toSeconds(): number {
+    return this.secondsValue;
+  }
+
+  public toString(): string {
+    return this.secondsValue % 60 === 0 && this.secondsValue > 0 ? `${this.secondsValue / 60} min` : `${this.secondsValue} s`;
+  }
+}
