@@ -1,5 +1,5 @@
-import { ClusterIndex, domainNoun, groupRules, inAnotherDomain } from './cluster-index';
-import { ClusterSpec, FailureDomainSpec, PRIORITY_ORDER, RestartPriority, VmSpec, compareNames, lookup, sortedRecord } from './model';
+import { ClusterIndex, domainNoun, groupRules, inAnotherDomain, softRuleRelaxed } from './cluster-index';
+import { ClusterSpec, FailureDomainSpec, PRIORITY_ORDER, Problem, RestartPriority, VmSpec, compareNames, lookup, sortedRecord } from './model';
 
 export interface AdmissionOptions {
   /**
@@ -74,6 +74,11 @@ export interface AdmissionResult {
   ok: boolean;
   /** Only the failing scenarios. */
   scenarios: FailureScenario[];
+  /**
+   * Soft anti-affinity that a surviving scenario can only restart its VMs by relaxing (rule
+   * `anti-affinity-soft-relaxed-on-failure`), one per scenario, group and failure domain spec.
+   */
+  warnings: Problem[];
   /** How many scenarios were checked. */
   checked: number;
   /** How each scenario was decided: nothing to restart, greedy found room, or the exact search ran. */
@@ -91,6 +96,8 @@ export interface RestartPlan {
   causes: Record<string, string>;
   /** VMs with priority `none` on the failed hosts: they stay down by design. */
   notRestarted: string[];
+  /** Soft anti-affinity this plan relaxes because no plan keeps it (see {@link AdmissionResult.warnings}). */
+  warnings: Problem[];
   feasible: boolean;
   searchBudgetExceeded: boolean;
   reason: string;
@@ -121,7 +128,8 @@ export function admissionControl(
   placements: Readonly<Record<string, string>>,
   options: AdmissionOptions = {},
 ): AdmissionResult {
-  const model = new FailoverModel(cluster, vms, placements);
+  const planner = new RestartPlanner(cluster, vms, placements);
+  const model = planner.model;
   const stepBudget = options.stepBudget ?? DEFAULT_STEP_BUDGET;
   let totalLeft = options.totalStepBudget ?? DEFAULT_TOTAL_STEP_BUDGET;
   const activeHosts: number[] = [];
@@ -129,15 +137,17 @@ export function admissionControl(
   const maxFailures = Math.min(Math.max(0, Math.floor(cluster.failuresToTolerate)), activeHosts.length);
 
   const scenarios: FailureScenario[] = [];
+  const warnings: Problem[] = [];
   const stats = { trivial: 0, greedy: 0, exact: 0, budgetExceeded: 0 };
   let checked = 0;
   for (let k = 1; k <= maxFailures; k++) {
     forEachCombination(activeHosts, k, (failed) => {
       checked++;
-      const s = model.solve(failed, Math.min(stepBudget, totalLeft), options.greedy ?? true);
+      const s = planner.decide(failed, Math.min(stepBudget, totalLeft), options.greedy ?? true);
       totalLeft = Math.max(0, totalLeft - s.steps);
       stats[s.method]++;
       if (s.budgetExceeded) stats.budgetExceeded++;
+      warnings.push(...s.relaxed);
       if (s.feasible) return;
       scenarios.push({
         failedHosts: failed.map((h) => model.idx.hosts[h].name),
@@ -148,7 +158,7 @@ export function admissionControl(
       });
     });
   }
-  return { ok: scenarios.length === 0, scenarios, checked, stats };
+  return { ok: scenarios.length === 0, scenarios, warnings, checked, stats };
 }
 
 /**
@@ -160,7 +170,6 @@ export function admissionControl(
  * // admission control: if host h1 fails, VM a cannot restart: the surviving hosts are short of 2 vCPUs (on h2). Fix: …
  */
 export function describeScenario(s: FailureScenario): string {
-  const hosts = s.failedHosts.length === 1 ? `host ${s.failedHosts[0]} fails` : `hosts ${listOf(s.failedHosts)} fail`;
   const vms = `${s.unplaced.length === 1 ? 'VM' : 'VMs'} ${s.unplaced.join(', ')}`;
   const causes: string[] = [];
   const fixes: string[] = [];
@@ -187,7 +196,7 @@ export function describeScenario(s: FailureScenario): string {
     fixes.push(`let ${restricted.join(', ')} run on more hosts (pinnedHost, allowedHosts) or give ${restricted.length === 1 ? 'it' : 'them'} RestartPriority.NONE`);
   }
   const assumed = s.searchBudgetExceeded ? ' (assumed: the search for a restart plan ran out of budget, so the cluster may in fact survive this)' : '';
-  return `admission control: if ${hosts}, ${vms} cannot restart${assumed}: ${causes.join('; ')}. Fix: ${fixes.join('; ')}`;
+  return `admission control: if ${hostsFail(s.failedHosts)}, ${vms} cannot restart${assumed}: ${causes.join('; ')}. Fix: ${fixes.join('; ')}`;
 }
 
 /** `2 vCPUs and 512 MiB`, `1 vCPU`, or `nothing`. */
@@ -198,9 +207,10 @@ export function describeAmount(a: ResourceAmount): string {
   return parts.join(' and ') || 'nothing';
 }
 
-/** `h1`, `h1 and h2`, `h1, h2 and h3`. */
-function listOf(names: readonly string[]): string {
-  return names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+/** `host h1 fails`, `hosts h1 and h2 fail`, `hosts h1, h2 and h3 fail`. */
+function hostsFail(names: readonly string[]): string {
+  if (names.length === 1) return `host ${names[0]} fails`;
+  return `hosts ${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} fail`;
 }
 
 /**
@@ -225,22 +235,30 @@ export function planRestarts(
   scenarios: readonly (readonly string[])[],
   options: AdmissionOptions = {},
 ): RestartPlan[] {
-  const model = new FailoverModel(cluster, vms, placements);
+  const planner = new RestartPlanner(cluster, vms, placements);
+  const model = planner.model;
   const name = (v: number): string => model.vms[v].name;
   return scenarios.map((failedHosts) => {
     const failed = [...new Set(failedHosts.flatMap((n) => model.idx.indexOf.get(n) ?? []))].sort((a, b) => a - b);
-    const s = model.solve(failed, options.stepBudget ?? DEFAULT_STEP_BUDGET, options.greedy ?? true);
+    const s = planner.decide(failed, options.stepBudget ?? DEFAULT_STEP_BUDGET, options.greedy ?? true);
     return {
       failedHosts: failed.map((h) => model.idx.hosts[h].name),
       restarts: sortedRecord([...s.restarts].map(([v, h]) => [name(v), model.idx.hosts[h].name] as const)),
       unplaced: s.unplaced.map(name).sort(compareNames),
       causes: sortedRecord(s.unplaced.map((v) => [name(v), model.cause(v, failed)] as const)),
       notRestarted: s.notRestarted.map(name).sort(compareNames),
+      warnings: s.relaxed,
       feasible: s.feasible,
       searchBudgetExceeded: s.budgetExceeded,
       reason: s.reason,
     };
   });
+}
+
+/** Which searches may decide a scenario: greedy first-fit, the exact search, or greedy then exact. */
+interface SearchMode {
+  readonly greedy: boolean;
+  readonly exact: boolean;
 }
 
 interface Solution {
@@ -252,6 +270,56 @@ interface Solution {
   budgetExceeded: boolean;
   steps: number;
   reason: string;
+}
+
+/** A restart decision and the soft anti-affinity it relaxes (as warnings). */
+interface Decision extends Solution {
+  relaxed: Problem[];
+}
+
+/**
+ * Decides where the VMs of failed hosts restart, keeping soft anti-affinity whenever some plan
+ * keeps it: a second model treats the soft rules as hard, and its plan wins when there is one.
+ * Only when none exists is a plan that relaxes them used, with a warning. Feasibility never
+ * depends on soft rules.
+ */
+class RestartPlanner {
+  public readonly model: FailoverModel;
+  /** The same cluster with soft anti-affinity treated as hard; absent without soft rules. */
+  private readonly strict?: FailoverModel;
+
+  constructor(cluster: ClusterSpec, vms: readonly VmSpec[], placements: Readonly<Record<string, string>>) {
+    this.model = new FailoverModel(cluster, vms, placements);
+    if (this.model.hasSoftRules) this.strict = new FailoverModel(cluster, vms, placements, { keepSoft: true, idx: this.model.idx });
+  }
+
+  public decide(failed: readonly number[], stepBudget: number, useGreedy: boolean): Decision {
+    const { model, strict } = this;
+    // Cheap first: greedy first-fit that keeps the soft rules settles most scenarios.
+    if (strict && useGreedy) {
+      const kept = strict.solve(failed, 0, { greedy: true, exact: false });
+      if (kept.feasible) return { ...kept, relaxed: [] };
+    }
+    const s = model.solve(failed, stepBudget, { greedy: useGreedy, exact: true });
+    if (!s.feasible || !strict) return { ...s, relaxed: [] };
+    const relaxed = model.softRelaxations(failed, s.restarts);
+    if (relaxed.problems.length === 0) return { ...s, relaxed: [] };
+    const kept = strict.solve(failed, stepBudget - s.steps, { greedy: false, exact: true });
+    const steps = s.steps + kept.steps;
+    if (kept.feasible) return { ...s, restarts: kept.restarts, method: 'exact', steps, relaxed: [] };
+    const why = kept.budgetExceeded
+      ? 'no restart plan that keeps it was found within the search budget'
+      : relaxed.groups > 1
+        ? 'no restart plan keeps every soft rule of the VMs to restart'
+        : 'no restart plan keeps it';
+    const hosts = failed.map((h) => model.idx.hosts[h].name);
+    return {
+      ...s,
+      method: 'exact',
+      steps,
+      relaxed: relaxed.problems.map((p) => ({ ...p, rule: 'anti-affinity-soft-relaxed-on-failure', message: `if ${hostsFail(hosts)}, ${p.message} (${why})` })),
+    };
+  }
 }
 
 interface HardGroup {
@@ -285,14 +353,26 @@ class FailoverModel {
   private readonly freeMem: Float64Array;
   private readonly groupOf: Int32Array;
   private readonly groups: HardGroup[] = [];
+  /** Groups with soft anti-affinity (which this model may or may not treat as hard), for warnings. */
+  private readonly softGroups: { readonly name: string; readonly domains: readonly FailureDomainSpec[]; readonly members: number[] }[] = [];
+  private readonly softGroupOf: Int32Array;
   /** Host mask per VM from pinned and allowed hosts; undefined when any host will do. */
   private readonly allowed: (Uint8Array | undefined)[];
   private readonly byHost: number[][];
   /** Active hosts, emptiest first: greedy first-fit then behaves like worst-fit yet stops early. */
   private readonly greedyOrder: number[];
 
-  constructor(cluster: ClusterSpec, vms: readonly VmSpec[], placements: Readonly<Record<string, string>>) {
-    const idx = (this.idx = new ClusterIndex(cluster));
+  /**
+   * @param options.keepSoft treat soft anti-affinity as hard, to find plans that keep it
+   * @param options.idx the index of the same cluster, to share it between models
+   */
+  constructor(
+    cluster: ClusterSpec,
+    vms: readonly VmSpec[],
+    placements: Readonly<Record<string, string>>,
+    options: { keepSoft?: boolean; idx?: ClusterIndex } = {},
+  ) {
+    const idx = (this.idx = options.idx ?? new ClusterIndex(cluster));
     const seen = new Set<string>();
     const placed: VmSpec[] = [];
     for (const vm of vms) {
@@ -316,18 +396,23 @@ class FailoverModel {
     });
 
     this.groupOf = new Int32Array(n).fill(-1);
+    this.softGroupOf = new Int32Array(n).fill(-1);
     const vIndex = new Map(this.vms.map((vm, v) => [vm.name, v]));
     for (const rule of groupRules(this.vms).values()) {
-      if (rule.hardDomains.length === 0) continue;
-      const g = this.groups.length;
       const members = rule.members.map((m) => vIndex.get(m)!);
-      members.forEach((v) => (this.groupOf[v] = g));
+      if (rule.softDomains.length > 0) {
+        members.forEach((v) => (this.softGroupOf[v] = this.softGroups.length));
+        this.softGroups.push({ name: rule.group, domains: rule.softDomains, members });
+      }
+      const domains = options.keepSoft ? [...rule.hardDomains, ...rule.softDomains] : rule.hardDomains;
+      if (domains.length === 0) continue;
+      members.forEach((v) => (this.groupOf[v] = this.groups.length));
       this.groups.push({
         name: rule.group,
-        domains: rule.hardDomains,
-        scopes: rule.hardDomains.map((d) => idx.domains(d).ids),
-        labelScopes: rule.hardDomains.filter((d) => d.kind === 'label').map((d) => idx.domains(d).ids),
-        byHost: rule.hardDomains.some((d) => d.kind === 'host'),
+        domains,
+        scopes: domains.map((d) => idx.domains(d).ids),
+        labelScopes: domains.filter((d) => d.kind === 'label').map((d) => idx.domains(d).ids),
+        byHost: domains.some((d) => d.kind === 'host'),
         members,
       });
     }
@@ -351,7 +436,11 @@ class FailoverModel {
     this.greedyOrder = [...Array(idx.size).keys()].filter((h) => idx.active[h]).sort((a, b) => emptiness(b) - emptiness(a) || a - b);
   }
 
-  public solve(failed: readonly number[], stepBudget: number, useGreedy: boolean): Solution {
+  public get hasSoftRules(): boolean {
+    return this.softGroups.length > 0;
+  }
+
+  public solve(failed: readonly number[], stepBudget: number, mode: SearchMode): Solution {
     const failedMask = new Uint8Array(this.idx.size);
     for (const h of failed) failedMask[h] = 1;
     const displaced: number[] = [];
@@ -365,8 +454,11 @@ class FailoverModel {
 
     const blocks = this.blocksFor(displaced, failedMask);
     const greedy = this.greedy(displaced, failedMask, blocks);
-    if (useGreedy && greedy.unplaced.length === 0) {
+    if (mode.greedy && greedy.unplaced.length === 0) {
       return { ...base, feasible: true, restarts: greedy.restarts, unplaced: [], method: 'greedy', reason: 'greedy first-fit' };
+    }
+    if (!mode.exact) {
+      return { ...base, feasible: false, restarts: greedy.restarts, unplaced: greedy.unplaced, method: 'greedy', reason: 'greedy first-fit left VMs without a host' };
     }
     const exact = new ExactSearch(this, displaced, failedMask, blocks, stepBudget).run();
     const failing = { ...base, restarts: greedy.restarts, unplaced: greedy.unplaced, method: 'exact' as const, steps: exact.steps };
@@ -386,6 +478,31 @@ class FailoverModel {
         ? exact.stuck.map((v) => `${this.vms[v].name} cannot restart: ${this.cause(v, failed)}`).join('; ')
         : 'no assignment of the VMs to the surviving hosts keeps capacity and hard rules (exhaustive search)',
     };
+  }
+
+  /**
+   * The soft anti-affinity a restart plan breaks: domains that a restarted VM shares with other
+   * members of its group (members that shared one before the failure are placement's warning).
+   * `groups` counts the soft-ruled groups with a VM to restart.
+   */
+  public softRelaxations(failed: readonly number[], restarts: ReadonlyMap<number, number>): { problems: Problem[]; groups: number } {
+    const failedMask = new Uint8Array(this.idx.size);
+    for (const h of failed) failedMask[h] = 1;
+    const touched = [...new Set([...restarts.keys()].map((v) => this.softGroupOf[v]).filter((g) => g >= 0))].sort((a, b) => a - b);
+    const problems: Problem[] = [];
+    for (const g of touched) {
+      const group = this.softGroups[g];
+      const restarted = new Set(group.members.filter((m) => restarts.has(m)).map((m) => this.vms[m].name));
+      const where = group.members.flatMap((m) => {
+        const h = restarts.get(m) ?? (failedMask[this.hostOf[m]] ? undefined : this.hostOf[m]);
+        return h === undefined ? [] : [{ vm: this.vms[m].name, host: h }];
+      });
+      for (const domain of group.domains) {
+        const p = softRuleRelaxed(this.idx, group.name, domain, where, (sharing) => sharing.some((vm) => restarted.has(vm)));
+        if (p) problems.push(p);
+      }
+    }
+    return { problems, groups: touched.length };
   }
 
   /** Why a VM of a failed host finds no host on its own, judged against the survivors as they are. */

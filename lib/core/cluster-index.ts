@@ -1,4 +1,4 @@
-import { ClusterSpec, FailureDomainSpec, HostSpec, HostState, VmSpec, compareNames, failureDomainKey, hostCapacity, lookup } from './model';
+import { ClusterSpec, FailureDomainSpec, HostSpec, HostState, Problem, VmSpec, compareNames, failureDomainKey, hostCapacity, lookup } from './model';
 
 /**
  * Hosts partitioned into the failure domains of one spec: by host, or by the value of a host label.
@@ -138,6 +138,40 @@ export function groupRules(vms: readonly VmSpec[]): Map<string, GroupRule> {
     });
   }
   return rules;
+}
+
+/**
+ * The warning for a soft anti-affinity rule that members of a group break, or undefined when they
+ * keep it: each domain two or more members share is named with them, e.g. `a, b share rack r1`.
+ * Placement and admission control both report relaxed soft rules through this, so they read alike.
+ *
+ * @param members where each member runs (host index)
+ * @param counts which sharing members are worth reporting; by default all
+ */
+export function softRuleRelaxed(
+  idx: ClusterIndex,
+  group: string,
+  domain: FailureDomainSpec,
+  members: Iterable<{ readonly vm: string; readonly host: number }>,
+  counts: (sharing: readonly string[]) => boolean = () => true,
+): Problem | undefined {
+  const { ids, names } = idx.domains(domain);
+  const byDomain = new Map<number, string[]>();
+  for (const m of members) {
+    const d = ids[m.host];
+    byDomain.set(d, [...(byDomain.get(d) ?? []), m.vm]);
+  }
+  const shared = [...byDomain]
+    .filter(([, vms]) => vms.length > 1 && counts(vms))
+    .map(([d, vms]) => `${vms.sort(compareNames).join(', ')} share ${describeDomain(domain, names[d])}`)
+    .sort(compareNames);
+  if (shared.length === 0) return undefined;
+  return {
+    subject: group,
+    rule: 'anti-affinity-soft',
+    message: `soft anti-affinity by ${domainNoun(domain)} of group ${group} relaxed: ${shared.join('; ')}`,
+    hint: `add capacity in other ${domainPlural(domain)}, or lower the replica count`,
+  };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ClusterIndex, GroupRule, describeDomain, domainNoun, domainPlural, groupRules, inAnotherDomain } from './cluster-index';
+import { ClusterIndex, GroupRule, describeDomain, domainNoun, groupRules, inAnotherDomain, softRuleRelaxed } from './cluster-index';
 import {
   ClusterSpec,
   FailureDomainSpec,
@@ -300,22 +300,8 @@ class PlacementState {
     const out: Problem[] = [];
     for (const [group, g] of [...this.groups].sort((a, b) => compareNames(a[0], b[0]))) {
       for (const s of g.soft) {
-        const byDomain = new Map<number, string[]>();
-        for (const m of g.members) {
-          const d = s.ids[m.host];
-          byDomain.set(d, [...(byDomain.get(d) ?? []), m.vm]);
-        }
-        const shared = [...byDomain]
-          .filter(([, vms]) => vms.length > 1)
-          .map(([d, vms]) => `${vms.sort(compareNames).join(', ')} share ${describeDomain(s.domain, this.idx.domains(s.domain).names[d])}`)
-          .sort(compareNames);
-        if (shared.length === 0) continue;
-        out.push({
-          subject: group,
-          rule: 'anti-affinity-soft',
-          message: `soft anti-affinity by ${domainNoun(s.domain)} of group ${group} relaxed: ${shared.join('; ')}`,
-          hint: `add capacity in other ${domainPlural(s.domain)}, or lower the replica count`,
-        });
+        const relaxed = softRuleRelaxed(this.idx, group, s.domain, g.members);
+        if (relaxed) out.push(relaxed);
       }
     }
     return out;

@@ -91,7 +91,7 @@ class ReportView {
         ? `- Admission control: OK, every VM with a restart priority restarts after any ${cluster.failuresToTolerate} host failure(s) (${admission.checked} scenarios checked)`
         : `- Admission control: FAILED in ${admission.scenarios.length} of ${admission.checked} scenarios`,
     );
-    out.push(`- Placement problems: ${placement.problems.length}; warnings: ${placement.warnings.length + input.notes.length}`, '');
+    out.push(`- Placement problems: ${placement.problems.length}; warnings: ${placement.warnings.length + admission.warnings.length + input.notes.length}`, '');
 
     out.push('## Hosts', '');
     out.push(table(
@@ -166,7 +166,7 @@ class ReportView {
     out.push(...findings(placement.problems), '');
     out.push('## Warnings', '');
     const notes = input.notes.map((n) => `- ${md(n)}`);
-    const warnings = findings(placement.warnings).filter((w) => w !== 'None.');
+    const warnings = findings([...placement.warnings, ...admission.warnings]).filter((w) => w !== 'None.');
     out.push(...(warnings.length + notes.length === 0 ? ['None.'] : [...warnings, ...notes]), '');
     return out.join('\n');
   }

@@ -121,6 +121,66 @@ describe('admissionControl', () => {
     });
   });
 
+  describe('soft anti-affinity in a restart plan', () => {
+    const soft = (domain: FailureDomainSpec) => ({ group: 'mail', antiAffinity: { hard: false, domain } });
+    const byRack = labelDomain('rack');
+
+    test('kept when some plan keeps it, even where first-fit would break it', () => {
+      // After h1 fails, h2 (rack r2, already holding mail-1) is the emptiest survivor; h3 in r3 still has room.
+      const c = cluster([host('h1', { labels: { rack: 'r1' } }), host('h2', { cores: 16, labels: { rack: 'r2' } }), host('h3', { cores: 4, labels: { rack: 'r3' } })]);
+      const vms = [vm('mail-0', soft(byRack)), vm('mail-1', soft(byRack))];
+      const placements = { 'mail-0': 'h1', 'mail-1': 'h2' };
+      expect(planRestart(c, vms, placements, ['h1'])).toMatchObject({ feasible: true, restarts: { 'mail-0': 'h3' }, warnings: [] });
+      expect(admissionControl(c, vms, placements)).toMatchObject({ ok: true, warnings: [] });
+    });
+
+    test('relaxed with a warning naming the failed hosts, the group, the domain and the VMs when no plan keeps it', () => {
+      // Only r1 and r2: whichever host fails, its replica has to join the other in the surviving rack.
+      const c = cluster([host('h1', { labels: { rack: 'r1' } }), host('h2', { labels: { rack: 'r2' } }), host('h3', { labels: { rack: 'r2' } })]);
+      const vms = [vm('mail-0', soft(byRack)), vm('mail-1', soft(byRack))];
+      const result = admissionControl(c, vms, { 'mail-0': 'h1', 'mail-1': 'h2' });
+      expect(result.ok).toBe(true);
+      expect(result.warnings).toEqual([
+        {
+          subject: 'mail',
+          rule: 'anti-affinity-soft-relaxed-on-failure',
+          message: 'if host h1 fails, soft anti-affinity by rack of group mail relaxed: mail-0, mail-1 share rack r2 (no restart plan keeps it)',
+          hint: 'add capacity in other racks, or lower the replica count',
+        },
+      ]);
+      // h2 failing sends mail-1 to h3, still in r2 but apart from mail-0: nothing to warn about
+      expect(planRestart(c, vms, { 'mail-0': 'h1', 'mail-1': 'h2' }, ['h2'])).toMatchObject({ restarts: { 'mail-1': 'h3' }, warnings: [] });
+    });
+
+    test('by host, with two failures', () => {
+      const c = cluster([host('h1'), host('h2'), host('h3')], { failuresToTolerate: 2 });
+      const vms = [vm('mail-0', soft(HOST_DOMAIN)), vm('mail-1', soft(HOST_DOMAIN))];
+      const result = admissionControl(c, vms, { 'mail-0': 'h1', 'mail-1': 'h2' });
+      expect(result.ok).toBe(true);
+      // one survivor left: both replicas end up on it; a single failure leaves a free host, so no warning
+      expect(result.warnings.map((w) => w.message)).toEqual([
+        'if hosts h1 and h2 fail, soft anti-affinity by host of group mail relaxed: mail-0, mail-1 share host h3 (no restart plan keeps it)',
+        'if hosts h1 and h3 fail, soft anti-affinity by host of group mail relaxed: mail-0, mail-1 share host h2 (no restart plan keeps it)',
+        'if hosts h2 and h3 fail, soft anti-affinity by host of group mail relaxed: mail-0, mail-1 share host h1 (no restart plan keeps it)',
+      ]);
+    });
+
+    test('replicas that already shared a domain before the failure are the placement’s warning, not this one', () => {
+      // mail-0 and mail-1 share r1 already. When h3 fails, mail-2 has no rack of its own left and joins mail-3 on the emptiest host.
+      const c = cluster([
+        ...['h1', 'h2'].map((n) => host(n, { labels: { rack: 'r1' } })),
+        host('h3', { labels: { rack: 'r2' } }),
+        host('h4', { labels: { rack: 'r3' } }),
+        host('h5', { cores: 16, labels: { rack: 'r3' } }),
+      ]);
+      const vms = [0, 1, 2, 3].map((i) => vm(`mail-${i}`, soft(byRack)));
+      const result = admissionControl(c, vms, { 'mail-0': 'h1', 'mail-1': 'h2', 'mail-2': 'h3', 'mail-3': 'h4' });
+      expect(result.warnings.filter((w) => w.message.startsWith('if host h3 fails')).map((w) => w.message)).toEqual([
+        'if host h3 fails, soft anti-affinity by rack of group mail relaxed: mail-2, mail-3 share rack r3 (no restart plan keeps it)',
+      ]);
+    });
+  });
+
   test('VMs with priority none are not restarted, so they need no room', () => {
     const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 })]);
     const vms = [vm('a', { vcpus: 3, priority: RestartPriority.NONE }), vm('b', { vcpus: 3, priority: RestartPriority.NONE })];
@@ -486,6 +546,83 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
           );
           expect(s.shortfall.vcpus).toBeGreaterThanOrEqual(need.vcpus - room.vcpus);
           expect(s.shortfall.memoryMiB).toBeGreaterThanOrEqual(need.memoryMiB - room.memoryMiB);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('soft anti-affinity is relaxed in exactly the surviving scenarios where brute force finds no plan that keeps it', () => {
+    // Few racks, small VMs and mostly soft rules, so that relaxing is often the only way (random clusters seldom get there).
+    const softly = fc
+      .record({
+        hosts: fc.array(fc.record({ cores: fc.integer({ min: 2, max: 6 }), rack: fc.constantFrom('r0', 'r1'), label: fc.constantFrom('x', 'y') }), { minLength: 2, maxLength: 4 }),
+        failuresToTolerate: fc.constantFrom(1, 2),
+        a: fc.constantFrom(HOST_DOMAIN, labelDomain('rack'), labelDomain('host')),
+        b: fc.record({ hard: fc.boolean(), domain: fc.constantFrom(HOST_DOMAIN, labelDomain('rack')) }),
+        list: fc.array(
+          fc.record({
+            vcpus: fc.integer({ min: 1, max: 2 }),
+            group: fc.constantFrom<'a' | 'b' | undefined>('a', 'a', 'b', undefined),
+            priority: fc.constantFrom(RestartPriority.HIGH, RestartPriority.LOW, RestartPriority.NONE),
+            host: fc.nat(),
+          }),
+          { minLength: 2, maxLength: 6 },
+        ),
+        byPlace: fc.boolean(),
+      })
+      .map(({ hosts, failuresToTolerate, a, b, list, byPlace }) => {
+        const c = cluster(
+          hosts.map((h, i) => host(`h${i}`, { cores: h.cores, memoryMiB: 8192, labels: { rack: h.rack, host: h.label } })),
+          { failuresToTolerate },
+        );
+        const rules = { a: { hard: false, domain: a }, b };
+        const vms = list.map((f, i) => vm(`v${i}`, { vcpus: f.vcpus, priority: f.priority, group: f.group, antiAffinity: f.group && rules[f.group] }));
+        const placements = byPlace ? { ...place(c, vms).placements } : Object.fromEntries(list.map((f, i) => [`v${i}`, `h${f.host % hosts.length}`]));
+        return { c, vms, placements };
+      });
+    const random = small.chain((s) =>
+      fc.record({
+        s: fc.constant(s),
+        byPlace: fc.boolean(),
+        hostIndex: fc.array(fc.integer({ min: 0, max: s.cluster.hosts.length - 1 }), { minLength: s.vms.length, maxLength: s.vms.length }),
+      }).map(({ s: { cluster: c, vms }, byPlace, hostIndex }) => ({
+        c,
+        vms,
+        placements: byPlace ? { ...place(c, vms).placements } : Object.fromEntries(vms.map((v, i) => [v.name, c.hosts[hostIndex[i]].name])),
+      })),
+    );
+    const failedHostsOf = (message: string): string[] => /^if hosts? (.+?) fails?, /.exec(message)![1].split(/, | and /);
+    fc.assert(
+      fc.property(fc.boolean(), fc.oneof(softly, random), (greedy, { c, vms, placements }) => {
+        const result = admissionControl(c, vms, placements, { ...options, greedy });
+        const keepingSoft = vms.map((v) => (v.antiAffinity ? { ...v, antiAffinity: { ...v.antiAffinity, hard: true } } : v));
+        const failing = new Set(bruteForceFailingScenarios(c, vms, placements).map((f) => f.join()));
+        const onlyByRelaxing = bruteForceFailingScenarios(c, keepingSoft, placements).filter((f) => !failing.has(f.join()));
+        expect([...new Set(result.warnings.map((w) => failedHostsOf(w.message).join()))].sort()).toEqual(onlyByRelaxing.map((f) => f.join()).sort());
+        for (const w of result.warnings) expect(w).toMatchObject({ rule: 'anti-affinity-soft-relaxed-on-failure', message: expect.stringMatching(/ share /) });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a restart plan that warns of nothing keeps every soft rule for the VMs it restarts', () => {
+    fc.assert(
+      fc.property(small, fc.nat(), ({ cluster: c, vms }, pick) => {
+        const placements = { ...place(c, vms).placements };
+        const active = c.hosts.filter((h) => h.state === HostState.ACTIVE);
+        if (active.length === 0) return;
+        const failed = active[pick % active.length].name;
+        const plan = planRestart(c, vms, placements, [failed], options);
+        if (!plan.feasible || plan.warnings.length > 0) return;
+        const byName = new Map(c.hosts.map((h) => [h.name, h]));
+        const where = (v: VmSpec) => plan.restarts[v.name] ?? placements[v.name];
+        for (const v of vms) {
+          if (plan.restarts[v.name] === undefined || !v.antiAffinity || v.antiAffinity.hard) continue;
+          for (const other of vms) {
+            if (other === v || other.group !== v.group || where(other) === undefined || where(other) === failed) continue;
+            expect(domainOf(byName.get(where(other))!, v.antiAffinity.domain)).not.toBe(domainOf(byName.get(where(v))!, v.antiAffinity.domain));
+          }
         }
       }),
       { numRuns: 300 },

@@ -1,4 +1,4 @@
-import { ClusterSpec, HOST_DOMAIN, HostState, RestartPriority, VmSpec, admissionControl, place, renderReport, standbyCandidates } from '../../lib/core';
+import { ClusterSpec, HOST_DOMAIN, HostState, RestartPriority, VmSpec, admissionControl, labelDomain, place, renderReport, standbyCandidates } from '../../lib/core';
 import { cluster, host, vm } from './arbitraries';
 
 function reportFor(c: ClusterSpec, vms: VmSpec[], notes: string[] = []) {
@@ -115,6 +115,16 @@ describe('renderReport', () => {
     expect(svg).toContain('Lab &lt;A&amp;B&gt;');
     expect(svg).not.toMatch(/Date|NaN|undefined/);
     expectWellFormedXml(svg);
+  });
+
+  test('soft anti-affinity that a host failure forces to relax is among the warnings', () => {
+    const racks = cluster([host('h1', { labels: { rack: 'r1' } }), host('h2', { labels: { rack: 'r2' } }), host('h3', { labels: { rack: 'r2' } })]);
+    const mail = [0, 1].map((i) => vm(`mail-${i}`, { group: 'mail', antiAffinity: { hard: false, domain: labelDomain('rack') } }));
+    const { markdown } = reportFor(racks, mail);
+    expect(markdown).toContain('- Placement problems: 0; warnings: 1');
+    expect(markdown.split('## Warnings')[1]).toMatch(
+      /^\n\n- \*\*anti-affinity-soft-relaxed-on-failure\*\* \(mail\): if host h1 fails, soft anti-affinity by rack of group mail relaxed: mail-0, mail-1 share rack r2 \(no restart plan keeps it\)\. Fix: /,
+    );
   });
 
   test('a healthy cluster says so', () => {
