@@ -95,6 +95,109 @@ describe('Schedule', () => {
   });
 });
 
+describe('Schedule across daylight saving time', () => {
+  const MINUTE = 60_000;
+  const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+
+  /** Every change of window between two instants, minute by minute: [ISO instant, window start]. */
+  function changes(s: Schedule, zone: string, fromIso: string, toIso: string): [string, string][] {
+    const out: [string, string][] = [];
+    let last: string | undefined;
+    for (let t = Date.parse(fromIso); t <= Date.parse(toIso); t += MINUTE) {
+      const start = s.windowAt(new Date(t), zone).start;
+      if (start !== last) out.push([new Date(t).toISOString(), start]);
+      last = start;
+    }
+    return out;
+  }
+
+  test('a start in the hour repeated when clocks fall back takes effect at its first occurrence only', () => {
+    // Europe/Zurich, 2026-10-25: 03:00 CEST (01:00Z) becomes 02:00 CET, so 02:30 happens at 00:30Z and again at 01:30Z.
+    const s = Schedule.from('02:30', 3).and('03:00', 2).and('08:00', 1);
+    expect(changes(s, 'Europe/Zurich', '2026-10-24T22:00:00Z', '2026-10-25T03:00:00Z')).toEqual([
+      ['2026-10-24T22:00:00.000Z', '08:00'],
+      ['2026-10-25T00:30:00.000Z', '02:30'], // the first 02:30; the window runs on through the repeated hour
+      ['2026-10-25T02:00:00.000Z', '03:00'], // 03:00 CET, the only 03:00 of the day
+    ]);
+  });
+
+  test('a start in the hour skipped when clocks spring forward takes effect at the first instant after the gap', () => {
+    // Europe/Zurich, 2026-03-29: 02:00 CET (01:00Z) becomes 03:00 CEST; 02:30 never happens.
+    const s = Schedule.from('02:30', 3).and('08:00', 1);
+    expect(changes(s, 'Europe/Zurich', '2026-03-28T23:00:00Z', '2026-03-29T07:00:00Z')).toEqual([
+      ['2026-03-28T23:00:00.000Z', '08:00'],
+      ['2026-03-29T01:00:00.000Z', '02:30'],
+      ['2026-03-29T06:00:00.000Z', '08:00'],
+    ]);
+    // two starts in the gap take effect together: the later one is in force, the earlier one never
+    const both = Schedule.from('02:10', 5).and('02:40', 4).and('08:00', 1);
+    expect(changes(both, 'Europe/Zurich', '2026-03-28T23:00:00Z', '2026-03-29T02:00:00Z')).toEqual([
+      ['2026-03-28T23:00:00.000Z', '08:00'],
+      ['2026-03-29T01:00:00.000Z', '02:40'],
+    ]);
+  });
+
+  test.each([
+    // Lord Howe falls back by 30 minutes: 02:00 LHDT (15:00Z) becomes 01:30 LHST.
+    ['Australia/Lord_Howe', '01:45', '2026-04-04T12:00:00Z', '2026-04-04T18:00:00Z', '2026-04-04T14:45:00.000Z'],
+    // Chatham falls back from +13:45 to +12:45: 03:45 (14:00Z) becomes 02:45.
+    ['Pacific/Chatham', '03:00', '2026-04-04T12:00:00Z', '2026-04-04T18:00:00Z', '2026-04-04T13:15:00.000Z'],
+    // New York: 02:00 EDT (06:00Z) becomes 01:00 EST.
+    ['America/New_York', '01:30', '2026-11-01T04:00:00Z', '2026-11-01T09:00:00Z', '2026-11-01T05:30:00.000Z'],
+  ])('%s: a start at %s in the repeated hour is entered once', (zone, start, from, to, first) => {
+    const s = Schedule.from(start, 2).and('12:00', 1);
+    expect(changes(s, zone, from, to)).toEqual([
+      [new Date(from).toISOString(), '12:00'],
+      [first, start],
+    ]);
+  });
+
+  test('over a daylight saving day, a replica count never returns to a window it left, except by the daily wrap', () => {
+    const days: [string, string][] = [
+      ['UTC', '2026-10-25'],
+      ['Europe/Zurich', '2026-03-29'],
+      ['Europe/Zurich', '2026-10-25'],
+      ['America/New_York', '2026-03-08'],
+      ['America/New_York', '2026-11-01'],
+      ['Australia/Lord_Howe', '2026-04-05'],
+      ['Australia/Lord_Howe', '2026-10-04'],
+      ['Pacific/Chatham', '2026-04-05'],
+      ['Pacific/Chatham', '2026-09-27'],
+    ];
+    // Starts often fall between 01:00 and 04:00, where the clocks of these zones jump.
+    const minuteArb = fc.oneof(fc.integer({ min: 0, max: 1439 }), fc.integer({ min: 60, max: 240 }));
+    const windowsArb = fc.uniqueArray(fc.record({ minute: minuteArb, replicas: fc.integer({ min: 0, max: 9 }) }), { minLength: 1, maxLength: 5, selector: (w) => w.minute });
+    const localDates = new Map<string, Intl.DateTimeFormat>();
+    const localDate = (t: number, zone: string): string => {
+      if (!localDates.has(zone)) localDates.set(zone, new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }));
+      return localDates.get(zone)!.format(t);
+    };
+    fc.assert(
+      fc.property(windowsArb, fc.constantFrom(...days), (windows, [zone, day]) => {
+        const [first, ...rest] = windows;
+        const s = rest.reduce((acc, w) => acc.and(hhmm(w.minute), w.replicas), Schedule.from(hhmm(first.minute), first.replicas));
+        const order = s.windows().map((w) => w.start);
+        // the window index in force, minute by minute, grouped by local date; a day and a half either side of the change
+        const byDate = new Map<string, number[]>();
+        const midnight = Date.parse(`${day}T00:00:00Z`);
+        for (let t = midnight - 24 * 60 * MINUTE; t <= midnight + 48 * 60 * MINUTE; t += MINUTE) {
+          const i = order.indexOf(s.windowAt(new Date(t), zone).start);
+          const date = localDate(t, zone);
+          const runs = byDate.get(date) ?? [];
+          if (runs[runs.length - 1] !== i) runs.push(i);
+          byDate.set(date, runs);
+        }
+        for (const [date, runs] of byDate) {
+          // the day opens in whatever window yesterday left running, then goes through its own windows in order
+          const own = runs.slice(1);
+          expect({ date, own }).toEqual({ date, own: [...new Set(own)].sort((a, b) => a - b) });
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
 describe('localMinuteOfDay', () => {
   test('reads the wall clock of the zone', () => {
     expect(localMinuteOfDay(new Date('2024-01-15T23:30:00Z'), 'Asia/Kolkata')).toBe(5 * 60); // 05:00 IST next day
