@@ -181,13 +181,7 @@ export function describeScenario(s: FailureScenario): string {
     fixes.push('add hosts or capacity, lower failuresToTolerate, or give some VMs RestartPriority.NONE');
   }
   for (const b of s.antiAffinity) {
-    const rule = `hard anti-affinity of group ${b.group} across ${b.domain.kind === 'host' ? 'hosts' : `'${b.domain.label}'`}`;
-    const left = `${b.domainsLeft} ${b.domain.kind === 'host' ? 'host' : 'value'}${b.domainsLeft === 1 ? '' : 's'}`;
-    causes.push(
-      b.domainsLeft < b.replicas
-        ? `${rule} has ${left} left for ${b.replicas} replicas`
-        : `${rule}: every surviving host ${b.vms.length === 1 ? 'it' : 'they'} may use already holds a replica in the same ${domainNoun(b.domain)}`,
-    );
+    causes.push(describeAntiAffinityBlock(b));
     fixes.push(`add a host${inAnotherDomain(b.domain)}, lower the replica count of group ${b.group}, or make its anti-affinity soft`);
   }
   const restricted = Object.keys(s.pinnedOrAllowed);
@@ -197,6 +191,14 @@ export function describeScenario(s: FailureScenario): string {
   }
   const assumed = s.searchBudgetExceeded ? ' (assumed: the search for a restart plan ran out of budget, so the cluster may in fact survive this)' : '';
   return `admission control: if ${hostsFail(s.failedHosts)}, ${vms} cannot restart${assumed}: ${causes.join('; ')}. Fix: ${fixes.join('; ')}`;
+}
+
+/** `hard anti-affinity of group mail across 'rack' has 2 values left for 3 replicas`, or why no domain is free. */
+function describeAntiAffinityBlock(b: AntiAffinityBlock): string {
+  const rule = `hard anti-affinity of group ${b.group} across ${b.domain.kind === 'host' ? 'hosts' : `'${b.domain.label}'`}`;
+  const left = `${b.domainsLeft} ${b.domain.kind === 'host' ? 'host' : 'value'}${b.domainsLeft === 1 ? '' : 's'}`;
+  if (b.domainsLeft < b.replicas) return `${rule} has ${left} left for ${b.replicas} replicas`;
+  return `${rule}: every surviving host ${b.vms.length === 1 ? 'it' : 'they'} may use already holds a replica in the same ${domainNoun(b.domain)}`;
 }
 
 /** `2 vCPUs and 512 MiB`, `1 vCPU`, or `nothing`. */
@@ -520,9 +522,7 @@ class FailoverModel {
       return survivors.length === 0 ? 'no host survives' : 'none of its allowed hosts survives';
     }
     const blocks = this.blocksFor([v], failedMask);
-    if (allowed.every((h) => this.hardBlocked(v, h, blocks))) {
-      return `hard anti-affinity of group ${vm.group}: every surviving host it may use already holds a replica in the same domain`;
-    }
+    if (allowed.every((h) => this.hardBlocked(v, h, blocks))) return describeAntiAffinityBlock(this.antiAffinityBlock(this.groupOf[v], [v], failedMask, survivors));
     return `not enough free capacity for ${vm.vcpus} vCPU and ${vm.memoryMiB} MiB on the surviving hosts it may use`;
   }
 

@@ -88,6 +88,7 @@ describe('admissionControl', () => {
         short: {},
         shortOn: {},
         antiAffinity: [{ group: 'mail', domain: labelDomain('rack'), domainsLeft: 2, replicas: 3, vms: ['mail-0'] }],
+        reason: "mail-0 cannot restart: hard anti-affinity of group mail across 'rack' has 2 values left for 3 replicas",
       });
       expect(describeScenario(s)).toBe(
         "admission control: if host h1 fails, VM mail-0 cannot restart: hard anti-affinity of group mail across 'rack' has 2 values left for 3 replicas. " +
