@@ -1,6 +1,6 @@
 import { LocalBackend, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../lib';
+import { DomainType, Duration, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../lib';
 
 export interface DemoStackProps {
   /**
@@ -15,6 +15,11 @@ export interface DemoStackProps {
    * @default /var/lib/libvirt/images/demo
    */
   readonly poolPath?: string;
+  /**
+   * Memory of the VM.
+   * @default 96 MiB
+   */
+  readonly memory?: Size;
   /**
    * Local state file.
    * @default terraform.demo.tfstate in the stack's output folder
@@ -34,7 +39,10 @@ export class DemoStack extends TerraformStack {
     this.vm = new VirtualMachine(this, 'demo-vm', {
       host: this.host,
       vcpus: 1,
-      memory: Size.mebibytes(96),
+      memory: props.memory ?? Size.mebibytes(96),
+      // The blank image boots no OS, so nothing answers an ACPI shutdown: a change that needs a
+      // restart waits this long, then the provider powers the guest off.
+      shutdownTimeout: Duration.seconds(5),
       architecture: GuestArchitecture.X86_64,
       // No internet here: a blank image proves provisioning without booting an OS.
       image: Image.blank('blank', Size.mebibytes(64)),

@@ -144,7 +144,6 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public readonly pool?: Pool;
   /** Isolated network for the host's guests; absent while the host is failed or in standby. */
   public readonly network?: Network;
-  public readonly localPoolName = LOCAL_POOL_NAME;
   /** Name of the host's isolated network. */
   public readonly networkName: string;
   private readonly poolPath: string;
@@ -187,6 +186,11 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
       // No <forward> and no <ip>: guests on it reach nothing but each other.
       this.network = new Network(this, 'Network', { provider: this.provider, name: this.networkName, autostart: true });
     }
+  }
+
+  /** Name of the local pool, as a reference to the pool resource so volumes are created after it. */
+  public get localPoolName(): string {
+    return this.pool?.name ?? LOCAL_POOL_NAME;
   }
 
   /** Whether Terraform may contact the host: not failed, not powered down. */

@@ -1,4 +1,4 @@
-import { ClusterIndex, domainNoun, groupRules, inAnotherDomain, softRuleRelaxed } from './cluster-index';
+import { ClusterIndex, GroupRule, domainNoun, groupRules, inAnotherDomain, softRuleRelaxed } from './cluster-index';
 import { ClusterSpec, FailureDomainSpec, PRIORITY_ORDER, Problem, RestartPriority, VmSpec, compareNames, lookup, sortedRecord } from './model';
 
 export interface AdmissionOptions {
@@ -291,8 +291,9 @@ class RestartPlanner {
   private readonly strict?: FailoverModel;
 
   constructor(cluster: ClusterSpec, vms: readonly VmSpec[], placements: Readonly<Record<string, string>>) {
-    this.model = new FailoverModel(cluster, vms, placements);
-    if (this.model.hasSoftRules) this.strict = new FailoverModel(cluster, vms, placements, { keepSoft: true, idx: this.model.idx });
+    const placed = new PlacedVms(cluster, vms, placements);
+    this.model = new FailoverModel(placed);
+    if (this.model.hasSoftRules) this.strict = new FailoverModel(placed, true);
   }
 
   public decide(failed: readonly number[], stepBudget: number, useGreedy: boolean): Decision {
@@ -345,36 +346,25 @@ interface GroupBlocks {
   readonly planned: number[][];
 }
 
-/** Survivors, residual capacity and hard rules, indexed once so each scenario is cheap. */
-class FailoverModel {
+/** The placed VMs of a cluster with their hosts, rules and residual capacity, indexed once per run. */
+class PlacedVms {
   public readonly idx: ClusterIndex;
   /** Placed VMs, in restart order: priority, then larger first, then name. */
   public readonly vms: VmSpec[];
-  private readonly hostOf: Int32Array;
-  private readonly freeCpu: Float64Array;
-  private readonly freeMem: Float64Array;
-  private readonly groupOf: Int32Array;
-  private readonly groups: HardGroup[] = [];
-  /** Groups with soft anti-affinity (which this model may or may not treat as hard), for warnings. */
-  private readonly softGroups: { readonly name: string; readonly domains: readonly FailureDomainSpec[]; readonly members: number[] }[] = [];
-  private readonly softGroupOf: Int32Array;
+  public readonly hostOf: Int32Array;
+  /** Free capacity per host with every placed VM running. */
+  public readonly freeCpu: Float64Array;
+  public readonly freeMem: Float64Array;
+  public readonly byHost: number[][];
   /** Host mask per VM from pinned and allowed hosts; undefined when any host will do. */
-  private readonly allowed: (Uint8Array | undefined)[];
-  private readonly byHost: number[][];
+  public readonly allowed: (Uint8Array | undefined)[];
   /** Active hosts, emptiest first: greedy first-fit then behaves like worst-fit yet stops early. */
-  private readonly greedyOrder: number[];
+  public readonly greedyOrder: number[];
+  /** The anti-affinity rules of each group, with its members as VM indices. */
+  public readonly rules: { readonly rule: GroupRule; readonly members: number[] }[];
 
-  /**
-   * @param options.keepSoft treat soft anti-affinity as hard, to find plans that keep it
-   * @param options.idx the index of the same cluster, to share it between models
-   */
-  constructor(
-    cluster: ClusterSpec,
-    vms: readonly VmSpec[],
-    placements: Readonly<Record<string, string>>,
-    options: { keepSoft?: boolean; idx?: ClusterIndex } = {},
-  ) {
-    const idx = (this.idx = options.idx ?? new ClusterIndex(cluster));
+  constructor(cluster: ClusterSpec, vms: readonly VmSpec[], placements: Readonly<Record<string, string>>) {
+    const idx = (this.idx = new ClusterIndex(cluster));
     const seen = new Set<string>();
     const placed: VmSpec[] = [];
     for (const vm of vms) {
@@ -397,27 +387,8 @@ class FailoverModel {
       this.byHost[h].push(v);
     });
 
-    this.groupOf = new Int32Array(n).fill(-1);
-    this.softGroupOf = new Int32Array(n).fill(-1);
     const vIndex = new Map(this.vms.map((vm, v) => [vm.name, v]));
-    for (const rule of groupRules(this.vms).values()) {
-      const members = rule.members.map((m) => vIndex.get(m)!);
-      if (rule.softDomains.length > 0) {
-        members.forEach((v) => (this.softGroupOf[v] = this.softGroups.length));
-        this.softGroups.push({ name: rule.group, domains: rule.softDomains, members });
-      }
-      const domains = options.keepSoft ? [...rule.hardDomains, ...rule.softDomains] : rule.hardDomains;
-      if (domains.length === 0) continue;
-      members.forEach((v) => (this.groupOf[v] = this.groups.length));
-      this.groups.push({
-        name: rule.group,
-        domains,
-        scopes: domains.map((d) => idx.domains(d).ids),
-        labelScopes: domains.filter((d) => d.kind === 'label').map((d) => idx.domains(d).ids),
-        byHost: domains.some((d) => d.kind === 'host'),
-        members,
-      });
-    }
+    this.rules = [...groupRules(this.vms).values()].map((rule) => ({ rule, members: rule.members.map((m) => vIndex.get(m)!) }));
 
     this.allowed = this.vms.map((vm) => {
       if (vm.pinnedHost === undefined && vm.allowedHosts === undefined) return undefined;
@@ -436,6 +407,57 @@ class FailoverModel {
     const emptiness = (h: number): number =>
       Math.min(this.freeCpu[h] / Math.max(1, idx.cpuCapacity[h]), this.freeMem[h] / Math.max(1, idx.memCapacity[h]));
     this.greedyOrder = [...Array(idx.size).keys()].filter((h) => idx.active[h]).sort((a, b) => emptiness(b) - emptiness(a) || a - b);
+  }
+}
+
+/** Survivors, residual capacity and hard rules, indexed once so each scenario is cheap. */
+class FailoverModel {
+  public readonly idx: ClusterIndex;
+  /** Placed VMs, in restart order: priority, then larger first, then name. */
+  public readonly vms: VmSpec[];
+  private readonly hostOf: Int32Array;
+  private readonly freeCpu: Float64Array;
+  private readonly freeMem: Float64Array;
+  private readonly groupOf: Int32Array;
+  private readonly groups: HardGroup[] = [];
+  /** Groups with soft anti-affinity (which this model may or may not treat as hard), for warnings. */
+  private readonly softGroups: { readonly name: string; readonly domains: readonly FailureDomainSpec[]; readonly members: number[] }[] = [];
+  private readonly softGroupOf: Int32Array;
+  private readonly allowed: (Uint8Array | undefined)[];
+  private readonly byHost: number[][];
+  private readonly greedyOrder: number[];
+
+  /** @param keepSoft treat soft anti-affinity as hard, to find plans that keep it */
+  constructor(placed: PlacedVms, keepSoft = false) {
+    const idx = (this.idx = placed.idx);
+    this.vms = placed.vms;
+    this.hostOf = placed.hostOf;
+    this.byHost = placed.byHost;
+    this.allowed = placed.allowed;
+    this.greedyOrder = placed.greedyOrder;
+    // copies: a search plans restarts by changing them, and puts them back
+    this.freeCpu = Float64Array.from(placed.freeCpu);
+    this.freeMem = Float64Array.from(placed.freeMem);
+
+    this.groupOf = new Int32Array(this.vms.length).fill(-1);
+    this.softGroupOf = new Int32Array(this.vms.length).fill(-1);
+    for (const { rule, members } of placed.rules) {
+      if (rule.softDomains.length > 0) {
+        members.forEach((v) => (this.softGroupOf[v] = this.softGroups.length));
+        this.softGroups.push({ name: rule.group, domains: rule.softDomains, members });
+      }
+      const domains = keepSoft ? [...rule.hardDomains, ...rule.softDomains] : rule.hardDomains;
+      if (domains.length === 0) continue;
+      members.forEach((v) => (this.groupOf[v] = this.groups.length));
+      this.groups.push({
+        name: rule.group,
+        domains,
+        scopes: domains.map((d) => idx.domains(d).ids),
+        labelScopes: domains.filter((d) => d.kind === 'label').map((d) => idx.domains(d).ids),
+        byHost: domains.some((d) => d.kind === 'host'),
+        members,
+      });
+    }
   }
 
   public get hasSoftRules(): boolean {

@@ -11,22 +11,9 @@ export const CACHE = process.env.LIBVIRT_CLUSTER_CACHE ?? path.join(os.homedir()
 export const TOFU = path.join(CACHE, 'bin', 'tofu');
 export const TOFU_RC = path.join(CACHE, 'tofurc');
 
-/**
- * Environment for tofu: offline provider mirror, no telemetry, and one operation at a time: the
- * 0.8.3 provider was seen to hang for good in a refresh with parallel calls on one libvirt
- * connection (once in three drill runs), as upstream reports for parallel operations.
- */
+/** Environment for tofu: the offline provider mirror, no telemetry, default parallelism. */
 export function tofuEnv(): NodeJS.ProcessEnv {
-  const serial = '-parallelism=1';
-  return {
-    ...process.env,
-    TF_CLI_CONFIG_FILE: TOFU_RC,
-    TF_IN_AUTOMATION: '1',
-    CHECKPOINT_DISABLE: '1',
-    TF_CLI_ARGS_plan: serial,
-    TF_CLI_ARGS_apply: serial,
-    TF_CLI_ARGS_destroy: serial,
-  };
+  return { ...process.env, TF_CLI_CONFIG_FILE: TOFU_RC, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1' };
 }
 
 /** A tofu command here takes seconds; one still running after this long is hung. */
@@ -71,28 +58,6 @@ export function describeE2e(name: string, body: () => void): void {
   }
 }
 
-/**
- * Provider 0.8.3 failures taken as transient, each seen here in about one drill run in ten:
- * reading back a cloud-init ISO over the libvirt stream ended early ("corrupted-image: EOF") or
- * never ended (a refresh that hung), on ISOs an earlier refresh had read fine; upstream has
- * reports of both. They are retried once and reported; a second failure fails the test.
- */
-const TRANSIENT = /error while retrieving remote ISO: error initializing ISO reader: corrupted-image: EOF|tofu hung/;
-
-/** Runs `run`; once, after a known transient provider failure, runs it again and says so. */
-function retryTransient<T>(what: string, run: () => T): T {
-  try {
-    return run();
-  } catch (err) {
-    const message = String(err);
-    if (!TRANSIENT.test(message)) throw err;
-    const lines = message.split('\n').filter((l) => l.trim() !== '');
-    const where = lines.slice(-3).join('\n'); // what tofu was doing when it failed or hung
-    console.warn(`${what}: retrying once after a known transient provider failure: ${lines.find((l) => TRANSIENT.test(l))}\nlast output:\n${where}`);
-    return run();
-  }
-}
-
 interface TofuRun {
   readonly status: number | null;
   readonly stdout: string;
@@ -103,9 +68,9 @@ interface TofuRun {
  * One tofu command in its own process group. A hung one is killed with its provider plugins
  * (the whole group, all started here) after the timeout, and reported as hung.
  */
-function runTofu(dir: string, args: string[]): TofuRun {
+function runTofu(dir: string, args: string[], binary = TOFU): TofuRun {
   // setsid: tofu leads a new process group (it is exec'd, so the group id is its pid).
-  const result = spawnSync('setsid', [TOFU, ...args, '-no-color'], {
+  const result = spawnSync('setsid', [binary, ...args, '-no-color'], {
     cwd: dir,
     env: tofuEnv(),
     encoding: 'utf8',
@@ -121,27 +86,41 @@ function runTofu(dir: string, args: string[]): TofuRun {
     }
   }
   if (result.signal !== null || result.error) {
-    throw new Error(`tofu hung: tofu ${args.join(' ')} killed after ${TOFU_TIMEOUT_MS / 1000} s (${result.error ?? result.signal}):\n${result.stdout}`);
+    throw new Error(`tofu hung: ${path.basename(binary)} ${args.join(' ')} killed after ${TOFU_TIMEOUT_MS / 1000} s (${result.error ?? result.signal}):\n${result.stdout}`);
   }
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** Runs tofu in `dir`; returns stdout, throws with stderr on failure. */
-export function tofu(dir: string, args: string[]): string {
-  return retryTransient(`tofu ${args[0]}`, () => {
-    const r = runTofu(dir, args);
-    if (r.status !== 0) throw new Error(`tofu ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}\n${r.stdout}`);
-    return r.stdout;
-  });
+/** A Terraform engine the tests drive: OpenTofu from the toolchain, or Terraform where installed. */
+export interface Engine {
+  readonly name: 'OpenTofu' | 'Terraform';
+  readonly binary: string;
+}
+
+export const OPENTOFU: Engine = { name: 'OpenTofu', binary: TOFU };
+
+/** Terraform, where the machine has it (`terraform` on PATH), else undefined. */
+export function terraformEngine(): Engine | undefined {
+  try {
+    const binary = execFileSync('sh', ['-c', 'command -v terraform'], { encoding: 'utf8' }).trim();
+    return binary ? { name: 'Terraform', binary } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs tofu (or another engine) in `dir`; returns stdout, throws with stderr on failure. */
+export function tofu(dir: string, args: string[], engine: Engine = OPENTOFU): string {
+  const r = runTofu(dir, args, engine.binary);
+  if (r.status !== 0) throw new Error(`tofu ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
 }
 
 /** `tofu plan -detailed-exitcode`: 0 no changes, 2 changes; returns the code and the text. */
-export function tofuPlan(dir: string, extra: string[] = []): { code: number; output: string } {
-  return retryTransient('tofu plan', () => {
-    const r = runTofu(dir, ['plan', '-input=false', '-detailed-exitcode', ...extra]);
-    if (r.status === 0 || r.status === 2) return { code: r.status, output: r.stdout };
-    throw new Error(`tofu plan failed (exit ${r.status}):\n${r.stderr}\n${r.stdout}`);
-  });
+export function tofuPlan(dir: string, extra: string[] = [], engine: Engine = OPENTOFU): { code: number; output: string } {
+  const r = runTofu(dir, ['plan', '-input=false', '-detailed-exitcode', ...extra], engine.binary);
+  if (r.status === 0 || r.status === 2) return { code: r.status, output: r.stdout };
+  throw new Error(`tofu plan failed (exit ${r.status}):\n${r.stderr}\n${r.stdout}`);
 }
 
 /** virsh against one connection URI. */
