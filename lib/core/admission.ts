@@ -327,9 +327,9 @@ class RestartPlanner {
 
 interface HardGroup {
   readonly name: string;
-  /** The hard failure domain specs, in the order of `scopes`. */
+  /** The failure domain specs a plan must keep the members apart in (hard ones, plus soft ones in the soft-keeping model), in the order of `scopes`. */
   readonly domains: readonly FailureDomainSpec[];
-  /** Domain id per host, for each hard failure domain spec. */
+  /** Domain id per host, for each of `domains`. */
   readonly scopes: Int32Array[];
   /** The same for the specs by label only: the ones that group hosts together. */
   readonly labelScopes: Int32Array[];
@@ -410,7 +410,10 @@ class PlacedVms {
   }
 }
 
-/** Survivors, residual capacity and hard rules, indexed once so each scenario is cheap. */
+/**
+ * The rules a restart plan must keep and the residual capacity it plans against, over the VMs of a
+ * run; a search plans restarts by changing the capacity and puts it back, so each scenario is cheap.
+ */
 class FailoverModel {
   public readonly idx: ClusterIndex;
   /** Placed VMs, in restart order: priority, then larger first, then name. */
