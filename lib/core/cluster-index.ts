@@ -122,9 +122,13 @@ export function groupRules(vms: readonly VmSpec[]): Map<string, GroupRule> {
     const shapes = new Set<string>();
     for (const vm of members) {
       const aa = vm.antiAffinity;
-      const key = aa && failureDomainKey(aa.domain);
-      shapes.add(aa ? `${aa.hard}:${key}` : '');
-      if (aa) (aa.hard ? hard : soft).set(key!, aa.domain);
+      if (!aa) {
+        shapes.add('');
+        continue;
+      }
+      const key = failureDomainKey(aa.domain);
+      shapes.add(`${aa.hard}:${key}`);
+      (aa.hard ? hard : soft).set(key, aa.domain);
     }
     for (const key of hard.keys()) soft.delete(key);
     const sorted = (domains: Map<string, FailureDomainSpec>): FailureDomainSpec[] =>
