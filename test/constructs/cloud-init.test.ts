@@ -1,4 +1,7 @@
-import { CloudInit } from '../lib';
+import { TerraformStack } from 'cdktf';
+import { Construct } from 'constructs';
+import { CloudInit, DomainType, Host, Image, Size, VirtualMachine } from '../../lib';
+import { synth, synthProblems } from '../synth';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbTDT0vB3vSzqmnMJV3B2mUj4dd3yp7PqAf6l0uVvJq ops@example';
 
@@ -32,3 +35,30 @@ describe('CloudInit', () => {
     expect(problems[1]).toContain('not an OpenSSH public key');
   });
 });
+
+describe('secrets in runCommands, at synth', () => {
+  const vmWith = (runCommands: readonly (readonly string[])[]) => (app: Construct) => {
+    const stack = new TerraformStack(app, 'test');
+    const host = new Host(stack, 'kvm1', { domainType: DomainType.QEMU });
+    new VirtualMachine(stack, 'vm', { host, image: Image.blank('base', Size.mebibytes(64)), cloudInit: { runCommands } });
+  };
+
+  test.each([
+    [['sh', '-c', 'echo root:hunter2 | chpasswd'], 'a password set with chpasswd'],
+    [['mysql', '-psecret'], 'a --password/-p<secret> option'],
+    [['curl', 'https://user:pw@host/x'], 'credentials in a URL (user:password@host)'],
+    [['sh', '-c', 'MYSQL_PASSWORD=hunter2 ./install.sh'], 'a PASSWORD=/SECRET=/TOKEN=/API_KEY= assignment'],
+  ])('%j is rejected with the VM path and what it holds', (argv, what) => {
+    const problems = synthProblems(vmWith([['systemctl', 'enable', '--now', 'postfix'], argv]));
+    expect(problems).toEqual([expect.stringMatching(new RegExp(`^\\[test/vm\\] cloud-init runCommands\\[1\\] holds ${escape(what)}: .*fetch the secret inside the guest`))]);
+  });
+
+  test('a harmless command synthesizes', () => {
+    const out = synth(vmWith([['systemctl', 'enable', '--now', 'postfix']]));
+    expect(Object.keys(out.json('test').resource.libvirt_domain)).toHaveLength(1);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
