@@ -2,9 +2,8 @@ import * as path from 'path';
 import { Annotations, Lazy, TerraformOutput, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { ClusterSpec, HostSpec, PlacementPolicy, VmSpec } from '../core/model';
-import { ClusterPlan, planCluster } from '../core/planner';
+import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
-import { Size } from '../core/size';
 import { Volume } from '../generated/libvirt/volume';
 import { IBaseImage, IPlaceable, IPlacementCluster, IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
 import { readLock, writeLock } from './lock-store';
@@ -204,6 +203,12 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     }
   }
 
+  /** The plan's problems about `vm`: the VM reports them, so they name its construct path. */
+  public placementProblems(vm: IPlaceable): string[] {
+    const name = vm.toVmSpec().name;
+    return this.plan().placement.problems.filter((p) => p.subject === name).map(formatProblem);
+  }
+
   /** Writes the lock when it changed, unless it is frozen or the plan has problems. */
   public saveLock(): void {
     const plan = this.plan();
@@ -298,7 +303,8 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   }
 
   private validate(): string[] {
-    const problems = this.problems();
+    const reportedByVms = new Set(this.vms.flatMap((vm) => this.placementProblems(vm)));
+    const problems = this.problems().filter((p) => !reportedByVms.has(p));
     if (this.instantProblem) problems.push(this.instantProblem);
     if (this.hosts.length === 0) problems.push('a cluster needs at least one host');
     else if (!this.hosts.some((h) => h.reachable)) problems.push('every host of the cluster is failed or standby: there is nowhere to run anything; mark a host active');
@@ -316,8 +322,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       problems.push(`timeZone '${this.timeZone}' is not an IANA time zone such as 'Europe/Zurich'`);
     }
     for (const vm of this.vms) {
-      const spec = vm.toVmSpec();
-      for (const p of this.vmLimits.check(spec.vcpus, Size.mebibytes(spec.memoryMiB))) problems.push(`VM ${vm.vmName} (${vm.node.path}): ${p}`);
+      for (const p of this.vmLimits.check(vm.maxVcpus, vm.maxMemory)) problems.push(`VM ${vm.vmName} (${vm.node.path}): ${p}`);
       for (const h of vm.referencedHosts) {
         if (!this.hosts.includes(h)) problems.push(`VM ${vm.vmName} (${vm.node.path}) names host ${h.hostName}, which is not in cluster ${this.node.path}; add it to hosts`);
       }

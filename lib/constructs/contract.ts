@@ -6,6 +6,7 @@
 import { TerraformProvider } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { HostSpec, HostState, VmSpec } from '../core/model';
+import { Size } from '../core/size';
 import { Volume } from '../generated/libvirt/volume';
 
 /** A libvirt host as placement and the resources on it see it. */
@@ -55,6 +56,10 @@ export interface IPlaceable extends IConstruct {
   bindHost(host: IPlacementHost): void;
   /** The base image the VM boots from, for fencing a host's image volumes. */
   readonly image: IBaseImage;
+  /** vCPUs the VM may be raised to: what placement reserves and per-VM limits check. */
+  readonly maxVcpus: number;
+  /** Memory the VM may be raised to, as the user wrote it (messages quote it). */
+  readonly maxMemory: Size;
 }
 
 /** How a VM is placed by a cluster: what the VM asks of the cluster it joins. */
@@ -63,6 +68,8 @@ export interface IVmPlacer extends IConstruct {
   addVirtualMachine(vm: IPlaceable): void;
   /** Makes sure placement ran and every placeable VM is bound (idempotent). */
   ensurePlaced(): void;
+  /** What placement found wrong with `vm` (why it has no host, a duplicate name), each with a fix; the VM reports them at its path. */
+  placementProblems(vm: IPlaceable): string[];
   /** A reachable host to render an unplaceable VM on while synth reports why it has no place. */
   readonly fallbackHost: IPlacementHost;
   /** Name of the pool every host sees (disks there follow their VM), if the cluster has one. */

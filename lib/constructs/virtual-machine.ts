@@ -216,7 +216,9 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     this.deployed = props.deployed ?? true;
     this.consoleListenAddress = props.console?.listenAddress ?? '127.0.0.1';
     const cloudInit = new CloudInit(props.cloudInit);
-    this.node.addValidation({ validate: () => [...this.validateProps(), ...cloudInit.validate(), ...props.image.validate()] });
+    this.node.addValidation({
+      validate: () => [...this.validateProps(), ...cloudInit.validate(), ...props.image.validate(), ...(this.cluster?.placementProblems(this) ?? [])],
+    });
     SecureDefaults.applyTo(this);
     markPolicyTarget(this);
 

@@ -1,105 +1,87 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Testing, TerraformStack } from 'cdktf';
+import { TerraformStack } from 'cdktf';
+import { Construct } from 'constructs';
 import {
-  AntiAffinity, Cluster, ClusterProps, DomainType, FailoverGroup, Host, HostState, Image, RestartPriority, Size, VirtualMachine, VmLimits,
-} from '../lib';
-import { appWith, domains, scratchDir, synthError } from './stacks/helpers';
+  AntiAffinity, Cluster, ClusterProps, DomainType, FailoverGroup, FailureDomain, Host, HostState, Image, PlacementPolicy, RestartPriority, Size, VirtualMachine, VmLimits,
+} from '../../lib';
+import { domains, scratchDir, scratchLock, synth, synthError, synthProblems } from '../synth';
 
-const dir = scratchDir();
 const image = Image.blank('base', Size.mebibytes(64));
-let counter = 0;
 
-interface Build {
+interface Shape {
+  /** Hosts h1..hN, with racks r1, r2, r1, ... @default 2 */
   readonly hosts?: number;
-  readonly capacity?: { cores: number; memoryMiB: number };
+  readonly capacity?: { readonly cores: number; readonly memoryMiB: number };
   readonly cluster?: Partial<ClusterProps>;
-  readonly states?: Record<string, HostState>;
-  readonly body: (stack: TerraformStack, cluster: Cluster, hosts: Host[]) => void;
+  readonly states?: Readonly<Record<string, HostState>>;
   readonly lockFile?: string;
-  readonly context?: Record<string, unknown>;
+  readonly body: (stack: TerraformStack, cluster: Cluster, hosts: Host[]) => void;
 }
 
-function build(b: Build) {
-  const app = appWith(b.context);
-  const stack = new TerraformStack(app, 'test');
-  const cap = b.capacity ?? { cores: 4, memoryMiB: 4096 };
-  const hosts = Array.from({ length: b.hosts ?? 2 }, (_, i) =>
-    new Host(stack, `h${i + 1}`, {
-      domainType: DomainType.QEMU,
-      uri: `qemu+ssh://admin@h${i + 1}.example.net/system`,
-      capacity: { cores: cap.cores, memory: Size.mebibytes(cap.memoryMiB) },
-      labels: { rack: `r${(i % 2) + 1}` },
-      state: b.states?.[`h${i + 1}`],
-    }),
-  );
-  const cluster = new Cluster(stack, 'cluster', {
-    hosts,
-    lockFile: b.lockFile ?? path.join(dir, `lock-${counter++}.json`),
-    frozenLock: false,
-    ...b.cluster,
-  });
-  b.body(stack, cluster, hosts);
-  return { app, stack, cluster };
+/** An app with one stack `test`: hosts h1..hN in a cluster `cluster`, and what `body` adds. */
+function clustered(shape: Shape) {
+  return (app: Construct) => {
+    const stack = new TerraformStack(app, 'test');
+    const cap = shape.capacity ?? { cores: 4, memoryMiB: 4096 };
+    const hosts = Array.from({ length: shape.hosts ?? 2 }, (_, i) =>
+      new Host(stack, `h${i + 1}`, {
+        domainType: DomainType.QEMU,
+        uri: `qemu+ssh://admin@h${i + 1}.example.net/system`,
+        capacity: { cores: cap.cores, memory: Size.mebibytes(cap.memoryMiB) },
+        labels: { rack: `r${(i % 2) + 1}` },
+        state: shape.states?.[`h${i + 1}`],
+      }),
+    );
+    const cluster = new Cluster(stack, 'cluster', { hosts, lockFile: shape.lockFile ?? scratchLock(), frozenLock: false, ...shape.cluster });
+    shape.body(stack, cluster, hosts);
+  };
 }
-
-const synth = (stack: TerraformStack) => JSON.parse(Testing.synth(stack, true));
 
 describe('Cluster', () => {
   test('3 replicas with hard anti-affinity on 2 hosts: the rule is named', () => {
-    const { stack } = build({
-      body: (s, cluster) => new FailoverGroup(s, 'web', { cluster, replicas: 3, antiAffinity: AntiAffinity.hard(), template: { image } }),
-    });
-    const message = synthError(() => synth(stack));
-    expect(message).toContain('[anti-affinity-hard]');
-    expect(message).toContain('3 replicas of group web need 3 distinct hosts');
-  });
-
-  test('admission control names the failure scenario, the VMs that would not restart and the shortfall', () => {
-    const { stack } = build({
-      capacity: { cores: 1, memoryMiB: 1024 },
-      body: (s, cluster) => {
-        new VirtualMachine(s, 'a', { cluster, memory: Size.mebibytes(700), image });
-        new VirtualMachine(s, 'b', { cluster, memory: Size.mebibytes(700), image });
-      },
-    });
-    const message = synthError(() => synth(stack));
-    expect(message).toMatch(/admission control: if host h\d fails, VMs [ab] cannot restart \(short of 1 vCPUs and 700 MiB\)/);
+    const message = synthError(
+      clustered({ body: (s, cluster) => new FailoverGroup(s, 'web', { cluster, replicas: 3, antiAffinity: AntiAffinity.hard(), template: { image } }) }),
+    );
+    expect(message).toContain('[test/cluster] [anti-affinity-hard] web: 3 replicas of group web need 3 distinct hosts with hard anti-affinity; only 2 active hosts');
   });
 
   test('VMs with RestartPriority.NONE need no room to restart', () => {
-    const { stack } = build({
-      capacity: { cores: 1, memoryMiB: 1024 },
-      body: (s, cluster) => {
-        new VirtualMachine(s, 'a', { cluster, memory: Size.mebibytes(700), image, priority: RestartPriority.NONE });
-        new VirtualMachine(s, 'b', { cluster, memory: Size.mebibytes(700), image, priority: RestartPriority.NONE });
-      },
-    });
-    expect(() => synth(stack)).not.toThrow();
+    const vms = (priority?: RestartPriority) =>
+      clustered({
+        capacity: { cores: 1, memoryMiB: 1024 },
+        body: (s, cluster) => {
+          new VirtualMachine(s, 'a', { cluster, memory: Size.mebibytes(700), image, priority });
+          new VirtualMachine(s, 'b', { cluster, memory: Size.mebibytes(700), image, priority });
+        },
+      });
+    expect(() => synth(vms(RestartPriority.NONE))).not.toThrow();
+    expect(synthError(vms())).toContain('admission control');
   });
 
   test('adding a host or a VM moves no existing VM (the lock)', () => {
-    const lockFile = path.join(dir, 'grow.json');
+    const lockFile = scratchLock();
     const shape = (hosts: number, vms: number) =>
-      build({
+      clustered({
         hosts,
         lockFile,
         body: (s, cluster) => {
           for (let i = 1; i <= vms; i++) new VirtualMachine(s, `vm${i}`, { cluster, memory: Size.mebibytes(256), image });
         },
       });
-    const before = domains(synth(shape(2, 4).stack));
-    const after = domains(synth(shape(3, 6).stack));
+    const before = domains(synth(shape(2, 4)).json('test'));
+    const after = domains(synth(shape(3, 6)).json('test'));
+    expect(Object.keys(after)).toHaveLength(6);
     for (const [address, d] of Object.entries(before)) expect(after[address]).toEqual(d);
     expect(JSON.parse(fs.readFileSync(lockFile, 'utf8')).placements).toMatchObject(
       Object.fromEntries(Object.values(before).map((d) => [d.name, d.provider.replace('libvirt.', '')])),
     );
   });
 
-  test('maintenance moves only the drained host\'s VMs', () => {
-    const lockFile = path.join(dir, 'drain.json');
+  test("maintenance moves only the drained host's VMs", () => {
+    const lockFile = scratchLock();
     const shape = (states?: Record<string, HostState>) =>
-      build({
+      clustered({
         hosts: 3,
         lockFile,
         states,
@@ -107,8 +89,9 @@ describe('Cluster', () => {
           for (let i = 1; i <= 6; i++) new VirtualMachine(s, `vm${i}`, { cluster, memory: Size.mebibytes(256), image });
         },
       });
-    const before = domains(synth(shape().stack));
-    const after = domains(synth(shape({ h2: HostState.MAINTENANCE }).stack));
+    const before = domains(synth(shape()).json('test'));
+    const after = domains(synth(shape({ h2: HostState.MAINTENANCE })).json('test'));
+    expect(Object.values(before).filter((d) => d.provider === 'libvirt.h2')).not.toHaveLength(0);
     for (const [address, d] of Object.entries(before)) {
       if (d.provider === 'libvirt.h2') expect(after[address].provider).not.toBe('libvirt.h2');
       else expect(after[address]).toEqual(d);
@@ -116,65 +99,169 @@ describe('Cluster', () => {
   });
 
   test('a frozen lock fails the synth when placement would change, naming the change', () => {
-    const lockFile = path.join(dir, 'frozen.json');
+    const lockFile = path.join(scratchDir(), 'frozen.json');
     fs.writeFileSync(lockFile, JSON.stringify({ version: 1, placements: {} }));
-    const { stack } = build({
-      lockFile,
-      cluster: { frozenLock: true },
-      body: (s, cluster) => new VirtualMachine(s, 'vm1', { cluster, image }),
-    });
-    const message = synthError(() => synth(stack));
-    expect(message).toMatch(/placement lock .*frozen.json would change \(vm1 → h\d \(new\)\)/);
+    const message = synthError(
+      clustered({ lockFile, cluster: { frozenLock: true }, body: (s, cluster) => new VirtualMachine(s, 'vm1', { cluster, image }) }),
+    );
+    expect(message).toMatch(/\[test\/cluster\] placement lock .*frozen.json would change \(vm1 → h\d \(new\)\)/);
     expect(JSON.parse(fs.readFileSync(lockFile, 'utf8')).placements).toEqual({});
   });
 
   test('every problem is reported at once: limits profile, missing capacity, bad tolerance', () => {
-    const app = appWith();
-    const stack = new TerraformStack(app, 'test');
-    const h1 = new Host(stack, 'h1', { capacity: { cores: 16, memory: Size.gibibytes(64) } });
-    const h2 = new Host(stack, 'h2');
-    const cluster = new Cluster(stack, 'cluster', { hosts: [h1, h2], failuresToTolerate: 2, vmLimits: VmLimits.originalProduct(), lockFile: path.join(dir, 'bad.json'), frozenLock: false });
-    new VirtualMachine(stack, 'big', { cluster, vcpus: 6, memory: Size.gibibytes(40), image });
-    const message = synthError(() => synth(stack));
-    expect(message).toContain("6 vCPUs exceeds the 4-vCPU ceiling of the 'original product (4 vCPUs, 32 GiB)' limits profile");
-    expect(message).toContain('40 GiB of memory exceeds the 32 GiB ceiling');
-    expect(message).toContain('host h2 (test/h2) has no capacity');
-    expect(message).toContain('failuresToTolerate is 2 but the cluster has 2 host(s)');
+    const message = synthError((app) => {
+      const stack = new TerraformStack(app, 'test');
+      const h1 = new Host(stack, 'h1', { capacity: { cores: 16, memory: Size.gibibytes(64) } });
+      const h2 = new Host(stack, 'h2');
+      const cluster = new Cluster(stack, 'cluster', { hosts: [h1, h2], failuresToTolerate: 2, vmLimits: VmLimits.originalProduct(), lockFile: scratchLock(), frozenLock: false });
+      new VirtualMachine(stack, 'big', { cluster, vcpus: 6, memory: Size.gibibytes(40), image });
+    });
+    expect(message).toContain("VM big (test/big): 6 vCPUs exceeds the 4-vCPU ceiling of the 'original product (4 vCPUs, 32 GiB)' limits profile");
+    expect(message).toContain('VM big (test/big): 40 GiB of memory exceeds the 32 GiB ceiling');
+    expect(message).toContain('[test/cluster] host h2 (test/h2) has no capacity');
+    expect(message).toContain('[test/cluster] failuresToTolerate is 2 but the cluster has 2 host(s)');
   });
 
-  test('ceilings above the start values reach the domain through the stylesheet; placement reserves the ceiling', () => {
-    const { stack, cluster } = build({
-      body: (s, c) => new VirtualMachine(s, 'db', { cluster: c, vcpus: 2, maxVcpus: 4, memory: Size.mebibytes(512), maxMemory: Size.gibibytes(1), image }),
-    });
-    const json = synth(stack);
-    const [domain] = Object.values<any>(json.resource.libvirt_domain);
-    expect(domain).toMatchObject({ vcpu: 4, memory: 1024 });
-    expect(domain.xml.xslt).toContain('<vcpu current="2">');
-    expect(domain.xml.xslt).toContain('<currentMemory unit="MiB">512</currentMemory>');
-    expect(cluster.resolve().vms).toEqual([expect.objectContaining({ name: 'db', vcpus: 4, memoryMiB: 1024 })]);
+  test('placement reserves the ceilings, not the start values', () => {
+    const vm = (maxVcpus: number) =>
+      clustered({
+        hosts: 1,
+        capacity: { cores: 1, memoryMiB: 4096 },
+        cluster: { failuresToTolerate: 0, cpuOvercommit: 1 },
+        body: (s, cluster) => new VirtualMachine(s, 'db', { cluster, vcpus: 1, maxVcpus, image }),
+      });
+    expect(() => synth(vm(1))).not.toThrow();
+    expect(synthError(vm(2))).toContain('VM db (2 vCPU, 512 MiB) cannot be placed');
   });
 
   test('hosts with nothing running are standby candidates, in a Terraform output and the report', () => {
-    const { stack, cluster } = build({
-      hosts: 3,
-      cluster: { placementPolicy: 'pack' as never },
-      body: (s, c) => new VirtualMachine(s, 'only', { cluster: c, image }),
-    });
-    const json = synth(stack);
-    const [output] = Object.values<any>(json.output);
+    const out = synth(
+      clustered({ hosts: 3, cluster: { placementPolicy: PlacementPolicy.PACK }, body: (s, cluster) => new VirtualMachine(s, 'only', { cluster, image }) }),
+    );
+    const [output] = Object.values<any>(out.json('test').output);
     expect(output.value).toHaveLength(2);
-    const report = fs.readFileSync(path.join(cluster.reportDir, 'placement-report.md'), 'utf8');
+    const report = out.file('test', 'placement-report.md');
+    expect(report).toContain('# Placement of test/cluster');
     for (const h of output.value) expect(report).toContain(h);
-    expect(fs.readFileSync(path.join(cluster.reportDir, 'placement-report.svg'), 'utf8')).toMatch(/^<svg/);
+    expect(out.file('test', 'placement-report.svg')).toMatch(/^<svg/);
   });
 
   test('a host unknown to the cluster cannot be pinned or preferred', () => {
-    const { stack } = build({
-      body: (s, cluster) => {
-        const stranger = new Host(s, 'stranger', { capacity: { cores: 1, memory: Size.gibibytes(1) } });
-        new VirtualMachine(s, 'vm', { cluster, host: stranger, image });
-      },
-    });
-    expect(synthError(() => synth(stack))).toContain('VM vm names host stranger, which is not in cluster test/cluster');
+    const message = synthError(
+      clustered({
+        body: (s, cluster) => {
+          const stranger = new Host(s, 'stranger', { capacity: { cores: 1, memory: Size.gibibytes(1) } });
+          new VirtualMachine(s, 'vm', { cluster, host: stranger, image });
+          new VirtualMachine(s, 'other', { cluster, preferredHosts: [stranger], image });
+        },
+      }),
+    );
+    expect(message).toContain('[test/cluster] VM vm (test/vm) names host stranger, which is not in cluster test/cluster');
+    expect(message).toContain('[test/cluster] VM other (test/other) names host stranger, which is not in cluster test/cluster');
+  });
+});
+
+/** What a user sees when a VM has no place: one validation error, at the VM, with the reason and a fix. */
+describe('a VM the cluster cannot place', () => {
+  const expectOneValidationError = (problems: string[], vmPath: string, reason: RegExp) => {
+    const atVm = problems.filter((p) => p.startsWith(`[${vmPath}] `));
+    expect(atVm).toEqual([expect.stringMatching(reason)]);
+    for (const p of problems) expect(p).not.toMatch(/Resolution error|has no host/);
+  };
+
+  test('too big for every host: says how much is missing on the closest host, and how to fix it', () => {
+    const problems = synthProblems(
+      clustered({ cluster: { failuresToTolerate: 0 }, body: (s, cluster) => new VirtualMachine(s, 'big', { cluster, memory: Size.gibibytes(8), image }) }),
+    );
+    expectOneValidationError(problems, 'test/big', /^\[test\/big\] \[capacity\] .*VM big \(1 vCPU, 8192 MiB\) cannot be placed: 2 active host\(s\) lack room; the closest, h\d, has 16 vCPU and 4096 MiB free \(short 0 vCPU, 4096 MiB\) \(add or reactivate hosts, raise the overcommit ratio, or make the VM smaller\)$/);
+  });
+
+  test('every host down: says there is no active host', () => {
+    const problems = synthProblems(
+      clustered({
+        states: { h1: HostState.FAILED, h2: HostState.STANDBY },
+        cluster: { failuresToTolerate: 0 },
+        body: (s, cluster) => new VirtualMachine(s, 'vm', { cluster, image }),
+      }),
+    );
+    expectOneValidationError(problems, 'test/vm', /cannot be placed: there are no active hosts \(add or reactivate hosts/);
+    expect(problems).toContain('[test/cluster] every host of the cluster is failed or standby: there is nowhere to run anything; mark a host active');
+  });
+
+  test('pinned to a failed host: says the host is failed, and how to fix it', () => {
+    const problems = synthProblems(
+      clustered({
+        states: { h1: HostState.FAILED },
+        cluster: { failuresToTolerate: 0 },
+        body: (s, cluster, [h1]) => new VirtualMachine(s, 'vm', { cluster, host: h1, image }),
+      }),
+    );
+    expectOneValidationError(problems, 'test/vm', /VM vm is pinned to h1, which is failed \(pin it to an active host, remove the pin, or bring the host back to active\)$/);
+  });
+
+  test('hard anti-affinity that cannot be met: names the label and the replica left without a place', () => {
+    const problems = synthProblems(
+      clustered({
+        cluster: { failuresToTolerate: 0 },
+        body: (s, cluster) =>
+          new FailoverGroup(s, 'web', { cluster, replicas: 3, antiAffinity: AntiAffinity.hard().across(FailureDomain.label('rack')), template: { image } }),
+      }),
+    );
+    expectOneValidationError(problems, 'test/web/replica-3', /VM web-3 .*cannot be placed: 2 active host\(s\) are excluded by hard anti-affinity of group web .*\(add hosts in other failure domains, lower the replica count of group web, or make its anti-affinity soft\)$/);
+    expect(problems).toContain(
+      '[test/cluster] [anti-affinity-hard] web: 3 replicas of group web need 3 distinct values of label rack with hard anti-affinity; active hosts span only 2 (r1, r2) (add hosts in another rack, lower the replica count, or make the anti-affinity soft)',
+    );
+  });
+});
+
+describe('admission control', () => {
+  test('states the real deficit: only the resource that is short, and on which host', () => {
+    const problems = synthProblems(
+      clustered({
+        capacity: { cores: 1, memoryMiB: 1024 },
+        body: (s, cluster) => {
+          new VirtualMachine(s, 'a', { cluster, memory: Size.mebibytes(700), image });
+          new VirtualMachine(s, 'b', { cluster, memory: Size.mebibytes(700), image });
+        },
+      }),
+    );
+    // Each host has 1024 MiB: the survivor has 324 MiB left for a 700 MiB restart, so 376 MiB are
+    // missing; vCPUs (4 per host at the default overcommit) are not short, so they are not named.
+    expect(problems.sort()).toEqual([
+      '[test/cluster] admission control: if host h1 fails, VM a cannot restart: the surviving hosts are short of 376 MiB (on h2). Fix: add hosts or capacity, lower failuresToTolerate, or give some VMs RestartPriority.NONE',
+      '[test/cluster] admission control: if host h2 fails, VM b cannot restart: the surviving hosts are short of 376 MiB (on h1). Fix: add hosts or capacity, lower failuresToTolerate, or give some VMs RestartPriority.NONE',
+    ]);
+  });
+
+  test('names the label a hard rule spreads over, and how many values are left', () => {
+    const problems = synthProblems(
+      clustered({
+        hosts: 3,
+        body: (s, cluster, hosts) => {
+          hosts.forEach((h) => expect(h.labels.rack).toMatch(/^r[12]$/));
+          new FailoverGroup(s, 'web', { cluster, replicas: 2, antiAffinity: AntiAffinity.hard().across(FailureDomain.label('rack')), template: { image } });
+        },
+      }),
+    );
+    // h1 and h3 are rack r1, h2 rack r2: losing h2 leaves one rack for two replicas.
+    expect(problems).toEqual([
+      "[test/cluster] admission control: if host h2 fails, VM web-2 cannot restart: hard anti-affinity of group web across 'rack' has 1 value left for 2 replicas. Fix: add a host in another rack, lower the replica count of group web, or make its anti-affinity soft",
+    ]);
+  });
+});
+
+describe('soft anti-affinity relaxed in a what-if failure', () => {
+  test('is a synth warning at the cluster and a line of the placement report', () => {
+    const out = synth(
+      clustered({ body: (s, cluster) => new FailoverGroup(s, 'web', { cluster, replicas: 2, antiAffinity: AntiAffinity.soft(), template: { image } }) }),
+    );
+    const relaxed = out.warnings('test').filter((w) => w.includes('[anti-affinity-soft-relaxed-on-failure]'));
+    expect(relaxed.sort()).toEqual([
+      'test/cluster: [anti-affinity-soft-relaxed-on-failure] web: if host h1 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h2 (no restart plan keeps it) (add capacity in other hosts, or lower the replica count)',
+      'test/cluster: [anti-affinity-soft-relaxed-on-failure] web: if host h2 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h1 (no restart plan keeps it) (add capacity in other hosts, or lower the replica count)',
+    ]);
+    const report = out.file('test', 'placement-report.md');
+    expect(report).toContain('**anti-affinity-soft-relaxed-on-failure** (web): if host h1 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h2');
+    expect(report).toContain('**anti-affinity-soft-relaxed-on-failure** (web): if host h2 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h1');
   });
 });
