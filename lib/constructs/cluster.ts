@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { ClusterSpec, HostSpec, PlacementPolicy, VmSpec } from '../core/model';
 import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
+import { isTimeZone } from '../core/schedule';
 import { Volume } from '../generated/libvirt/volume';
 import { IBaseImage, IPlaceable, IPlacementCluster, IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
 import { readLock, writeLock } from './lock-store';
@@ -139,7 +140,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     this.placementPolicy = props.placementPolicy ?? PlacementPolicy.SPREAD;
     this.vmLimits = props.vmLimits ?? VmLimits.hostCapacity();
     this.timeZone = props.timeZone ?? 'UTC';
-    const instant = props.instant ?? contextInstant(this.node.tryGetContext(CLUSTER_CONTEXT.instant));
+    const instant = props.instant ? validInstant(props.instant) : contextInstant(this.node.tryGetContext(CLUSTER_CONTEXT.instant));
     this.instant = typeof instant === 'string' ? new Date() : instant;
     this.instantProblem = typeof instant === 'string' ? instant : undefined;
     const stackName = TerraformStack.of(this).node.id;
@@ -253,10 +254,11 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       placement: plan.placement,
       admission: plan.admission,
       instant: this.instant,
-      timeZone: this.timeZone,
+      timeZone: isTimeZone(this.timeZone) ? this.timeZone : 'UTC',
       window: windows.length > 0 ? windows.join('; ') : 'no schedules',
       standbyCandidates: plan.standbyCandidates,
       notes: [
+        ...(isTimeZone(this.timeZone) ? [] : [`timeZone '${this.timeZone}' is unknown: times are shown in UTC`]),
         ...(plan.degraded ? [plan.degraded] : []),
         ...SecureDefaults.optOutsIn(stack).map((o) => `policy opt-out at ${o.path}: [${o.policy}] ${o.detail}`),
         ...this.hosts
@@ -316,11 +318,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     for (const [name, ratio] of [['cpuOvercommit', this.cpuOvercommit], ['memoryOvercommit', this.memoryOvercommit]] as const) {
       if (!(ratio > 0)) problems.push(`${name} is ${ratio}; give a ratio above 0, e.g. 4 for 4 vCPUs per core`);
     }
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: this.timeZone });
-    } catch {
-      problems.push(`timeZone '${this.timeZone}' is not an IANA time zone such as 'Europe/Zurich'`);
-    }
+    if (!isTimeZone(this.timeZone)) problems.push(`timeZone '${this.timeZone}' is not an IANA time zone such as 'Europe/Zurich'`);
     for (const vm of this.vms) {
       for (const p of this.vmLimits.check(vm.maxVcpus, vm.maxMemory)) problems.push(`VM ${vm.vmName} (${vm.node.path}): ${p}`);
       for (const h of vm.referencedHosts) {
@@ -337,6 +335,11 @@ function contextInstant(value: unknown): Date | string {
   const instant = new Date(String(value));
   if (Number.isNaN(instant.getTime())) return `context ${CLUSTER_CONTEXT.instant}='${value}' is not an ISO date-time such as 2026-11-26T08:00:00+01:00`;
   return instant;
+}
+
+/** The instant given as a prop, or why it is not one. */
+function validInstant(instant: Date): Date | string {
+  return Number.isNaN(instant.getTime()) ? "instant is an invalid Date; give a valid one such as new Date('2026-11-26T08:00:00+01:00')" : instant;
 }
 
 function uniqueImages(images: readonly IBaseImage[]): IBaseImage[] {

@@ -1,7 +1,7 @@
 import { dependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { RestartPriority } from '../core/model';
-import { Schedule } from '../core/schedule';
+import { isTimeZone, Schedule } from '../core/schedule';
 import { AntiAffinity } from './anti-affinity';
 import { IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
 import { VirtualMachine, VirtualMachineProps } from './virtual-machine';
@@ -85,7 +85,8 @@ export class FailoverGroup extends Construct implements IScheduledGroup {
     this.schedule = typeof replicas === 'number' ? Schedule.constant(replicas) : replicas;
     const cluster = props.cluster;
     this.cluster = cluster;
-    const now = this.schedule.replicasAt(cluster.instant, cluster.timeZone);
+    // A time zone the cluster rejects (its validation says so) runs every replica until it is fixed.
+    const now = isTimeZone(cluster.timeZone) ? this.schedule.replicasAt(cluster.instant, cluster.timeZone) : this.schedule.maxReplicas();
     const antiAffinity = (props.antiAffinity ?? AntiAffinity.soft()).toSpec();
     const list: VirtualMachine[] = [];
     for (let i = 1; i <= this.schedule.maxReplicas(); i++) {

@@ -106,6 +106,16 @@ function window(start: string, replicas: number): ScheduleWindow {
   return { start, startMinute: Number(m[1]) * 60 + Number(m[2]), replicas };
 }
 
+/** Whether `timeZone` is an IANA time zone this runtime knows, such as 'Europe/Zurich'. */
+export function isTimeZone(timeZone: string): boolean {
+  try {
+    wallClock(0, timeZone);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Minutes after local midnight of `instant` in an IANA time zone, daylight saving included. */
 export function localMinuteOfDay(instant: Date, timeZone: string): number {
   if (Number.isNaN(instant.getTime())) throw new Error('Schedule: the instant is an invalid Date');

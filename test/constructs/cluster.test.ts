@@ -122,6 +122,16 @@ describe('Cluster', () => {
     expect(message).toContain('[test/cluster] failuresToTolerate is 2 but the cluster has 2 host(s)');
   });
 
+  test('an invalid instant and an unknown time zone are validation errors, not exceptions', () => {
+    const problems = synthProblems(
+      clustered({ cluster: { instant: new Date('not a date'), timeZone: 'Mars/Olympus' }, body: (s, cluster) => new VirtualMachine(s, 'vm', { cluster, image }) }),
+    );
+    expect(problems).toEqual([
+      "[test/cluster] instant is an invalid Date; give a valid one such as new Date('2026-11-26T08:00:00+01:00')",
+      "[test/cluster] timeZone 'Mars/Olympus' is not an IANA time zone such as 'Europe/Zurich'",
+    ]);
+  });
+
   test('placement reserves the ceilings, not the start values', () => {
     const vm = (maxVcpus: number) =>
       clustered({
