@@ -77,11 +77,13 @@ export class Synthesized {
 export interface SynthOptions {
   /** Context values, as `cdktf.json` or `--context` would give them. */
   readonly context?: Record<string, unknown>;
+  /** @default - a fresh scratch folder */
+  readonly outdir?: string;
 }
 
 /** Builds an app with `build` and synthesizes it into a fresh folder; throws what `app.synth()` throws. */
 export function synth(build: (app: App) => void, options: SynthOptions = {}): Synthesized {
-  const outdir = scratchDir('out-');
+  const outdir = options.outdir ?? scratchDir('out-');
   const app = new App({ outdir, context: options.context });
   build(app);
   app.synth();
@@ -140,6 +142,19 @@ export function domains(json: any): Record<string, { name: string; provider: str
   return Object.fromEntries(
     Object.entries<any>(json.resource?.libvirt_domain ?? {}).map(([k, v]) => [k, { name: v.name, provider: v.provider }]),
   );
+}
+
+/** The resource addresses (`type.name`) the stack's expressions refer to, e.g. `libvirt_pool.h1_Pool_ABC`. */
+export function referencedAddresses(json: any): Set<string> {
+  const found = new Set<string>();
+  const walk = (value: unknown): void => {
+    if (typeof value === 'string') for (const m of value.matchAll(/\$\{([a-z][a-z0-9_]*\.[A-Za-z0-9_-]+)/g)) found.add(m[1]);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (value && typeof value === 'object') Object.values(value).forEach(walk);
+  };
+  walk(json.resource);
+  walk(json.output);
+  return found;
 }
 
 /** Every resource of a synthesized stack as [type, address, body]. */
