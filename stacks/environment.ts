@@ -2,7 +2,7 @@
  * How the example stacks learn where their hosts are, so one file serves a laptop synth, the
  * real-libvirt drills and a copy in a user's repo. Everything here is optional.
  *
- *   LIBVIRT_HOSTS        name=uri pairs, comma-separated, e.g. h1=qemu+unix:///system?socket=/tmp/h1.sock
+ *   LIBVIRT_HOSTS        name=uri pairs, comma-separated, e.g. h1=qemu:///system?socket=/tmp/h1.sock
  *   LIBVIRT_DOMAIN_TYPE  kvm or qemu (default: kvm where /dev/kvm exists)
  *   LIBVIRT_SHARED_PATH  path of the shared pool on every host (default /srv/vmstore)
  */

@@ -45,7 +45,15 @@ export interface ReconcileOptions {
 
 export interface ReconcileAction {
   readonly host: string;
-  readonly action: 'stop-and-undefine-domain' | 'undefine-domain' | 'delete-volume' | 'undefine-pool' | 'undefine-network' | 'host-unreachable';
+  readonly action:
+    | 'refresh-pool'
+    | 'stop-and-undefine-domain'
+    | 'undefine-domain'
+    | 'start-domain'
+    | 'delete-volume'
+    | 'undefine-pool'
+    | 'undefine-network'
+    | 'host-unreachable';
   readonly target: string;
   readonly reason: string;
 }
@@ -57,6 +65,8 @@ export interface DesiredLayout {
   /** host alias -> pool and network names the configuration creates there */
   readonly pools: ReadonlyMap<string, ReadonlySet<string>>;
   readonly networks: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Pools volumes are created in that the configuration does not create: shared storage. */
+  readonly sitePools: ReadonlySet<string>;
 }
 
 /** What the Terraform state knows (ids lower-cased). */
@@ -75,7 +85,7 @@ export interface HostInventory {
   readonly domains: readonly { readonly name: string; readonly uuid: string; readonly running: boolean }[];
   /** Volumes of the host's local pool, when it is there and running. */
   readonly localVolumes: readonly { readonly name: string; readonly path: string }[];
-  readonly pools: readonly { readonly name: string; readonly uuid: string }[];
+  readonly pools: readonly { readonly name: string; readonly uuid: string; readonly running?: boolean }[];
   readonly networks: readonly { readonly name: string; readonly uuid: string }[];
 }
 
@@ -87,13 +97,27 @@ export function planReconcile(inventory: HostInventory, desired: DesiredLayout, 
   const host = inventory.host;
   const managed = new Set([...desired.domains.keys(), ...state.domainNames]);
   const actions: ReconcileAction[] = [];
+  // libvirt lists a pool's volumes from its own cache: files another host created on shared
+  // storage (a VM that moves here, a base image) are not found by provider 0.9.x until refreshed.
+  for (const pool of inventory.pools) {
+    if (desired.sitePools.has(pool.name) && pool.running !== false) {
+      actions.push({ host, action: 'refresh-pool', target: pool.name, reason: 'shared storage: volumes other hosts created become visible here' });
+    }
+  }
   for (const domain of inventory.domains) {
     if (!managed.has(domain.name)) continue;
     const placedOn = desired.domains.get(domain.name);
     // A domain where it belongs is kept, unless Terraform does not know it: then it is left
     // from an apply that died between defining and recording it, and blocks the next define.
     const orphan = placedOn === host && !state.domainIds.has(domain.uuid.toLowerCase());
-    if (placedOn === host && !orphan) continue;
+    if (placedOn === host && !orphan) {
+      // Provider 0.9.x starts a domain only when it creates it: one stopped outside Terraform
+      // stays stopped through every apply. Where the configuration says it runs, start it.
+      if (!domain.running) {
+        actions.push({ host, action: 'start-domain', target: domain.name, reason: `${domain.name} is deployed here but shut off (stopped outside Terraform); the configuration runs it` });
+      }
+      continue;
+    }
     const reason = orphan
       ? `${domain.name} is not in the Terraform state (left by an interrupted apply); the next apply defines it again with the same disks`
       : placedOn
@@ -105,7 +129,7 @@ export function planReconcile(inventory: HostInventory, desired: DesiredLayout, 
   // longer run here, or that Terraform does not know (left by an interrupted apply, they block the
   // next create of the same name).
   for (const volume of inventory.localVolumes) {
-    const owner = /^(.*)-(boot\.qcow2|cloudinit\.iso)$/.exec(volume.name)?.[1];
+    const owner = /^(.*)-(boot\.qcow2|cloudinit-[0-9a-f]{16}\.iso)$/.exec(volume.name)?.[1];
     if (owner === undefined || !managed.has(owner)) continue;
     const here = desired.domains.get(owner) === host;
     if (here && state.volumePaths.has(volume.path)) continue;
@@ -154,11 +178,12 @@ function inventoryOf(host: string, virsh: (...args: string[]) => string, dryRun:
     if (running || !dryRun) localVolumes = volumesOf(virsh('vol-list', LOCAL_POOL_NAME)).map(([name, path]) => ({ name, path }));
   }
   const active = new Set(lines(virsh('list', '--name')));
+  const activePools = lines(virsh('pool-list', '--name'));
   return {
     host,
     domains: lines(virsh('list', '--all', '--name')).map((name) => ({ name, uuid: virsh('domuuid', name).trim(), running: active.has(name) })),
     localVolumes,
-    pools: pools.map((name) => ({ name, uuid: virsh('pool-uuid', name).trim() })),
+    pools: pools.map((name) => ({ name, uuid: virsh('pool-uuid', name).trim(), running: activePools.includes(name) })),
     networks: lines(virsh('net-list', '--all', '--name')).map((name) => ({ name, uuid: virsh('net-uuid', name).trim() })),
   };
 }
@@ -171,6 +196,12 @@ function carryOut(action: ReconcileAction, virsh: (...args: string[]) => string)
       break;
     case 'undefine-domain':
       virsh('undefine', action.target);
+      break;
+    case 'start-domain':
+      virsh('start', action.target);
+      break;
+    case 'refresh-pool':
+      virsh('pool-refresh', action.target);
       break;
     case 'delete-volume': {
       const [pool, volume] = action.target.split('/');
@@ -203,7 +234,10 @@ function readConfiguration(stackDir: string): DesiredLayout {
     }
     return map;
   };
-  return { domains, pools: byHost('libvirt_pool'), networks: byHost('libvirt_network') };
+  const created = new Set(Object.values<any>(json.resource?.libvirt_pool ?? {}).map((p) => p.name));
+  const used = Object.values<any>(json.resource?.libvirt_volume ?? {}).map((v) => v.pool);
+  const sitePools = new Set(used.filter((p) => typeof p === 'string' && !p.includes('${') && !created.has(p)));
+  return { domains, pools: byHost('libvirt_pool'), networks: byHost('libvirt_network'), sitePools };
 }
 
 function readState(options: ReconcileOptions): KnownState {
@@ -211,15 +245,16 @@ function readState(options: ReconcileOptions): KnownState {
   const shown = JSON.parse(
     execFileSync(binary, ['show', '-json', '-no-color'], { cwd: options.stackDir, env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }),
   );
-  const resources: { type: string; values: { name?: string; id?: string } }[] = shown.values?.root_module?.resources ?? [];
+  const resources: { type: string; values: { name?: string; id?: string; uuid?: string; path?: string } }[] = shown.values?.root_module?.resources ?? [];
   const of = (type: string) => resources.filter((r) => r.type === type);
   return {
     domainNames: new Set(of('libvirt_domain').map((r) => r.values.name ?? '')),
-    domainIds: new Set(of('libvirt_domain').map((r) => uuidOf(r.values.id ?? ''))),
+    // Provider 0.9: a domain's `id` is its runtime number, its identity is `uuid`; a pool's and a
+    // network's `id` is their UUID; a volume's `path` is its file.
+    domainIds: new Set(of('libvirt_domain').map((r) => uuidOf(r.values.uuid ?? ''))),
     poolIds: new Set(of('libvirt_pool').map((r) => uuidOf(r.values.id ?? ''))),
     networkIds: new Set(of('libvirt_network').map((r) => uuidOf(r.values.id ?? ''))),
-    // A volume's id is its path; a cloud-init disk's is "<path>;<uuid>".
-    volumePaths: new Set([...of('libvirt_volume'), ...of('libvirt_cloudinit_disk')].map((r) => (r.values.id ?? '').split(';')[0])),
+    volumePaths: new Set(of('libvirt_volume').map((r) => r.values.path ?? r.values.id ?? '')),
   };
 }
 

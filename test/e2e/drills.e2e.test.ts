@@ -119,11 +119,21 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
       const disks = h.virsh('domblklist', vm, '--details');
       expect(disks).toMatch(new RegExp(`volume\\s+disk\\s+vda\\s+${vm}-boot\\.qcow2`));
       expect(disks).toMatch(new RegExp(`volume\\s+disk\\s+vdb\\s+${vm}-data\\.qcow2`));
-      expect(disks).toMatch(new RegExp(`file\\s+cdrom\\s+hdd\\s+\\S+/${vm}-cloudinit\\.iso`));
+      expect(disks).toMatch(new RegExp(`volume\\s+cdrom\\s+sda\\s+${vm}-cloudinit-[0-9a-f]{16}\\.iso`));
       expect(xml).toContain(`<source pool='shared' volume='${vm}-data.qcow2'`);
       expect(xml).toContain(`<source pool='shared' volume='${vm}-boot.qcow2'`);
     }
     expect(tofuPlan(stackDir).code).toBe(0);
+  });
+
+  drill('a VM stopped outside Terraform: the plan does not see it, reconcile starts it', () => {
+    const where = running();
+    const h = where.h1.includes('mail-1') ? 'h1' : 'h2';
+    host(h).virsh('destroy', 'mail-1');
+    expect(tofuPlan(stackDir).code).toBe(0); // provider 0.9.x applies `running` only at create
+    const actions = reconcileAll().filter((a) => a.action !== 'refresh-pool');
+    expect(actions.map((a) => `${a.action} ${a.host}:${a.target}`)).toEqual([`start-domain ${h}:mail-1`]);
+    expect(running()).toEqual(where);
   });
 
   drill('peak at 09:00: the third replica appears and nothing else is touched', () => {
@@ -148,6 +158,9 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     expect(onH1.length).toBeGreaterThan(0);
     await host('h1').stopHard();
     synth('09:00', { 'libvirt-cluster:host-state:h1': 'failed' });
+    // h1 cannot be reached; on h2 reconcile refreshes the shared pool, so the disks h1 created are found.
+    const actions = reconcileAll();
+    expect(actions.map((a) => `${a.action} ${a.host}:${a.target}`)).toEqual([`host-unreachable h1:${host('h1').uri}`, 'refresh-pool h2:shared']);
     const plan = tofuPlan(stackDir);
     fs.writeFileSync(path.join(work, 'failover-plan.txt'), plan.output);
     console.log(`plan after h1 failed:\n${plan.output}`);
@@ -201,7 +214,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     child.stderr.on('data', (d) => (output += d));
     const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && !host('h2').virsh('vol-list', 'cdktf-local').includes('-cloudinit.iso')) {
+    while (Date.now() < deadline && !host('h2').virsh('vol-list', 'cdktf-local').includes('-cloudinit-')) {
       await new Promise((r) => setTimeout(r, 25));
     }
     await host('h2').stopHard();
@@ -240,7 +253,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     expect(running().h2.length).toBeGreaterThan(0);
     // No orphaned volume: every volume on every pool is one Terraform knows.
     const shown = JSON.parse(tofu(stackDir, ['show', '-json']));
-    const known = new Set<string>(shown.values.root_module.resources.filter((r: any) => r.type === 'libvirt_volume' || r.type === 'libvirt_cloudinit_disk').map((r: any) => r.values.name));
+    const known = new Set<string>(shown.values.root_module.resources.filter((r: any) => r.type === 'libvirt_volume').map((r: any) => r.values.name));
     for (const [h, pool] of [['h1', 'cdktf-local'], ['h2', 'cdktf-local'], ['h1', 'shared']]) {
       host(h).virsh('pool-refresh', pool);
       const volumes = host(h).virsh('vol-list', pool).split('\n').slice(2).map((l) => l.trim().split(/\s+/)[0]).filter((v) => v);

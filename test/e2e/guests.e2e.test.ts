@@ -1,7 +1,7 @@
 /**
  * What the library claims about guests, on a real libvirtd: a 32-bit guest runs as i686, and
- * vCPU and memory ceilings above the start values reach the domain (through the provider's XSLT
- * hook, which needs xsltproc).
+ * vCPU and memory ceilings above the start values reach the domain (the provider's own
+ * `vcpu_current` and `current_memory`), and plan clean afterwards.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -9,7 +9,7 @@ import * as path from 'path';
 import { App, LocalBackend, TerraformStack } from 'cdktf';
 import { DomainType, GuestArchitecture, Host, Image, Size, VirtualMachine } from '../../lib';
 import { SystemLibvirtd } from './system-libvirtd';
-import { describeE2e, tofu, virsh } from './toolchain';
+import { describeE2e, tofu, tofuPlan, virsh } from './toolchain';
 
 describeE2e('guest shapes on a real libvirtd', () => {
   let daemon: SystemLibvirtd;
@@ -63,5 +63,11 @@ describeE2e('guest shapes on a real libvirtd', () => {
     expect(xml).toMatch(/<memory unit='KiB'>131072<\/memory>/);
     expect(xml).toMatch(/<currentMemory unit='KiB'>65536<\/currentMemory>/);
     expect(virsh(daemon.uri, 'vcpucount', 'growable', '--live', '--active').trim()).toBe('1');
+  });
+
+  test('a second plan shows no changes, ceilings included', () => {
+    const plan = tofuPlan(dir);
+    expect(plan.output).toContain('No changes');
+    expect(plan.code).toBe(0);
   });
 });

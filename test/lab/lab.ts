@@ -4,7 +4,7 @@
  * Each host is a libvirtd + virtlogd (+ virtlockd) running in private mount, UTS and PID namespaces, in
  * which the host's own folders under the lab root are bound over /run/libvirt, /var/lib/libvirt,
  * /etc/libvirt, /var/log/libvirt and /var/cache/libvirt. Clients (virsh, the Terraform provider)
- * reach it from outside through its socket: `qemu+unix:///system?socket=<root>/<host>/run/libvirt-sock`.
+ * reach it from outside through its socket: `qemu:///system?socket=<root>/<host>/run/libvirt-sock`.
  * The machine's own libvirt folders and any system libvirtd are neither used nor touched.
  */
 import { ChildProcess, execFile, spawn, spawnSync } from 'child_process';
@@ -67,7 +67,7 @@ export interface LabOptions {
 export interface LabHost {
   /** h1, h2, ... */
   readonly name: string;
-  /** `qemu+unix:///system?socket=<root>/<name>/run/libvirt-sock`: what virsh and the Terraform provider connect to */
+  /** `qemu:///system?socket=<root>/<name>/run/libvirt-sock`: what virsh and the Terraform provider connect to */
   readonly uri: string;
   /** the host's folder under the lab root; its run/lib/etc/log/cache folders are the host's /run/libvirt, /var/lib/libvirt, ... */
   readonly dir: string;
@@ -394,7 +394,7 @@ class Host implements LabHost {
     private readonly ports: HostConfigOptions['ports'],
   ) {
     this.socket = join(dir, 'run', 'libvirt-sock');
-    this.uri = `qemu+unix:///system?socket=${this.socket}`;
+    this.uri = `qemu:///system?socket=${this.socket}`;
   }
 
   get namespace(): string | undefined {
