@@ -25,7 +25,8 @@ mkdir -p "$BIN" "$MIRROR" "$CACHE/src"
 log() { printf '[toolchain] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils)
+# genisoimage only for its isoinfo, with which the tests read the seed disks the library writes.
+PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
