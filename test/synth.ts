@@ -84,10 +84,27 @@ export interface SynthOptions {
 /** Builds an app with `build` and synthesizes it into a fresh folder; throws what `app.synth()` throws. */
 export function synth(build: (app: App) => void, options: SynthOptions = {}): Synthesized {
   const outdir = options.outdir ?? scratchDir('out-');
-  const app = new App({ outdir, context: options.context });
-  build(app);
-  app.synth();
+  withUnmappedStackTraces(() => {
+    const app = new App({ outdir, context: options.context });
+    build(app);
+    app.synth();
+  });
   return new Synthesized(outdir);
+}
+
+/**
+ * cdktf records a full stack trace wherever a token is made (a domain makes hundreds), and under
+ * jest every trace is source-mapped, which makes a synth three to four times slower. While `fn`
+ * runs, traces are formatted as V8 does by default, unmapped; nothing else changes.
+ */
+function withUnmappedStackTraces(fn: () => void): void {
+  const mapped = Error.prepareStackTrace;
+  Error.prepareStackTrace = (error, trace) => `${error}\n${trace.map((frame) => `    at ${frame}`).join('\n')}`;
+  try {
+    fn();
+  } finally {
+    Error.prepareStackTrace = mapped;
+  }
 }
 
 /**

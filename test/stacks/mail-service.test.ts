@@ -1,21 +1,22 @@
-import * as fs from 'fs';
-import * as path from 'path';
-import { Testing } from 'cdktf';
 import { stackEnvironment } from '../../stacks/environment';
 import { MailServiceStack } from '../../stacks/mail-service';
-import { appWith, copyOfLock, domains, scratchDir } from './helpers';
+import { domains, resources, synth, SynthOptions } from '../synth';
+import { copyOfLock } from './helpers';
 
-const dir = scratchDir();
 const environment = stackEnvironment({ LIBVIRT_DOMAIN_TYPE: 'qemu' });
 
-function synthAt(localTime: string, context: Record<string, unknown> = {}, lockFile = copyOfLock('mail-service', dir)) {
-  const stack = new MailServiceStack(appWith(context), 'mail-service', {
-    environment,
-    lockFile,
-    instant: new Date(`2026-11-26T${localTime}:00+01:00`), // Europe/Zurich in November
-    frozenLock: false,
-  });
-  return { stack, json: JSON.parse(Testing.synth(stack, true)) };
+/** The example at a local time of 2026-11-26 in Zurich (+01:00), from a copy of its committed lock. */
+function synthAt(localTime: string, options: SynthOptions & { readonly lockFile?: string; readonly frozenLock?: boolean } = {}) {
+  return synth(
+    (app) =>
+      new MailServiceStack(app, 'mail-service', {
+        environment,
+        lockFile: options.lockFile ?? copyOfLock('mail-service'),
+        instant: new Date(`2026-11-26T${localTime}:00+01:00`),
+        frozenLock: options.frozenLock ?? false,
+      }),
+    options,
+  );
 }
 
 function mailDomains(json: any) {
@@ -24,31 +25,34 @@ function mailDomains(json: any) {
 
 describe('mail-service example', () => {
   test('at 03:00 two mail replicas run, on two different hosts', () => {
-    const mail = mailDomains(synthAt('03:00').json);
+    const mail = mailDomains(synthAt('03:00').json('mail-service'));
     expect(mail.map((d) => d.name).sort()).toEqual(['mail-1', 'mail-2']);
     expect(new Set(mail.map((d) => d.provider)).size).toBe(2);
   });
 
   test('at 09:00 three run, and the two night replicas have not moved', () => {
-    const night = mailDomains(synthAt('03:00').json);
-    const peak = mailDomains(synthAt('09:00').json);
+    const night = mailDomains(synthAt('03:00').json('mail-service'));
+    const peak = mailDomains(synthAt('09:00').json('mail-service'));
     expect(peak.map((d) => d.name).sort()).toEqual(['mail-1', 'mail-2', 'mail-3']);
     for (const d of night) expect(peak).toContainEqual(d);
   });
 
   test('the third replica keeps its data disk off-peak: only its domain, boot and cloud-init disks go', () => {
-    const { json } = synthAt('03:00');
+    const json = synthAt('03:00').json('mail-service');
     const volumes = Object.values<any>(json.resource.libvirt_volume).map((v) => v.name);
     expect(volumes).toContain('mail-3-data.qcow2');
     expect(volumes).not.toContain('mail-3-boot.qcow2');
+    expect(volumes.filter((v) => v.startsWith('mail-3-cloudinit-'))).toEqual([]);
+    expect(volumes.filter((v) => v.startsWith('mail-2-cloudinit-'))).toHaveLength(1);
   });
 
   test('with h1 failed, everything runs on h2 at the same addresses, and h1 is never contacted', () => {
-    const normal = synthAt('09:00').json;
-    const failedSynth = synthAt('09:00', { 'libvirt-cluster:host-state:h1': 'failed' });
-    const failed = failedSynth.json;
-    const report = fs.readFileSync(path.join(failedSynth.stack.cluster.reportDir, 'placement-report.md'), 'utf8');
-    expect(report).toContain('cluster is degraded: h1 (failed) down; it now tolerates 0 further host failure(s) instead of 1');
+    const normal = synthAt('09:00').json('mail-service');
+    const failedSynth = synthAt('09:00', { context: { 'libvirt-cluster:host-state:h1': 'failed' } });
+    const failed = failedSynth.json('mail-service');
+    expect(failedSynth.file('mail-service', 'placement-report.md')).toContain(
+      'cluster is degraded: h1 (failed) down; it now tolerates 0 further host failure(s) instead of 1',
+    );
     const before = domains(normal);
     const after = domains(failed);
     expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
@@ -60,20 +64,19 @@ describe('mail-service example', () => {
     // With shared storage the base image and boot disks live there: h1 only had its pool and network.
     expect(removed).toEqual([expect.stringMatching(/^libvirt_network\.h1_Network_/), expect.stringMatching(/^libvirt_pool\.h1_Pool_/)]);
     for (const r of failed.removed) expect(r.lifecycle).toEqual({ destroy: false });
-    const h1Resources = Object.values<any>(failed.resource).flatMap((byType) => Object.values<any>(byType)).filter((r) => r.provider === 'libvirt.h1');
-    expect(h1Resources).toEqual([]);
+    expect(resources(failed).filter(([, , body]) => body.provider === 'libvirt.h1')).toEqual([]);
   });
 
   test('boot disks and their base image are on the shared pool, so they follow their VM', () => {
-    const { json } = synthAt('09:00');
-    const volumes = Object.values<any>(json.resource.libvirt_volume);
-    for (const v of volumes.filter((x) => /-boot\.qcow2$|^base-/.test(x.name))) expect(v.pool).toBe('shared');
+    const volumes = Object.values<any>(synthAt('09:00').json('mail-service').resource.libvirt_volume);
+    const followers = volumes.filter((x) => /-boot\.qcow2$|^base-/.test(x.name));
+    expect(followers).toHaveLength(5); // four boot disks and one base image
+    for (const v of followers) expect(v.pool).toBe('shared');
     expect(volumes.filter((x) => /^base-/.test(x.name))).toHaveLength(1);
   });
 
   test('mail data disks are on the shared pool and protected from destroy', () => {
-    const { json } = synthAt('09:00');
-    const data = Object.values<any>(json.resource.libvirt_volume).filter((v) => /^mail-\d-data/.test(v.name));
+    const data = Object.values<any>(synthAt('09:00').json('mail-service').resource.libvirt_volume).filter((v) => /^mail-\d-data/.test(v.name));
     expect(data).toHaveLength(3);
     for (const v of data) {
       expect(v.pool).toBe('shared');
@@ -82,20 +85,19 @@ describe('mail-service example', () => {
   });
 
   test('mail replicas start after the directory', () => {
-    const { json } = synthAt('09:00');
+    const json = synthAt('09:00').json('mail-service');
     const [directoryAddress] = Object.entries<any>(json.resource.libvirt_domain).find(([, d]) => d.name === 'directory-1')!;
-    for (const d of Object.values<any>(json.resource.libvirt_domain).filter((x) => x.name.startsWith('mail-'))) {
-      expect(d.depends_on).toEqual([`libvirt_domain.${directoryAddress}`]);
-    }
+    const mail = Object.values<any>(json.resource.libvirt_domain).filter((x) => x.name.startsWith('mail-'));
+    expect(mail).toHaveLength(3);
+    for (const d of mail) expect(d.depends_on).toEqual([`libvirt_domain.${directoryAddress}`]);
   });
 
   test('the lock makes a second synth identical, and the committed lock is current', () => {
-    const lockFile = copyOfLock('mail-service', dir);
-    const first = Testing.synth(synthAt('09:00', {}, lockFile).stack);
-    const second = Testing.synth(synthAt('09:00', {}, lockFile).stack);
+    const lockFile = copyOfLock('mail-service');
+    const first = synthAt('09:00', { lockFile }).text('mail-service');
+    const second = synthAt('09:00', { lockFile }).text('mail-service');
     expect(second).toEqual(first);
-    // frozen: fails if the committed lock would change
-    const frozen = new MailServiceStack(appWith(), 'mail-service', { environment, lockFile: copyOfLock('mail-service', dir), frozenLock: true, instant: new Date('2026-11-26T09:00:00+01:00') });
-    expect(() => Testing.synth(frozen, true)).not.toThrow();
+    // Frozen, as in CI: the synth fails if the committed lock would change.
+    expect(() => synthAt('09:00', { frozenLock: true })).not.toThrow();
   });
 });
