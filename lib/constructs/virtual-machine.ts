@@ -226,7 +226,9 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     // whole tree is known; the addresses below never mention the host. Disks go to the cluster's
     // shared storage when it has one: they follow the VM, and their disk leases fence a stale copy.
     const diskPool = this.cluster?.sharedPoolName ?? Lazy.stringValue({ produce: () => this.host.localPoolName });
-    if (props.dataDisk) {
+    // Without a host or a cluster there is nowhere to render anything: synth reports that alone.
+    const somewhere = props.cluster !== undefined || props.host !== undefined;
+    if (props.dataDisk && somewhere) {
       this.dataDisk = new Volume(this, 'DataDisk', {
         name: `${this.vmName}-data.qcow2`,
         pool: diskPool,
@@ -234,7 +236,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         capacity: props.dataDisk.size.toBytes(),
       });
     }
-    if (this.deployed) {
+    if (this.deployed && somewhere) {
       const base = () => this.baseVolume();
       this.bootDisk = new Volume(this, 'BootDisk', {
         name: `${this.vmName}-boot.qcow2`,
