@@ -30,6 +30,6 @@ describe('generated provider bindings', () => {
   test('use the short provider source, so Terraform and OpenTofu each use their own registry', () => {
     const provider = fs.readFileSync(path.join(GENERATED_DIR, 'libvirt', 'provider', 'index.ts'), 'utf8');
     expect(provider).toContain("terraformProviderSource: 'dmacvicar/libvirt'");
-    expect(provider).toContain("providerVersion: '0.8.3'");
+    expect(provider).toContain("providerVersion: '0.9.7'");
   });
 });
