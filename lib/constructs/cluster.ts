@@ -161,7 +161,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   }
 
   /** A reachable host, on which a VM without a place is rendered while synth reports why. */
-  public get fallbackHost(): IPlacementHost {
+  public get fallbackHost(): IPlacementHost | undefined {
     return this.hosts.find((h) => h.reachable) ?? this.hosts[0];
   }
 
@@ -235,7 +235,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     if (!this.sharedStorage) return host.imageVolume(image);
     let volume = this.sharedImages.get(image.name);
     if (!volume) {
-      const storageHost = this.fallbackHost;
+      const storageHost = this.fallbackHost ?? host;
       volume = image.createVolume(this, `Image-${image.name}`, storageHost.provider, this.sharedStorage.poolName);
       this.sharedImages.set(image.name, volume);
     }

@@ -70,8 +70,11 @@ export interface IVmPlacer extends IConstruct {
   ensurePlaced(): void;
   /** What placement found wrong with `vm` (why it has no host, a duplicate name), each with a fix; the VM reports them at its path. */
   placementProblems(vm: IPlaceable): string[];
-  /** A reachable host to render an unplaceable VM on while synth reports why it has no place. */
-  readonly fallbackHost: IPlacementHost;
+  /**
+   * A reachable host to render an unplaceable VM on while synth reports why it has no place; none
+   * when the cluster has no host at all (synth reports that, and its VMs render nothing).
+   */
+  readonly fallbackHost: IPlacementHost | undefined;
   /** Name of the pool every host sees (disks there follow their VM), if the cluster has one. */
   readonly sharedPoolName?: string;
   /** The base volume boot disks of `image` on `host` are overlays of. */

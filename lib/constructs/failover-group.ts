@@ -106,7 +106,10 @@ export class FailoverGroup extends Construct implements IScheduledGroup {
     this.runningReplicas = list.filter((vm) => vm.deployed);
     for (const before of props.startAfter ?? []) {
       for (const vm of this.runningReplicas) {
-        for (const other of before.runningReplicas) vm.resource!.dependsOn = [...(vm.resource!.dependsOn ?? []), dependable(other.resource!)];
+        for (const other of before.runningReplicas) {
+          // Replicas render nothing in a cluster without hosts; synth reports that.
+          if (vm.resource && other.resource) vm.resource.dependsOn = [...(vm.resource.dependsOn ?? []), dependable(other.resource)];
+        }
       }
     }
     cluster.addGroup(this);

@@ -17,11 +17,16 @@ export function readLock(file: string): LockRead {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     return { problem: `placement lock ${file} cannot be read (${(err as Error).message})` };
   }
+  let lock: unknown;
   try {
-    return { lock: JSON.parse(text) as PlacementLock };
+    lock = JSON.parse(text);
   } catch (err) {
     return { problem: `placement lock ${file} is not valid JSON (${(err as Error).message}); restore it from version control` };
   }
+  if (typeof lock !== 'object' || lock === null || Array.isArray(lock)) {
+    return { problem: `placement lock ${file} holds ${JSON.stringify(lock)}, not a lock object; restore it from version control or delete it` };
+  }
+  return { lock: lock as PlacementLock };
 }
 
 /** Writes a placement lock, replacing the file in one step so a killed synth leaves the old one. */

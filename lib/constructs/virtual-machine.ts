@@ -226,8 +226,8 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     // whole tree is known; the addresses below never mention the host. Disks go to the cluster's
     // shared storage when it has one: they follow the VM, and their disk leases fence a stale copy.
     const diskPool = this.cluster?.sharedPoolName ?? Lazy.stringValue({ produce: () => this.host.localPoolName });
-    // Without a host or a cluster there is nowhere to render anything: synth reports that alone.
-    const somewhere = props.cluster !== undefined || props.host !== undefined;
+    // Without a host, or in a cluster without one, there is nowhere to render anything: synth reports that alone.
+    const somewhere = props.host !== undefined || props.cluster?.fallbackHost !== undefined;
     if (props.dataDisk && somewhere) {
       this.dataDisk = new Volume(this, 'DataDisk', {
         name: `${this.vmName}-data.qcow2`,

@@ -132,6 +132,24 @@ describe('Cluster', () => {
     ]);
   });
 
+  test('a cluster without hosts is a validation error, even with failover groups that start after each other', () => {
+    const problems = synthProblems((app) => {
+      const stack = new TerraformStack(app, 'test');
+      const cluster = new Cluster(stack, 'cluster', { hosts: [], lockFile: scratchLock(), failuresToTolerate: 0 });
+      const db = new FailoverGroup(stack, 'db', { cluster, template: { image } });
+      new FailoverGroup(stack, 'web', { cluster, startAfter: [db], template: { image } });
+    });
+    expect(problems).toContain('[test/cluster] a cluster needs at least one host');
+    expect(problems).toContainEqual(expect.stringMatching(/^\[test\/web\/replica-1\] \[capacity\] .*cannot be placed: there are no active hosts/));
+  });
+
+  test.each(['null', '[]', '"lock"'])('a lock file holding %s is a validation error naming the file', (text) => {
+    const lockFile = path.join(scratchDir(), 'broken.json');
+    fs.writeFileSync(lockFile, text);
+    const problems = synthProblems(clustered({ lockFile, body: (s, cluster) => new VirtualMachine(s, 'vm', { cluster, image }) }));
+    expect(problems).toEqual([`[test/cluster] placement lock ${lockFile} holds ${text}, not a lock object; restore it from version control or delete it`]);
+  });
+
   test('placement reserves the ceilings, not the start values', () => {
     const vm = (maxVcpus: number) =>
       clustered({
