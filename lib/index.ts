@@ -1,6 +1,9 @@
 // The constructs (cdktf), the value types and vocabularies they share with the pure core, and the
 // operations command's library entry points. The generated provider bindings are on the
 // `cdktf-libvirt-cluster/providers/libvirt` subpath.
+// Some declarations use Node's types (Buffer, NodeJS.ProcessEnv); TypeScript 7 includes no @types
+// package a project does not name, so the declarations name it (kept in the output by preserve).
+/// <reference types="node" preserve="true" />
 export * from './constructs/anti-affinity';
 export * from './constructs/cloud-init';
 export * from './constructs/cluster';
