@@ -117,6 +117,13 @@ export class StackPlacement extends Construct {
         } else owner.set(h, c);
       }
     }
+    const named = new Map<string, IPlacementHost>();
+    for (const h of this.hosts) {
+      const first = named.get(h.hostName);
+      if (first) {
+        problems.push(`hosts ${first.node.path} and ${h.node.path} are both named ${h.hostName}: the name is their provider alias and network, unique in a stack; set hostName`);
+      } else named.set(h.hostName, h);
+    }
     for (const h of this.hosts) {
       if (!h.reachable && !owner.has(h)) {
         problems.push(`host ${h.hostName} (${h.node.path}) is ${h.state} but belongs to no cluster: nothing can stand in for it; add it to a Cluster or mark it active`);

@@ -96,6 +96,17 @@ describe('two clusters in one stack', () => {
   });
 });
 
+test('two hosts of one name are an error: the name is their provider alias', () => {
+  const problems = synthProblems((app) => {
+    const stack = new TerraformStack(app, 'test');
+    new Host(stack, 'a', { hostName: 'kvm' });
+    new VirtualMachine(stack, 'vm', { host: new Host(stack, 'b', { hostName: 'kvm' }), image });
+  });
+  expect(problems).toEqual([
+    '[test/LibvirtClusterPlacement] hosts test/a and test/b are both named kvm: the name is their provider alias and network, unique in a stack; set hostName',
+  ]);
+});
+
 /** Pinned VMs, standalone on a host or pinned in a cluster, are checked like placed ones. */
 describe('pinned VMs', () => {
   /** Hosts h1 and h2 of 2 cores and 2 GiB in cluster `cluster`, and what `body` adds. */
