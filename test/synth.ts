@@ -84,7 +84,7 @@ export interface SynthOptions {
 /** Builds an app with `build` and synthesizes it into a fresh folder; throws what `app.synth()` throws. */
 export function synth(build: (app: App) => void, options: SynthOptions = {}): Synthesized {
   const outdir = options.outdir ?? scratchDir('out-');
-  withUnmappedStackTraces(() => {
+  withShortStackTraces(() => {
     const app = new App({ outdir, context: options.context });
     build(app);
     app.synth();
@@ -93,17 +93,29 @@ export function synth(build: (app: App) => void, options: SynthOptions = {}): Sy
 }
 
 /**
- * cdktf records a full stack trace wherever a token is made (a domain makes hundreds), and under
- * jest every trace is source-mapped, which makes a synth three to four times slower. While `fn`
- * runs, traces are formatted as V8 does by default, unmapped; nothing else changes.
+ * cdktf records the whole stack wherever a token is made (a domain makes hundreds, and jest's
+ * stacks are deep), and under jest each frame is source-mapped: that made a synth three to four
+ * times slower. While `fn` runs, traces keep their top 12 frames, formatted as V8 does by default;
+ * they only ever appear in the text of a Resolution error.
  */
-function withUnmappedStackTraces(fn: () => void): void {
+function withShortStackTraces(fn: () => void): void {
   const mapped = Error.prepareStackTrace;
+  const capture = Error.captureStackTrace;
   Error.prepareStackTrace = (error, trace) => `${error}\n${trace.map((frame) => `    at ${frame}`).join('\n')}`;
+  Error.captureStackTrace = (target, below) => {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 12;
+    try {
+      capture(target, below);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  };
   try {
     fn();
   } finally {
     Error.prepareStackTrace = mapped;
+    Error.captureStackTrace = capture;
   }
 }
 
