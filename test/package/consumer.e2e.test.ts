@@ -7,9 +7,9 @@
  * - CDK Terrain (cdktn 0.24): `npm install cdktn constructs <tarball>` (npm adds the cdktf peer,
  *   whose declarations the package's types refer to; the app runs on cdktn)
  *
- * Each is type-checked and run with TypeScript 5.9 and TypeScript 7 (installed side by side under
- * an npm alias, called by their `tsc` binaries), and run once more with `tsx` as the README's app
- * command does. The app uses the constructs (hosts, a cluster, a failover group) and raw resources
+ * Each is type-checked and run with TypeScript 7 (what `npm install typescript` gives) and
+ * TypeScript 5.9 (beside it under an npm alias), each by its `tsc` binary, and run once more with
+ * `tsx` as the README's app command does (it needs no TypeScript compiler). The app uses the constructs (hosts, a cluster, a failover group) and raw resources
  * from the generated bindings through the package's subpaths. Needs the npm registry (or a warm npm
  * cache); without it the test skips with the reason, and fails under REQUIRE_E2E=1.
  */
@@ -187,13 +187,13 @@ describeWithRegistry('the packed library in a fresh project', () => {
       fs.writeFileSync(path.join(dir, 'tsconfig.json'), tsconfig());
       const started = Date.now();
       run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, ...CDKS[cdk].install], dir);
-      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--save-dev', `typescript@${TYPESCRIPT_5}`, `typescript-7@npm:typescript@${TYPESCRIPT_7}`, 'tsx@4', '@types/node@20'], dir);
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--save-dev', `typescript@${TYPESCRIPT_7}`, `typescript-5@npm:typescript@${TYPESCRIPT_5}`, 'tsx@4', '@types/node@20'], dir);
       console.log(`${cdk}: npm install ${((Date.now() - started) / 1000).toFixed(1)} s`);
       projects.set(cdk, dir);
       const installed = (name: string) => JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
       expect(installed(cdk)).toBe(CDKS[cdk].version);
-      expect(installed('typescript')).toBe(TYPESCRIPT_5);
-      expect(installed('typescript-7')).toBe(TYPESCRIPT_7);
+      expect(installed('typescript')).toBe(TYPESCRIPT_7); // what `npm install typescript` gives today
+      expect(installed('typescript-5')).toBe(TYPESCRIPT_5);
       // The command-line tool is on the project's PATH and runs (usage, exit 2).
       const cli = spawnSync(path.join(dir, 'node_modules', '.bin', 'cdktf-libvirt-cluster'), [], { cwd: dir, env: cleanEnv(), encoding: 'utf8' });
       expect(cli.stderr).toContain('usage: cdktf-libvirt-cluster reconcile');
@@ -201,8 +201,8 @@ describeWithRegistry('the packed library in a fresh project', () => {
     });
 
     const runs: [string, (dir: string) => string[]][] = [
-      [`TypeScript ${TYPESCRIPT_5}`, () => ['node_modules/typescript/bin/tsc', '-p', '.', '--outDir', 'out-ts5']],
-      [`TypeScript ${TYPESCRIPT_7}`, () => ['node_modules/typescript-7/bin/tsc', '-p', '.', '--outDir', 'out-ts7']],
+      [`TypeScript ${TYPESCRIPT_5}`, () => ['node_modules/typescript-5/bin/tsc', '-p', '.', '--outDir', 'out-ts5']],
+      [`TypeScript ${TYPESCRIPT_7}`, () => ['node_modules/typescript/bin/tsc', '-p', '.', '--outDir', 'out-ts7']],
     ];
     for (const [ts, tscArgs] of runs) {
       test(`${cdk}: ${ts} type-checks the app with skipLibCheck off, and the built app synthesizes`, () => {
