@@ -6,4 +6,6 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '\\.e2e\\.test\\.ts$'],
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
+  // Every core: the default leaves one of two idle, and the synth tests are CPU-bound.
+  maxWorkers: '100%',
 };
