@@ -265,10 +265,8 @@ describe('admission control', () => {
     const problems = synthProblems(
       clustered({
         hosts: 3,
-        body: (s, cluster, hosts) => {
-          hosts.forEach((h) => expect(h.labels.rack).toMatch(/^r[12]$/));
-          new FailoverGroup(s, 'web', { cluster, replicas: 2, antiAffinity: AntiAffinity.hard().across(FailureDomain.label('rack')), template: { image } });
-        },
+        body: (s, cluster) =>
+          new FailoverGroup(s, 'web', { cluster, replicas: 2, antiAffinity: AntiAffinity.hard().across(FailureDomain.label('rack')), template: { image } }),
       }),
     );
     // h1 and h3 are rack r1, h2 rack r2: losing h2 leaves one rack for two replicas.

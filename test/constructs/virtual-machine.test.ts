@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../../lib';
@@ -60,7 +61,7 @@ describe('VirtualMachine', () => {
     // The seed disk is an ISO built at synth next to the JSON; the volume uploads it from there.
     const [seedKey, seed] = Object.entries<any>(json.resource.libvirt_volume).find(([, v]) => /^web-cloudinit-[0-9a-f]{16}\.iso$/.test(v.name))!;
     expect(disks[2]).toEqual({ device: 'cdrom', source: source(seedKey), target: { dev: 'sda', bus: 'sata' }, read_only: true });
-    const iso = fs.readFileSync(`${out.stackDir('test')}/${seed.create.content.url}`);
+    const iso = fs.readFileSync(path.join(out.stackDir('test'), seed.create.content.url));
     expect(seed.create.content.url).toMatch(/^cloud-init\/[0-9a-f]{16}\.iso$/);
     expect(iso.includes('"ssh_authorized_keys"')).toBe(true);
     expect(iso.includes(KEY)).toBe(true);
