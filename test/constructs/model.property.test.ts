@@ -1,7 +1,8 @@
 /**
  * Whatever model a user writes, `cdktf synth` either writes Terraform that keeps the library's
  * promises or fails with one validation error listing `[path] message` lines: never a TypeError,
- * a `Resolution error` or a bare stack trace.
+ * a `Resolution error` or a bare stack trace. 30 models per run, fresh ones each time;
+ * PROPERTY_RUNS=400 searches harder.
  */
 import fc from 'fast-check';
 import { parseValidationError, referencedAddresses, resources, scratchDir, synth } from '../synth';
@@ -58,7 +59,7 @@ describe('random cluster models through app.synth', () => {
         expect(brokenInvariants(model, out.json('test'))).toEqual([]);
         outcomes.written++;
       }),
-      { numRuns: Number(process.env.PROPERTY_RUNS ?? 40) },
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 30) },
     );
     // Both sides were exercised: a third of the models are drawn valid, a third with mistakes.
     expect(outcomes.written).toBeGreaterThan(0);
