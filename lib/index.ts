@@ -19,4 +19,5 @@ export { HostState, PlacementPolicy, RestartPriority } from './core/model';
 export { Schedule } from './core/schedule';
 export type { ScheduleWindow } from './core/schedule';
 export * from './core/size';
+export * from './ops/engine';
 export * from './ops/reconcile';

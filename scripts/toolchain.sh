@@ -69,6 +69,16 @@ provider_installation {
 }
 RC
 export TF_CLI_CONFIG_FILE=$CACHE/tofurc
+# `. $CACHE/env` sets up a shell for `cdktf deploy` with either engine. cdktf runs `<engine>
+# providers lock` whenever the stack folder's lock file has no registry.terraform.io entry for a
+# provider: on a first deploy, and on every command with OpenTofu, whose lock file names
+# registry.opentofu.org. That command ignores the CLI configuration's mirrors and asks the registry
+# unless given -fs-mirror, which TF_CLI_ARGS_providers_lock adds to it (and to nothing else).
+cat > "$CACHE/env" <<ENV
+export TF_CLI_CONFIG_FILE=$CACHE/tofurc
+export TF_CLI_ARGS_providers_lock=-fs-mirror=$MIRROR
+export PATH=$BIN:\$PATH
+ENV
 if ! "$BIN/tofu" version 2>/dev/null | grep -qx "OpenTofu v$TOFU_VERSION"; then
   src=$(module_src github.com/opentofu/opentofu "v$TOFU_VERSION" "$CACHE/src/opentofu-$TOFU_VERSION")
   log "building OpenTofu $TOFU_VERSION (several minutes on 2 cores)"
@@ -100,4 +110,4 @@ fi
 log "tofu:     $("$BIN/tofu" version | head -1)"
 log "provider: dmacvicar/libvirt $PROVIDER_VERSION ($MIRROR)"
 log "libvirt:  $(virsh --version) / $(qemu-system-x86_64 --version | head -1)"
-log "cli cfg:  export TF_CLI_CONFIG_FILE=$CACHE/tofurc PATH=$BIN:\$PATH"
+log "env:      . $CACHE/env   (TF_CLI_CONFIG_FILE, TF_CLI_ARGS_providers_lock, PATH)"

@@ -5,6 +5,7 @@
  * Run before `cdktf deploy` when a VM moves off a reachable host, or when a failed or standby host
  * comes back. See lib/reconcile.ts and docs/failover.md.
  */
+import { terraformEngine } from './engine';
 import { reconcile } from './reconcile';
 
 function main(argv: string[]): number {
@@ -28,7 +29,9 @@ function main(argv: string[]): number {
     } else throw new Error(`unknown argument '${arg}'`);
   }
   if (!stackDir || Object.keys(hosts).length === 0) throw new Error('give --stack-dir and at least one --host');
-  const actions = reconcile({ stackDir, hosts, dryRun });
+  const engine = terraformEngine(stackDir);
+  console.log(`engine: ${engine.binary} (${engine.reason})`);
+  const actions = reconcile({ stackDir, hosts, dryRun, terraformBinary: engine.binary });
   for (const a of actions) console.log(`${dryRun ? 'would ' : ''}${a.action} ${a.host}:${a.target} (${a.reason})`);
   if (actions.length === 0) console.log('nothing to reconcile');
   return 0;

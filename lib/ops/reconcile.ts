@@ -2,6 +2,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { LOCAL_POOL_NAME } from '../constructs/host';
+import { terraformEngine } from './engine';
 
 /**
  * Tidies reachable hosts before an apply, for the two cases Terraform cannot see:
@@ -28,7 +29,7 @@ export interface ReconcileOptions {
   readonly hosts: Readonly<Record<string, string>>;
   /**
    * The Terraform engine.
-   * @default - $TERRAFORM_BINARY_NAME, else tofu
+   * @default - $TERRAFORM_BINARY_NAME, else the engine that initialized `stackDir`, else the one installed (see `terraformEngine`)
    */
   readonly terraformBinary?: string;
   /**
@@ -241,7 +242,7 @@ function readConfiguration(stackDir: string): DesiredLayout {
 }
 
 function readState(options: ReconcileOptions): KnownState {
-  const binary = options.terraformBinary ?? process.env.TERRAFORM_BINARY_NAME ?? 'tofu';
+  const binary = options.terraformBinary ?? terraformEngine(options.stackDir, undefined, options.env ?? process.env).binary;
   const shown = JSON.parse(
     execFileSync(binary, ['show', '-json', '-no-color'], { cwd: options.stackDir, env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }),
   );
