@@ -149,6 +149,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   private readonly poolPath: string;
   private readonly images = new Map<string, Volume>();
   private readonly placement: StackPlacement;
+  private poolNameToken?: string;
 
   constructor(scope: Construct, id: string, props: HostProps = {}) {
     super(scope, id);
@@ -190,7 +191,8 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
 
   /** Name of the local pool, as a reference to the pool resource so volumes are created after it. */
   public get localPoolName(): string {
-    return this.pool?.name ?? LOCAL_POOL_NAME;
+    // Read once: each read of a resource attribute makes a new token, kept until synth ends.
+    return (this.poolNameToken ??= this.pool?.name ?? LOCAL_POOL_NAME);
   }
 
   /** Whether Terraform may contact the host: not failed, not powered down. */

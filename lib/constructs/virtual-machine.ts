@@ -238,12 +238,15 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     }
     if (this.deployed && somewhere) {
       const base = () => this.baseVolume();
+      // Read once: each read of a resource attribute makes a new token, kept until synth ends.
+      let basePath: string | undefined;
+      let baseCapacity: number | undefined;
       this.bootDisk = new Volume(this, 'BootDisk', {
         name: `${this.vmName}-boot.qcow2`,
         pool: diskPool,
         target: { format: { type: 'qcow2' } },
-        capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? Lazy.numberValue({ produce: () => base()?.capacity ?? 0 }),
-        backingStore: { path: Lazy.stringValue({ produce: () => base()?.path ?? '' }), format: { type: 'qcow2' } },
+        capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? Lazy.numberValue({ produce: () => (baseCapacity ??= base()?.capacity) ?? 0 }),
+        backingStore: { path: Lazy.stringValue({ produce: () => (basePath ??= base()?.path) ?? '' }), format: { type: 'qcow2' } },
       });
       const seed = new SeedDisk([
         { name: 'meta-data', content: cloudInit.metaData(this.vmName, this.vmName) },
