@@ -62,10 +62,12 @@ export class StackPlacement extends Construct {
     for (const c of this.clusters) c.ensurePlaced();
     for (const c of this.clusters) c.saveLock();
     const dir = path.join(App.of(stack).outdir, 'stacks', stack.node.id);
+    const folders = new Set<string>(); // made once each, not once per file
     for (const [relative, produce] of this.files) {
       const target = path.join(dir, relative);
       if (fs.existsSync(target)) continue; // content-addressed: the same name holds the same bytes
-      fs.mkdirSync(path.dirname(target), { recursive: true });
+      if (!folders.has(path.dirname(target))) fs.mkdirSync(path.dirname(target), { recursive: true });
+      folders.add(path.dirname(target));
       fs.writeFileSync(`${target}.tmp`, produce());
       fs.renameSync(`${target}.tmp`, target); // a killed synth never leaves half a file under the name
     }
@@ -89,10 +91,18 @@ export class StackPlacement extends Construct {
   /** Hosts outside any cluster whose VMs need more memory, or one VM more vCPUs, than they have. */
   private overbookedStandaloneHosts(): string[] {
     const problems: string[] = [];
+    // Grouped once: filtering every VM per host is hosts × VMs.
+    const onHost = new Map<IPlacementHost, StackPlacement['vms'][number]['vm'][]>();
+    for (const { vm, standalone } of this.vms) {
+      if (!standalone || !vm.placed) continue;
+      const list = onHost.get(vm.host);
+      if (list) list.push(vm);
+      else onHost.set(vm.host, [vm]);
+    }
     for (const host of this.hosts) {
       const spec = host.toHostSpec();
       if (typeof spec === 'string') continue;
-      const vms = this.vms.filter((v) => v.standalone && v.vm.placed && v.vm.host === host).map((v) => v.vm.toVmSpec());
+      const vms = (onHost.get(host) ?? []).map((vm) => vm.toVmSpec());
       const memory = spec.memoryMiB - spec.reservedMemoryMiB;
       const asked = vms.reduce((sum, vm) => sum + vm.memoryMiB, 0);
       if (asked > memory) {
