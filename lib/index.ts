@@ -11,6 +11,7 @@ export * from './constructs/contract';
 export * from './constructs/failover-group';
 export * from './constructs/host';
 export * from './constructs/image';
+export * from './constructs/postgres-backend';
 export * from './constructs/secure-defaults';
 export * from './constructs/virtual-machine';
 export * from './constructs/vm-limits';

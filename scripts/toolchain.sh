@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the real-libvirt path needs: libvirt + QEMU from Debian, OpenTofu built from
-# its Go module, and terraform-provider-libvirt 0.9.7 built from the vendored source archive in
+# Installs everything the real-libvirt path needs: libvirt + QEMU (and PostgreSQL, for the
+# remote-state tests) from Debian, OpenTofu built from its Go module, and
+# terraform-provider-libvirt 0.9.7 built from the vendored source archive in
 # ../shared/vendor/ (the Go module proxy refuses its module path; its dependencies resolve from the
 # proxy). Idempotent: what is already built is kept in the cache folder and reused. Prints the
 # versions it ends with.
@@ -25,8 +26,9 @@ mkdir -p "$BIN" "$MIRROR" "$CACHE/src"
 log() { printf '[toolchain] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-# genisoimage only for its isoinfo, with which the tests read the seed disks the library writes.
-PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage)
+# genisoimage only for its isoinfo, with which the tests read the seed disks the library writes;
+# postgresql for the remote-state tests, which start their own server (the package's is not used).
+PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage postgresql)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
