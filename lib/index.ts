@@ -21,4 +21,5 @@ export { Schedule } from './core/schedule';
 export type { ScheduleWindow } from './core/schedule';
 export * from './core/size';
 export * from './ops/engine';
+export * from './ops/plan-comment';
 export * from './ops/reconcile';

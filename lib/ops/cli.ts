@@ -4,14 +4,26 @@
  *
  * Run before `cdktf deploy` when a VM moves off a reachable host, or when a failed or standby host
  * comes back. See lib/reconcile.ts and docs/failover.md.
+ *
+ * cdktf-libvirt-cluster plan-comment --stack-dir cdktf.out/stacks/<stack> --plan FILE
+ *
+ * Prints a saved plan's changes and the stack's placement report as one Markdown comment for a
+ * pull request (docs/ci.md).
  */
 import { terraformEngine } from './engine';
+import { planComment } from './plan-comment';
 import { reconcile } from './reconcile';
+
+const USAGE = [
+  'usage: cdktf-libvirt-cluster reconcile --stack-dir DIR --host NAME=URI [--host NAME=URI ...] [--dry-run]',
+  '       cdktf-libvirt-cluster plan-comment --stack-dir DIR --plan FILE',
+].join('\n');
 
 function main(argv: string[]): number {
   const [command, ...rest] = argv;
+  if (command === 'plan-comment') return planCommentCommand(rest);
   if (command !== 'reconcile') {
-    console.error('usage: cdktf-libvirt-cluster reconcile --stack-dir DIR --host NAME=URI [--host NAME=URI ...] [--dry-run]');
+    console.error(USAGE);
     return 2;
   }
   let stackDir = '';
@@ -34,6 +46,19 @@ function main(argv: string[]): number {
   const actions = reconcile({ stackDir, hosts, dryRun, terraformBinary: engine.binary });
   for (const a of actions) console.log(`${dryRun ? 'would ' : ''}${a.action} ${a.host}:${a.target} (${a.reason})`);
   if (actions.length === 0) console.log('nothing to reconcile');
+  return 0;
+}
+
+function planCommentCommand(args: string[]): number {
+  let stackDir = '';
+  let plan = '';
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--stack-dir') stackDir = args[++i] ?? '';
+    else if (args[i] === '--plan') plan = args[++i] ?? '';
+    else throw new Error(`unknown argument '${args[i]}'`);
+  }
+  if (!stackDir || !plan) throw new Error('give --stack-dir and --plan');
+  process.stdout.write(planComment(stackDir, plan));
   return 0;
 }
 

@@ -1,0 +1,83 @@
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { terraformEngine } from './engine';
+
+/** The part of `<engine> show -json <plan file>` the comment reads. */
+export interface PlanJson {
+  readonly terraform_version?: string;
+  readonly resource_changes?: readonly {
+    readonly address: string;
+    readonly type: string;
+    readonly change: { readonly actions: readonly string[] };
+  }[];
+}
+
+export interface PlanCommentInput {
+  /** The stack's name, as in `cdktf.out/stacks/<name>`. */
+  readonly stack: string;
+  readonly plan: PlanJson;
+  /** The engine that made the plan, e.g. `tofu`. */
+  readonly engine: string;
+  /** The stack's placement-report.md, when it has a cluster. */
+  readonly report?: string;
+}
+
+/** GitHub refuses comments longer than 65,536 characters. */
+const MAX_COMMENT = 65_000;
+
+/** How a plan's actions read in a review, in the order they are listed. */
+const KINDS: readonly { readonly key: string; readonly symbol: string; readonly heading: string }[] = [
+  { key: 'delete,create', symbol: '-/+', heading: 'replaced (destroyed, then created)' },
+  { key: 'create,delete', symbol: '+/-', heading: 'replaced (created, then destroyed)' },
+  { key: 'delete', symbol: '-', heading: 'destroyed' },
+  { key: 'forget', symbol: '.', heading: 'forgotten (removed from the state, left on the host)' },
+  { key: 'update', symbol: '~', heading: 'updated in place' },
+  { key: 'create', symbol: '+', heading: 'created' },
+];
+
+/**
+ * One Markdown comment for a pull request: the plan's changes, VM replacements called out first,
+ * then the placement report. Pure: the plan JSON and the report in, Markdown out.
+ */
+export function renderPlanComment(input: PlanCommentInput): string {
+  const changes = (input.plan.resource_changes ?? []).filter((c) => !['no-op', 'read'].includes(c.change.actions.join(',')));
+  const count = (...keys: string[]) => changes.filter((c) => keys.includes(c.change.actions.join(','))).length;
+  const replaced = count('delete,create', 'create,delete');
+  const summary = `${count('create') + replaced} to add, ${count('update')} to change, ${count('delete') + replaced} to destroy${count('forget') > 0 ? `, ${count('forget')} to forget` : ''}`;
+  const lines = [`## Plan for stack \`${input.stack}\``, '', `**${summary}** (${input.engine}${input.plan.terraform_version ? ` ${input.plan.terraform_version}` : ''})`, ''];
+  const vmsReplaced = changes.filter((c) => c.type === 'libvirt_domain' && c.change.actions.length === 2);
+  if (vmsReplaced.length > 0) {
+    lines.push(`> [!WARNING]`, `> ${vmsReplaced.length === 1 ? 'A VM is' : `${vmsReplaced.length} VMs are`} replaced, not updated: ${vmsReplaced.map((c) => `\`${c.address}\``).join(', ')}`, '');
+  }
+  if (changes.length === 0) lines.push('No changes.', '');
+  for (const kind of KINDS) {
+    const of = changes.filter((c) => c.change.actions.join(',') === kind.key);
+    if (of.length === 0) continue;
+    lines.push(`<details${kind.key === 'create' ? '' : ' open'}><summary>${of.length} ${kind.heading}</summary>`, '', '```diff');
+    for (const c of of) lines.push(`${kind.symbol} ${c.address}`);
+    lines.push('```', '</details>', '');
+  }
+  const other = changes.filter((c) => !KINDS.some((k) => k.key === c.change.actions.join(',')));
+  for (const c of other) lines.push(`- \`${c.address}\`: ${c.change.actions.join(', ')}`);
+  if (other.length > 0) lines.push('');
+  let text = lines.join('\n');
+  if (input.report !== undefined) text += `\n<details open><summary>Placement report</summary>\n\n${input.report.trim()}\n\n</details>\n`;
+  if (text.length > MAX_COMMENT) text = `${text.slice(0, MAX_COMMENT)}\n\n… cut at ${MAX_COMMENT} characters: the full plan is in the job's log.\n`;
+  return text;
+}
+
+/**
+ * `renderPlanComment` for a saved plan in a synthesized stack folder: runs `<engine> show -json` on
+ * it (the engine as `terraformEngine` picks it) and reads the folder's placement-report.md.
+ */
+export function planComment(stackDir: string, planFile: string, engine: string = terraformEngine(stackDir).binary, env: NodeJS.ProcessEnv = process.env): string {
+  const plan = JSON.parse(execFileSync(engine, ['show', '-json', '-no-color', planFile], { cwd: stackDir, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })) as PlanJson;
+  const reportFile = path.join(stackDir, 'placement-report.md');
+  return renderPlanComment({
+    stack: path.basename(path.resolve(stackDir)),
+    plan,
+    engine: path.basename(engine),
+    report: fs.existsSync(reportFile) ? fs.readFileSync(reportFile, 'utf8') : undefined,
+  });
+}

@@ -1,0 +1,49 @@
+import { PlanJson, renderPlanComment } from '../../lib/ops/plan-comment';
+
+const change = (address: string, ...actions: string[]) => ({ address, type: address.split('.')[0], change: { actions } });
+
+describe('the pull-request comment for a saved plan', () => {
+  const plan: PlanJson = {
+    terraform_version: '1.12.6',
+    resource_changes: [
+      change('libvirt_domain.mail_replica-1_Resource_1A2B', 'delete', 'create'),
+      change('libvirt_volume.mail_replica-3_Boot_9F', 'create'),
+      change('libvirt_domain.mail_replica-3_Resource_77', 'create'),
+      change('libvirt_domain.web_Resource_AB', 'update'),
+      change('libvirt_pool.kvm2_Pool_12', 'forget'),
+      change('libvirt_network.kvm1_Network_34', 'no-op'),
+      change('data.libvirt_node_info.x', 'read'),
+    ],
+  };
+  const comment = renderPlanComment({ stack: 'mail', plan, engine: 'tofu', report: '# Placement\n\n| VM | host |\n| --- | --- |\n| replica-1 | kvm1 |\n' });
+
+  test('the summary counts like the engine does, a replacement as one add and one destroy', () => {
+    expect(comment).toContain('**3 to add, 1 to change, 1 to destroy, 1 to forget** (tofu 1.12.6)');
+  });
+
+  test('a VM that is replaced is called out before anything else', () => {
+    expect(comment.indexOf('[!WARNING]')).toBeLessThan(comment.indexOf('<details'));
+    expect(comment).toContain('A VM is replaced, not updated: `libvirt_domain.mail_replica-1_Resource_1A2B`');
+  });
+
+  test('each kind of change is listed with its addresses, no-ops and reads are not', () => {
+    expect(comment).toContain('1 replaced (destroyed, then created)</summary>\n\n```diff\n-/+ libvirt_domain.mail_replica-1_Resource_1A2B\n```');
+    expect(comment).toContain('2 created</summary>\n\n```diff\n+ libvirt_volume.mail_replica-3_Boot_9F\n+ libvirt_domain.mail_replica-3_Resource_77\n```');
+    expect(comment).toContain('~ libvirt_domain.web_Resource_AB');
+    expect(comment).toContain('1 forgotten (removed from the state, left on the host)');
+    expect(comment).not.toContain('libvirt_network.kvm1_Network_34');
+    expect(comment).not.toContain('data.libvirt_node_info.x');
+  });
+
+  test('the placement report follows the plan', () => {
+    expect(comment.indexOf('<summary>Placement report</summary>')).toBeGreaterThan(comment.indexOf('```diff'));
+    expect(comment).toContain('| replica-1 | kvm1 |');
+  });
+
+  test('no changes says so; a comment longer than GitHub takes is cut and says where the rest is', () => {
+    expect(renderPlanComment({ stack: 's', plan: {}, engine: 'terraform' })).toContain('**0 to add, 0 to change, 0 to destroy** (terraform)\n\nNo changes.');
+    const long = renderPlanComment({ stack: 's', plan: {}, engine: 'tofu', report: 'x'.repeat(70_000) });
+    expect(long.length).toBeLessThan(65_536);
+    expect(long).toContain('cut at 65000 characters');
+  });
+});
