@@ -27,8 +27,11 @@ log() { printf '[toolchain] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # genisoimage only for its isoinfo, with which the tests read the seed disks the library writes;
-# postgresql for the remote-state tests, which start their own server (the package's is not used).
-PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage postgresql)
+# postgresql for the remote-state tests and openssh-server for the SSH tests, which start their own
+# servers (on a machine run by systemd, installing these packages also starts the system's own);
+# netcat-openbsd for virsh over ssh to a host's socket (proxy=netcat).
+PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage postgresql
+  openssh-server openssh-client netcat-openbsd)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
