@@ -8,6 +8,7 @@ import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
+import { waitFor } from './toolchain';
 import { LabHost } from '../lab/lab';
 
 const SSHD = '/usr/sbin/sshd';
@@ -37,13 +38,6 @@ function freeLoopbackPort(): Promise<number> {
   });
 }
 
-async function waitFor(check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The client side: one key pair, accepted by every server of the test. */
 export class SshClientKey {
@@ -102,7 +96,7 @@ export class LabSshd {
     fs.closeSync(log);
     const sshd = new LabSshd(host, dir, port, child);
     try {
-      await waitFor(() => sshd.exited || fs.readFileSync(path.join(dir, 'sshd.log'), 'utf8').includes('Server listening'), `sshd for ${host.name}`);
+      await waitFor(() => sshd.exited || fs.readFileSync(path.join(dir, 'sshd.log'), 'utf8').includes('Server listening'), `sshd for ${host.name}`, 15_000);
       if (sshd.exited) throw new Error(`sshd for ${host.name} exited: ${fs.readFileSync(path.join(dir, 'sshd.log'), 'utf8')}`);
     } catch (err) {
       await sshd.stop();
@@ -164,7 +158,7 @@ export class LabSshd {
   public async stop(): Promise<void> {
     if (!this.exited && this.child.pid !== undefined) {
       this.child.kill('SIGTERM');
-      await waitFor(() => this.exited, `sshd (pid ${this.child.pid}) to exit`);
+      await waitFor(() => this.exited, `sshd (pid ${this.child.pid}) to exit`, 15_000);
     }
   }
 }

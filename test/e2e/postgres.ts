@@ -7,6 +7,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { waitFor } from './toolchain';
 
 const OWNER = 'postgres';
 
@@ -29,13 +30,6 @@ export function postgresMissing(): string | undefined {
   return undefined;
 }
 
-async function waitFor(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function alive(pid: number): boolean {
   try {

@@ -6,6 +6,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { readPidFile } from '../lab/processes';
+import { waitFor } from './toolchain';
 
 const URI = 'qemu:///system';
 
@@ -18,22 +20,7 @@ function answers(): boolean {
   }
 }
 
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
-async function waitFor(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 export class SystemLibvirtd {
   /** Ensures qemu:///system answers; remembers whether we started it. */
@@ -54,7 +41,7 @@ export class SystemLibvirtd {
   public async release(): Promise<void> {
     if (!this.pidDir) return;
     for (const name of ['libvirtd', 'virtlogd']) {
-      const pid = readPid(path.join(this.pidDir, `${name}.pid`));
+      const pid = readPidFile(path.join(this.pidDir, `${name}.pid`));
       if (pid === undefined) continue;
       try {
         process.kill(pid, 'SIGTERM');

@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { waitFor as poll } from '../lab/processes';
 
 export const CACHE = process.env.LIBVIRT_CLUSTER_CACHE ?? path.join(os.homedir(), '.cache', 'cdktf-libvirt-cluster');
 export const TOFU = path.join(CACHE, 'bin', 'tofu');
@@ -131,4 +132,9 @@ export function virsh(uri: string, ...args: string[]): string {
     const e = err as { stderr?: string };
     throw new Error(`virsh -c ${uri} ${args.join(' ')}: ${e.stderr ?? err}`);
   }
+}
+
+/** Polls `check` every 100 ms until it holds; throws `timed out waiting for <what>` after `ms`. */
+export function waitFor(check: () => boolean, what: string, ms = 30_000): Promise<void> {
+  return poll(check, ms, () => `timed out waiting for ${what}`, 100);
 }
