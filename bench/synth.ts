@@ -5,17 +5,19 @@
  * hosts round-robin, seed disks as `libvirt_cloudinit_disk`). Prints, per N, the medians of
  * `runs` alternating runs: wall and CPU time, their ratios, and peak RSS.
  *
- *   npm run bench:synth                       # N = 1000, 5000; 3 runs each side
- *   npm run bench:synth -- --big              # and N = 20000 once, for memory
+ *   npm run bench:synth                       # N = 1000, 5000; 3 runs each side (~35 min on 2 cores)
+ *   npm run bench:synth -- --big              # and N = 20000 once, for memory (~21 GiB a side)
  *   npm run bench:synth -- --sizes=300 --runs=1
  *
  * Both sides are transpiled once, up front, into a temporary directory (TypeScript's
  * transpileModule, what `ts-node --transpile-only` does per file), and each measurement is a
  * fresh `node` process on that JavaScript: compiling the 700 KB of generated bindings is then in
- * neither side, and every run starts cold, as `cdktf synth` does. Both sides get the same V8 heap
- * limit (`--heap=MiB`, default 3/4 of the machine's memory, at most 16 GiB): each `libvirt_domain`
- * of the bindings keeps ~400 nested objects with a captured stack trace, about 1 MiB a VM, so
- * 5,000 VMs do not fit node's default limit of ~4 GiB on either side.
+ * neither side, and every run starts cold, as `cdktf synth` does. Not under ts-node itself: it
+ * installs source-map-support, which maps every captured stack trace and makes both sides about
+ * 5× slower. Each run writes into fresh directories (no lock, no seed disk yet: a first synth).
+ * Both sides get the same V8 heap limit (`--heap=MiB`, default 3/4 of the machine's memory, at
+ * most 16 GiB): each `libvirt_domain` of the bindings keeps ~400 nested objects with a captured
+ * stack trace, about 1 MiB a VM, so 5,000 VMs do not fit node's default of ~4 GiB on either side.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
