@@ -127,7 +127,14 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   private readonly groups: IScheduledGroup[] = [];
   private readonly sharedImages = new Map<string, Volume>();
   private readonly instantProblem?: string;
-  private memo?: { readonly spec: ClusterSpec; readonly vms: readonly VmSpec[]; readonly plan: ClusterPlan; readonly inputProblems: readonly string[] };
+  private memo?: {
+    readonly spec: ClusterSpec;
+    readonly vms: readonly VmSpec[];
+    readonly plan: ClusterPlan;
+    readonly inputProblems: readonly string[];
+    /** The plan's placement problems by the VM they are about: each VM reports its own. */
+    readonly byVm: ReadonlyMap<string, readonly string[]>;
+  };
   private placed = false;
 
   constructor(scope: Construct, id: string, props: ClusterProps) {
@@ -206,8 +213,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
 
   /** The plan's problems about `vm`: the VM reports them, so they name its construct path. */
   public placementProblems(vm: IPlaceable): string[] {
-    const name = vm.toVmSpec().name;
-    return this.plan().placement.problems.filter((p) => p.subject === name).map(formatProblem);
+    return [...(this.planned().byVm.get(vm.toVmSpec().name) ?? [])];
   }
 
   /** Writes the lock when it changed, unless it is frozen or the plan has problems. */
@@ -288,7 +294,12 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     const read = readLock(this.lockFile);
     if (read.problem) inputProblems.push(read.problem);
     const plan = planCluster({ spec, vms, lock: read.lock, rebalance: this.rebalance });
-    this.memo = { spec, vms, plan, inputProblems };
+    const names = new Set(vms.map((vm) => vm.name));
+    const byVm = new Map<string, string[]>();
+    for (const p of plan.placement.problems) {
+      if (names.has(p.subject)) byVm.set(p.subject, [...(byVm.get(p.subject) ?? []), formatProblem(p)]);
+    }
+    this.memo = { spec, vms, plan, inputProblems, byVm };
     return this.memo;
   }
 
@@ -305,7 +316,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   }
 
   private validate(): string[] {
-    const reportedByVms = new Set(this.vms.flatMap((vm) => this.placementProblems(vm)));
+    const reportedByVms = new Set([...this.planned().byVm.values()].flat());
     const problems = this.problems().filter((p) => !reportedByVms.has(p));
     if (this.instantProblem) problems.push(this.instantProblem);
     if (this.hosts.length === 0) problems.push('a cluster needs at least one host');

@@ -6,6 +6,9 @@ import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
 
 const ID = 'LibvirtClusterPlacement';
 
+/** A VM as the stack's cross-cluster checks see it: where it runs, once it runs somewhere. */
+type PlacedVm = IPlaceable & { readonly host: IPlacementHost; readonly placed: boolean; readonly vmName: string };
+
 /**
  * What the clusters, hosts and VMs of one stack share: the stack's `removed` blocks (merged from
  * every cluster), the order of the synth steps (place, save locks, write the report), and the
@@ -22,7 +25,7 @@ export class StackPlacement extends Construct {
   private readonly files = new Map<string, () => Buffer>();
   private readonly hosts: IPlacementHost[] = [];
   private readonly clusters: IPlacementCluster[] = [];
-  private readonly vms: { readonly vm: IPlaceable & { readonly host: IPlacementHost; readonly placed: boolean; readonly vmName: string }; readonly standalone: boolean }[] = [];
+  private readonly vms: { readonly vm: PlacedVm; readonly standalone: boolean }[] = [];
 
   private constructor(stack: TerraformStack) {
     super(stack, ID);
@@ -40,7 +43,7 @@ export class StackPlacement extends Construct {
     this.clusters.push(cluster);
   }
 
-  public addVirtualMachine(vm: IPlaceable & { readonly host: IPlacementHost; readonly placed: boolean; readonly vmName: string }, standalone: boolean): void {
+  public addVirtualMachine(vm: PlacedVm, standalone: boolean): void {
     this.vms.push({ vm, standalone });
   }
 
