@@ -225,7 +225,8 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     // Everything host-specific is resolved late, so a clustered VM's host can be chosen once the
     // whole tree is known; the addresses below never mention the host. Disks go to the cluster's
     // shared storage when it has one: they follow the VM, and their disk leases fence a stale copy.
-    const diskPool = this.cluster?.sharedPoolName ?? Lazy.stringValue({ produce: () => this.host.localPoolName });
+    const localPool = Lazy.stringValue({ produce: () => this.host.localPoolName });
+    const diskPool = this.cluster?.sharedPoolName ?? localPool;
     // Without a host, or in a cluster without one, there is nowhere to render anything: synth reports that alone.
     const somewhere = props.host !== undefined || props.cluster?.fallbackHost !== undefined;
     if (props.dataDisk && somewhere) {
@@ -256,7 +257,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
       // The seed disk is rebuilt wherever the VM runs, so it stays in the host's local pool.
       this.cloudInitDisk = new Volume(this, 'CloudInit', {
         name: `${this.vmName}-cloudinit-${seed.hash}.iso`,
-        pool: Lazy.stringValue({ produce: () => this.host.localPoolName }),
+        pool: localPool,
         create: { content: { url: seed.relativePath } },
       });
       const disks: DomainDevicesDisks[] = [
