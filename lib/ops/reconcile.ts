@@ -171,20 +171,23 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
 
 function inventoryOf(host: string, virsh: (...args: string[]) => string, dryRun: boolean): HostInventory {
   const pools = lines(virsh('pool-list', '--all', '--name'));
+  const activePools = new Set(lines(virsh('pool-list', '--name')));
   let localVolumes: { name: string; path: string }[] = [];
   if (pools.includes(LOCAL_POOL_NAME)) {
     // A host that was down may not have started its pool yet; its volumes are needed.
-    const running = lines(virsh('pool-list', '--name')).includes(LOCAL_POOL_NAME);
-    if (!running && !dryRun) virsh('pool-start', LOCAL_POOL_NAME);
+    const running = activePools.has(LOCAL_POOL_NAME);
+    if (!running && !dryRun) {
+      virsh('pool-start', LOCAL_POOL_NAME);
+      activePools.add(LOCAL_POOL_NAME);
+    }
     if (running || !dryRun) localVolumes = volumesOf(virsh('vol-list', LOCAL_POOL_NAME)).map(([name, path]) => ({ name, path }));
   }
   const active = new Set(lines(virsh('list', '--name')));
-  const activePools = lines(virsh('pool-list', '--name'));
   return {
     host,
     domains: lines(virsh('list', '--all', '--name')).map((name) => ({ name, uuid: virsh('domuuid', name).trim(), running: active.has(name) })),
     localVolumes,
-    pools: pools.map((name) => ({ name, uuid: virsh('pool-uuid', name).trim(), running: activePools.includes(name) })),
+    pools: pools.map((name) => ({ name, uuid: virsh('pool-uuid', name).trim(), running: activePools.has(name) })),
     networks: lines(virsh('net-list', '--all', '--name')).map((name) => ({ name, uuid: virsh('net-uuid', name).trim() })),
   };
 }
