@@ -2,7 +2,7 @@ import * as path from 'path';
 import { LocalBackend, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import {
-  AntiAffinity, Cluster, FailoverGroup, Host, HostState, Image, RemovalPolicy, RestartPriority, Schedule, Size,
+  AntiAffinity, Cluster, FailoverGroup, Host, HostState, RemovalPolicy, RestartPriority, Schedule, Size,
 } from '../lib';
 import { StackEnvironment, stackEnvironment } from './environment';
 
@@ -20,6 +20,16 @@ export interface MailServiceProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly dataRemovalPolicy?: RemovalPolicy;
+  /**
+   * vCPUs of each mail replica, up to its ceiling of 2.
+   * @default 1
+   */
+  readonly mailVcpus?: number;
+  /**
+   * Memory of each mail replica, up to its ceiling of 512 MiB.
+   * @default 256 MiB
+   */
+  readonly mailMemory?: Size;
 }
 
 /**
@@ -37,7 +47,7 @@ export class MailServiceStack extends TerraformStack {
     const env = props.environment ?? stackEnvironment();
     new LocalBackend(this, { path: `terraform.${id}.tfstate` });
 
-    const capacity = { cores: 2, memory: Size.mebibytes(1024), reservedMemory: Size.mebibytes(256) };
+    const capacity = { cores: 4, memory: Size.gibibytes(4), reservedMemory: Size.mebibytes(512) };
     // To take a host out, change its state here (HostState.MAINTENANCE, STANDBY, FAILED) and review the plan.
     const h1 = new Host(this, 'h1', { uri: env.uri('h1', 'qemu+ssh://admin@kvm1.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r1' }, state: HostState.ACTIVE });
     const h2 = new Host(this, 'h2', { uri: env.uri('h2', 'qemu+ssh://admin@kvm2.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r2' }, state: HostState.ACTIVE });
@@ -51,13 +61,14 @@ export class MailServiceStack extends TerraformStack {
       instant: props.instant,
       frozenLock: props.frozenLock,
     });
-    const image = Image.blank('blank', Size.mebibytes(64));
+    const image = env.image;
+    const console = { logToFile: env.consoleLog };
 
     this.directory = new FailoverGroup(this, 'directory', {
       cluster: this.cluster,
       replicas: 1,
       priority: RestartPriority.HIGH,
-      template: { vcpus: 1, memory: Size.mebibytes(96), image },
+      template: { vcpus: 1, memory: Size.mebibytes(128), image, console },
     });
     this.mail = new FailoverGroup(this, 'mail', {
       cluster: this.cluster,
@@ -67,9 +78,13 @@ export class MailServiceStack extends TerraformStack {
       priority: RestartPriority.HIGH,
       startAfter: [this.directory],
       template: {
-        vcpus: 1,
-        memory: Size.mebibytes(96),
+        // Room to grow while running: up to 2 vCPUs and 512 MiB are hot-added without a restart.
+        vcpus: props.mailVcpus ?? 1,
+        maxVcpus: 2,
+        memory: props.mailMemory ?? Size.mebibytes(256),
+        maxMemory: Size.mebibytes(512),
         image,
+        console,
         dataDisk: { size: Size.mebibytes(32), removalPolicy: props.dataRemovalPolicy },
         cloudInit: { packages: ['postfix', 'dovecot-imapd'] },
       },

@@ -9,7 +9,7 @@ import { VirtualMachine, VirtualMachineProps } from './virtual-machine';
 /** The shape every replica of a failover group shares: these props of `VirtualMachineProps`. */
 export type ReplicaTemplate = Pick<
   VirtualMachineProps,
-  'vcpus' | 'maxVcpus' | 'memory' | 'maxMemory' | 'architecture' | 'image' | 'bootDiskSize' | 'dataDisk' | 'cloudInit'
+  'vcpus' | 'maxVcpus' | 'memory' | 'maxMemory' | 'architecture' | 'image' | 'bootDiskSize' | 'dataDisk' | 'cloudInit' | 'console' | 'shutdownTimeout'
 >;
 
 export interface FailoverGroupProps {

@@ -47,6 +47,13 @@ export interface ConsoleProps {
    * @default 127.0.0.1 (reach it through an SSH tunnel)
    */
   readonly listenAddress?: string;
+  /**
+   * Copy the serial console to `/var/log/libvirt/qemu/<name>-console.log` on the host the VM runs
+   * on (`<log file append='on'>`), beside libvirt's own logs, readable by root only. What a guest
+   * prints may be sensitive (cloud-init prints key fingerprints), so it is off unless asked for.
+   * @default false - the serial console is a pty only
+   */
+  readonly logToFile?: boolean;
 }
 
 export interface VirtualMachineProps {
@@ -227,6 +234,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     // shared storage when it has one: they follow the VM, and their disk leases fence a stale copy.
     const localPool = Lazy.stringValue({ produce: () => this.host.localPoolName });
     const diskPool = this.cluster?.sharedPoolName ?? localPool;
+    const onSharedStorage = this.cluster?.sharedPoolName !== undefined;
     // Without a host, or in a cluster without one, there is nowhere to render anything: synth reports that alone.
     const somewhere = props.host !== undefined || props.cluster?.fallbackHost !== undefined;
     if (props.dataDisk && somewhere) {
@@ -261,8 +269,8 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         create: { content: { url: seed.relativePath } },
       });
       const disks: DomainDevicesDisks[] = [
-        diskOf(this.bootDisk, 'vda'),
-        ...(this.dataDisk ? [diskOf(this.dataDisk, 'vdb')] : []),
+        diskOf(this.bootDisk, 'vda', onSharedStorage),
+        ...(this.dataDisk ? [diskOf(this.dataDisk, 'vdb', onSharedStorage)] : []),
         {
           device: 'cdrom',
           source: { volume: { pool: this.cloudInitDisk.pool, volume: this.cloudInitDisk.name } },
@@ -289,7 +297,9 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
             props.network === false
               ? []
               : [{ source: { network: { network: Lazy.stringValue({ produce: () => this.host.networkName }) } }, model: { type: 'virtio' } }],
-          consoles: [{ target: { type: 'serial', port: 0 } }],
+          consoles: [
+            { target: { type: 'serial', port: 0 }, ...(props.console?.logToFile ? { log: { file: consoleLogFile(this.vmName), append: 'on' } } : {}) },
+          ],
           graphics: [{ vnc: { autoPort: true, listen: this.consoleListenAddress } }],
         },
       });
@@ -418,6 +428,19 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
 }
 
 /** A qcow2 volume as a virtio disk. */
-function diskOf(volume: Volume, dev: string): DomainDevicesDisks {
-  return { source: { volume: { pool: volume.pool, volume: volume.name } }, target: { dev, bus: 'virtio' }, driver: { type: 'qcow2' } };
+/** Where libvirt copies a VM's serial console when `console.logToFile` is set. */
+export function consoleLogFile(vmName: string): string {
+  return `/var/log/libvirt/qemu/${vmName}-console.log`;
+}
+
+/**
+ * A virtio disk on `volume`. On shared storage the host's page cache is bypassed (`cache='none'`):
+ * then no host holds data the other has not seen, and libvirt accepts a live migration as safe.
+ */
+function diskOf(volume: Volume, dev: string, shared: boolean): DomainDevicesDisks {
+  return {
+    source: { volume: { pool: volume.pool, volume: volume.name } },
+    target: { dev, bus: 'virtio' },
+    driver: { type: 'qcow2', ...(shared ? { cache: 'none' } : {}) },
+  };
 }
