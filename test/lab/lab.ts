@@ -6,6 +6,11 @@
  * /etc/libvirt, /var/log/libvirt and /var/cache/libvirt. Clients (virsh, the Terraform provider)
  * reach it from outside through its socket: `qemu:///system?socket=<root>/<host>/run/libvirt-sock`.
  * The machine's own libvirt folders and any system libvirtd are neither used nor touched.
+ *
+ * All hosts of a lab share one network namespace that the lab creates: loopback up, IPv6 off, and one
+ * Linux bridge (`lab.bridge`) with no uplink and no address. Guests' taps, libvirt's bridges and
+ * firewall rules, and migration traffic (tcp to 127.0.0.1) all stay in there; nothing a guest does
+ * reaches the machine's own networks.
  */
 import { ChildProcess, execFile, spawn, spawnSync } from 'child_process';
 import { createHash, randomInt, randomUUID } from 'crypto';
@@ -94,6 +99,21 @@ export interface LabHost {
   domainState(domain: string): string;
   /** The pid (as seen from the test) of a running domain's QEMU, from the host's /run/libvirt/qemu/<domain>.pid. */
   qemuPid(domain: string): number | undefined;
+  /** A domain's NICs as `virsh domiflist` lists them. */
+  interfaces(domain: string): DomainInterface[];
+}
+
+/** One row of `virsh domiflist`. */
+export interface DomainInterface {
+  /** the host-side device, e.g. `vnet0`; `-` while the domain does not run */
+  readonly interface: string;
+  /** `bridge`, `network`, ... */
+  readonly type: string;
+  /** the bridge or network name */
+  readonly source: string;
+  /** `virtio`, `e1000`, ... */
+  readonly model: string;
+  readonly mac: string;
 }
 
 /** Whether the lab can run here; when not, why. */
@@ -104,16 +124,31 @@ export function labPrerequisites(): { ok: true } | { ok: false; reason: string }
   if (missing.length > 0) return { ok: false, reason: `missing ${missing.join(', ')} (run scripts/toolchain.sh)` };
   const missingDirs = Object.values(BOUND).filter((dir) => dir !== BOUND.run && !existsSync(dir));
   if (missingDirs.length > 0) return { ok: false, reason: `missing ${missingDirs.join(', ')}: is libvirt-daemon-system installed?` };
-  const probe = spawnSync(binary('unshare'), [...UNSHARE, 'true'], { encoding: 'utf8' });
+  const probe = spawnSync(binary('unshare'), ['--net', ...UNSHARE, 'true'], { encoding: 'utf8' });
   if (probe.status !== 0) return { ok: false, reason: `cannot create namespaces: ${(probe.stderr || String(probe.error)).trim()}` };
   return { ok: true };
 }
 
+export interface TinyDomainProps {
+  readonly name: string;
+  /** path of the qcow2 disk */
+  readonly disk: string;
+  readonly uuid?: string;
+  /**
+   * the disk's cache mode, e.g. `none`, what libvirt wants for migration on a shared file system. On a
+   * plain folder such as `lab.sharedDir` libvirt still refuses to migrate without `--unsafe`.
+   */
+  readonly diskCache?: string;
+  /** virtio NICs, each on a bridge (e.g. `lab.bridge`) with a fixed MAC */
+  readonly interfaces?: readonly { readonly bridge: string; readonly mac: string }[];
+}
+
 /**
  * XML of a tiny guest: software-emulated (type='qemu'), 64 MiB, 1 vCPU, one qcow2 disk, no network
- * interface, no graphics. With a blank disk it sits in the BIOS, which is enough to prove provisioning.
+ * interface unless asked for, no graphics. With a blank disk it sits in the BIOS, which is enough to
+ * prove provisioning.
  */
-export function tinyDomainXml(props: { readonly name: string; readonly disk: string; readonly uuid?: string }): string {
+export function tinyDomainXml(props: TinyDomainProps): string {
   return [
     "<domain type='qemu'>",
     `  <name>${props.name}</name>`,
@@ -123,10 +158,17 @@ export function tinyDomainXml(props: { readonly name: string; readonly disk: str
     "  <os><type arch='x86_64'>hvm</type></os>",
     '  <devices>',
     "    <disk type='file' device='disk'>",
-    "      <driver name='qemu' type='qcow2'/>",
+    `      <driver name='qemu' type='qcow2'${props.diskCache !== undefined ? ` cache='${props.diskCache}'` : ''}/>`,
     `      <source file='${props.disk}'/>`,
     "      <target dev='vda' bus='virtio'/>",
     '    </disk>',
+    ...(props.interfaces ?? []).flatMap((nic) => [
+      "    <interface type='bridge'>",
+      `      <source bridge='${nic.bridge}'/>`,
+      `      <mac address='${nic.mac}'/>`,
+      "      <model type='virtio'/>",
+      '    </interface>',
+    ]),
     "    <memballoon model='none'/>",
     '  </devices>',
     '</domain>',
@@ -182,10 +224,20 @@ export class Lab {
   readonly sharedDir: string;
   /** The disk-lease lockspace (under sharedDir), or undefined when leases are off. */
   readonly lockspaceDir: string | undefined;
+  /**
+   * The Linux bridge every host can put guests on (`<interface type='bridge'><source bridge='…'/>`): in
+   * the lab's network namespace, no uplink, no address, IPv6 off. Each lab has its own namespace, so
+   * every lab uses the same name.
+   */
+  readonly bridge = LAB_BRIDGE;
   readonly hosts: readonly LabHost[];
   private readonly members: readonly Host[];
   private readonly recorded = new Map<string, LabProcess>();
   private readonly bootNamespaces: string[] = [];
+  /** `unshare --net`, our child: the process that holds the lab's network namespace */
+  private netHolder: ChildProcess | undefined;
+  private netHolderProcess: LabProcess | undefined;
+  private netNs: string | undefined;
   private tornDown = false;
 
   private constructor(root: string, hostCount: number, leases: boolean) {
@@ -207,6 +259,35 @@ export class Lab {
       rmSync(root, { recursive: true, force: true });
       throw new Error(`Lab.start: socket path ${socket} is longer than the 107 bytes a unix socket allows; use a shorter root`);
     }
+  }
+
+  /** The lab's network namespace (`net:[…]`), shared by all its hosts, while the lab is up. */
+  get netNamespace(): string | undefined {
+    return this.netNs;
+  }
+
+  /**
+   * Runs a command inside the lab's network namespace (`nsenter --net=…`) and returns its stdout,
+   * e.g. `lab.inNetNamespace('ip', '-br', 'link')`; throws with its stderr when it fails.
+   */
+  inNetNamespace(command: string, ...args: string[]): string {
+    const result = spawnSync(binary('nsenter'), [`--net=${this.netNamespacePath()}`, '--', findBinary(command) ?? command, ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const described = `${command} ${args.join(' ')} (in the lab's network namespace)`;
+    if (result.error !== undefined) throw new Error(`${described}: ${result.error.message}`);
+    if (result.status !== 0) throw new Error(`${described} failed: ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  /** @internal `/proc/<holder>/ns/net`, once it is sure the holder is still the lab's own process. */
+  netNamespacePath(): string {
+    const holder = this.netHolderProcess;
+    if (holder === undefined || this.netNs === undefined || !isStillRunning(holder) || namespaceOf(holder.pid, 'net') !== this.netNs) {
+      throw new Error("Lab: the lab's network namespace is gone");
+    }
+    return `/proc/${holder.pid}/ns/net`;
   }
 
   /** The host named `name` (h1, h2, ...). */
@@ -257,8 +338,9 @@ export class Lab {
   }
 
   /**
-   * The namespaces of every boot of every host, mount and PID (a host gets new ones on each boot). The
-   * kernel reuses the ids of namespaces that are gone, so two boots may list the same id.
+   * The lab's network namespace, then the namespaces of every boot of every host, mount and PID (a host
+   * gets new ones on each boot). The kernel reuses the ids of namespaces that are gone, so two boots may
+   * list the same id.
    */
   namespaces(): string[] {
     return [...this.bootNamespaces];
@@ -266,7 +348,8 @@ export class Lab {
 
   /**
    * Destroys and undefines what the hosts still have (domains, networks, pools), ends every process of
-   * every host by pid, waits for their namespaces to vanish and removes the root folder. Safe to call twice.
+   * every host by pid, deletes the lab's bridge, ends the holder of the lab's network namespace by pid,
+   * waits for all these namespaces to vanish and removes the root folder. Safe to call twice.
    */
   async teardown(): Promise<void> {
     if (this.tornDown) return;
@@ -278,6 +361,11 @@ export class Lab {
       } catch (error) {
         errors.push(error);
       }
+    }
+    try {
+      await this.stopNetwork();
+    } catch (error) {
+      errors.push(error);
     }
     liveLabs.delete(this);
     const leftMounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(`${this.root}/`));
@@ -305,12 +393,86 @@ export class Lab {
   /** The 'exit' safety net: no awaiting here, only kills by pid and folder removal. */
   private killSync(): void {
     for (const host of this.members) host.killSync();
+    // The bridge goes with the namespace once its last process is gone.
+    this.killNetHolder();
     rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /**
+   * Creates the lab's network namespace: `unshare --net` runs a shell that brings loopback up and turns
+   * IPv6 off (for `all` and `default`, so every device made later, the taps included, gets no link-local
+   * address), then waits on its stdin like a host's init. Then the bridge, with IPv6 off too.
+   */
+  private async startNetwork(): Promise<void> {
+    const ready = join(this.root, 'net.ready');
+    const log = openSync(join(this.root, 'net.log'), 'a');
+    const holder = spawn(binary('unshare'), ['--net', '--', '/bin/sh', '-c', NET_INIT, 'lab-net', ready, binary('ip')], {
+      detached: true,
+      stdio: ['pipe', log, log],
+    });
+    closeSync(log);
+    this.netHolder = holder;
+    const stdin = holder.stdin as Socket;
+    stdin.on('error', () => undefined);
+    stdin.unref();
+    holder.unref();
+    const exited = () => holder.exitCode !== null || holder.signalCode !== null;
+    const tail = () => readFileSync(join(this.root, 'net.log'), 'utf8').trim();
+    await waitFor(() => existsSync(ready) || exited(), 10_000, () => `Lab: the network namespace did not get ready: ${tail()}`);
+    const proc = holder.pid === undefined || exited() ? undefined : recordProcess(holder.pid, 'lab netns holder');
+    const netNs = proc === undefined ? undefined : namespaceOf(proc.pid, 'net');
+    if (proc === undefined || netNs === undefined || netNs === namespaceOf('self', 'net')) {
+      throw new Error(`Lab: the network namespace holder failed: ${tail()}`);
+    }
+    this.netHolderProcess = proc;
+    this.netNs = netNs;
+    this.record(proc.pid, proc.role);
+    this.recordNamespaces(netNs);
+    this.inNetNamespace('ip', 'link', 'add', this.bridge, 'type', 'bridge');
+    // Already off through `default`; said again for this device, as the bridge must never send anything.
+    if (ipv6Enabled()) this.inNetNamespace('sysctl', '-q', '-w', `net.ipv6.conf.${this.bridge}.disable_ipv6=1`);
+    this.inNetNamespace('ip', 'link', 'set', 'dev', this.bridge, 'up');
+  }
+
+  /** Deletes the bridge by name, ends the holder by pid and waits for the namespace to empty. */
+  private async stopNetwork(): Promise<void> {
+    const netNs = this.netNs;
+    const errors: string[] = [];
+    if (netNs !== undefined) {
+      try {
+        this.inNetNamespace('ip', 'link', 'del', 'dev', this.bridge);
+      } catch (error) {
+        errors.push(String(error));
+      }
+    }
+    this.killNetHolder();
+    if (netNs !== undefined) {
+      await waitFor(
+        () => pidsInNamespace(netNs).length === 0,
+        15_000,
+        () => `Lab: processes left in the lab's network namespace ${netNs}: ${pidsInNamespace(netNs).join(', ')}`,
+      );
+    }
+    if (errors.length > 0) throw new Error(`Lab.teardown: ${errors.join('; ')}`);
+  }
+
+  /** Ends the namespace holder, our child, by its pid, and only while it is still in the lab's namespace. */
+  private killNetHolder(): void {
+    const holder = this.netHolder;
+    if (holder !== undefined && holder.exitCode === null && holder.signalCode === null && holder.pid !== undefined) {
+      if (this.netNs !== undefined) killInNamespace(holder.pid, this.netNs);
+      else holder.kill('SIGKILL');
+    }
+    holder?.stdin?.destroy();
+    this.netHolder = undefined;
+    this.netHolderProcess = undefined;
+    this.netNs = undefined;
   }
 
   private async boot(): Promise<void> {
     liveLabs.add(this);
     installExitHandler();
+    await this.startNetwork();
     mkdirSync(this.lockspaceDir ?? this.sharedDir, { recursive: true });
     for (const host of this.members) host.prepare(this.lockspaceDir);
     // A fresh libvirtd probes QEMU's capabilities (about 1.5 s): probe once, or reuse a previous lab's
@@ -353,6 +515,25 @@ const MAX_HOSTS = 20;
 const PORT_BLOCKS = 45;
 
 const UNSHARE = ['--mount', '--uts', '--pid', '--fork', '--mount-proc', '--propagation', 'private'];
+
+/** The lab's bridge: at most 15 characters, the same in every lab since each lab has its own network namespace. */
+const LAB_BRIDGE = 'cdktflab0';
+
+/**
+ * The holder of the lab's network namespace, run by `unshare --net`: loopback up, IPv6 off for every
+ * device to come, then it waits for its stdin (a pipe from the test runner) to close, as `cat` itself
+ * (exec), so the holder is this one process and ends by its pid.
+ */
+const NET_INIT = `set -eu
+READY=$1; IP=$2
+"$IP" link set dev lo up
+if [ -d /proc/sys/net/ipv6 ]; then
+  echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
+  echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
+fi
+: > "$READY"
+exec cat > /dev/null
+`;
 
 /**
  * The init of a host's PID namespace, run by `unshare`: it names the host, mounts the host's folders
@@ -444,6 +625,16 @@ class Host implements LabHost {
     return pid;
   }
 
+  interfaces(domain: string): DomainInterface[] {
+    // " Interface   Type     Source      Model    MAC", a rule of dashes, then a row per NIC.
+    return lines(this.virsh('domiflist', domain))
+      .slice(2)
+      .map((row) => {
+        const [iface, type, source, model, mac] = row.split(/\s+/);
+        return { interface: iface, type, source, model, mac };
+      });
+  }
+
   /** @internal */
   virtlockdPid(): number | undefined {
     return this.hostPid('virtlockd.pid');
@@ -472,11 +663,15 @@ class Host implements LabHost {
       () => `${this.name}: processes left in ${pidNs}: ${pidsInNamespace(pidNs).join(', ')}`,
     );
     this.forget();
-    // Bridges and their firewall rules live in the machine's network namespace: they outlive the host.
-    const ip = findBinary('ip');
+    // Bridges of libvirt networks and their firewall rules live in the lab's network namespace: they
+    // outlive the host, and would be in the way of its networks when it boots again.
     for (const bridge of bridges) {
-      if (ip !== undefined && existsSync(`/sys/class/net/${bridge}`)) spawnSync(ip, ['link', 'delete', bridge], { stdio: 'ignore' });
-      removeFirewallRules(bridge);
+      try {
+        this.lab.inNetNamespace('ip', 'link', 'delete', 'dev', bridge);
+      } catch {
+        // not there
+      }
+      removeFirewallRules(this.lab, bridge);
     }
   }
 
@@ -511,7 +706,9 @@ class Host implements LabHost {
     const ready = join(this.dir, 'init.ready');
     rmSync(ready, { force: true });
     const log = openSync(join(this.dir, 'init.log'), 'a');
-    const holder = spawn(binary('unshare'), [...UNSHARE, '--', '/bin/sh', '-c', HOST_INIT, 'lab-host-init', this.dir, this.name], {
+    // nsenter joins the lab's network namespace and execs unshare, which makes the host's own namespaces.
+    const net = `--net=${this.lab.netNamespacePath()}`;
+    const holder = spawn(binary('nsenter'), [net, '--', binary('unshare'), ...UNSHARE, '--', '/bin/sh', '-c', HOST_INIT, 'lab-host-init', this.dir, this.name], {
       detached: true,
       stdio: ['pipe', log, log],
     });
@@ -536,6 +733,9 @@ class Host implements LabHost {
     if (mountNs === undefined || pidNs === undefined || mountNs === namespaceOf('self', 'mnt') || pidNs === namespaceOf('self', 'pid')) {
       throw new Error(`${this.name}: the host's init ${init.pid} is not in namespaces of its own`);
     }
+    if (namespaceOf(init.pid, 'net') !== this.lab.netNamespace) {
+      throw new Error(`${this.name}: the host's init ${init.pid} is not in the lab's network namespace ${this.lab.netNamespace}`);
+    }
     this.init = init;
     this.mountNs = mountNs;
     this.pidNs = pidNs;
@@ -548,7 +748,7 @@ class Host implements LabHost {
       try {
         await execFileAsync(
           binary('nsenter'),
-          ['--target', String(init.pid), '--mount', '--uts', '--pid', '--', binary(daemon), '--daemon', '--pid-file', pidFile],
+          ['--target', String(init.pid), '--mount', '--uts', '--pid', '--net', '--', binary(daemon), '--daemon', '--pid-file', pidFile],
           { timeout: 30_000 },
         );
       } catch (error) {
@@ -572,7 +772,7 @@ class Host implements LabHost {
         this.tryVirsh('undefine', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata', '--nvram', domain) ||
           this.tryVirsh('undefine', domain);
       }
-      // Networks own bridges and firewall rules in the machine's network namespace.
+      // Networks own bridges and firewall rules in the lab's network namespace.
       for (const network of lines(this.tryVirsh('net-list', '--all', '--name') || '')) {
         this.tryVirsh('net-destroy', network);
         this.tryVirsh('net-undefine', network);
@@ -664,7 +864,7 @@ class Host implements LabHost {
   }
 }
 
-const REQUIRED_BINARIES = ['libvirtd', 'virtlogd', 'virtlockd', 'virsh', 'qemu-system-x86_64', 'qemu-img', 'unshare', 'nsenter', 'mount', 'hostname'];
+const REQUIRED_BINARIES = ['libvirtd', 'virtlogd', 'virtlockd', 'virsh', 'qemu-system-x86_64', 'qemu-img', 'unshare', 'nsenter', 'mount', 'hostname', 'ip', 'sysctl'];
 const SEARCH_PATH = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter((dir) => dir !== '');
 
 function findBinary(name: string): string | undefined {
@@ -689,23 +889,35 @@ function lines(text: string): string[] {
     .filter((line) => line !== '');
 }
 
-/** Removes the rules libvirt added to the machine's firewall for a network's bridge (what net-destroy would do). */
-function removeFirewallRules(bridge: string): void {
+/** Removes the rules libvirt added to the lab namespace's firewall for a network's bridge (what net-destroy would do). */
+function removeFirewallRules(lab: Lab, bridge: string): void {
   for (const tool of ['iptables', 'ip6tables']) {
-    const path = findBinary(tool);
-    if (path === undefined) continue;
+    if (findBinary(tool) === undefined) continue;
     for (const table of ['filter', 'nat', 'mangle']) {
-      const listing = spawnSync(path, ['-w', '-t', table, '-S'], { encoding: 'utf8' });
-      if (listing.status !== 0) continue;
-      for (const rule of lines(listing.stdout)) {
+      let listing: string;
+      try {
+        listing = lab.inNetNamespace(tool, '-w', '-t', table, '-S');
+      } catch {
+        continue;
+      }
+      for (const rule of lines(listing)) {
         // libvirt's rules: "-A LIBVIRT_INP -i virbr1 -p udp -m udp --dport 53 -j ACCEPT"
         const words = rule.split(' ');
         if (words[0] !== '-A' || !words[1].startsWith('LIBVIRT_')) continue;
         const interfaces = words.filter((_, i) => words[i - 1] === '-i' || words[i - 1] === '-o');
-        if (interfaces.includes(bridge)) spawnSync(path, ['-w', '-t', table, '-D', ...words.slice(1)], { stdio: 'ignore' });
+        if (!interfaces.includes(bridge)) continue;
+        try {
+          lab.inNetNamespace(tool, '-w', '-t', table, '-D', ...words.slice(1));
+        } catch {
+          // gone meanwhile
+        }
       }
     }
   }
+}
+
+function ipv6Enabled(): boolean {
+  return existsSync('/proc/sys/net/ipv6');
 }
 
 /** Where QEMU capabilities probed by one lab are kept for the next (libvirt re-probes a stale entry itself). */

@@ -2,7 +2,8 @@
  * Process and namespace helpers for the lab. Each lab host runs in its own PID namespace, so the pids
  * in its pid files are the namespace's own; `outerPid` translates them. Every signal goes through
  * `killInNamespace`, so a pid that was reused (pids wrap at 32768 here) can never hit a process the
- * lab did not start.
+ * lab did not start: the process must live in a namespace the lab made (a host's PID namespace, or
+ * the lab's network namespace for the process that holds it).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'fs';
 
@@ -15,7 +16,7 @@ export interface LabProcess {
   readonly role: string;
 }
 
-export type NamespaceKind = 'mnt' | 'pid';
+export type NamespaceKind = 'mnt' | 'pid' | 'net';
 
 interface ProcStat {
   readonly state: string;
@@ -106,11 +107,12 @@ export function readPidFile(path: string): number | undefined {
 }
 
 /**
- * Sends a signal to `pid` only if that process lives in `pidNamespace` (a lab host's own PID
- * namespace, so the lab started it). Returns whether the signal was sent.
+ * Sends a signal to `pid` only if that process lives in `namespace` (a lab host's own PID namespace,
+ * or the lab's own network namespace, so the lab started it). Returns whether the signal was sent.
  */
-export function killInNamespace(pid: number, pidNamespace: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
-  if (namespaceOf(pid, 'pid') !== pidNamespace) return false;
+export function killInNamespace(pid: number, namespace: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+  const kind = namespace.slice(0, namespace.indexOf(':')) as NamespaceKind;
+  if (namespaceOf(pid, kind) !== namespace) return false;
   try {
     process.kill(pid, signal);
     return true;
