@@ -1,12 +1,28 @@
 /**
  * Self-test of the lab: two real libvirt hosts on this machine, each with its own domains, fencing each
- * other through disk leases, one of them killed and brought back, and nothing left behind.
+ * other through disk leases, one of them killed and brought back, a guest with a NIC on the lab's bridge
+ * migrating between them inside the lab's own network namespace, and nothing left behind.
  */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { isRunning, isStillRunning, Lab, LabHost, labPrerequisites, pidsInNamespace, tinyDomainXml } from './lab';
 import { namespaceOf } from './processes';
+
+/** `virsh domjobinfo` as field → value ("Total downtime" → "29 ms"). */
+function jobInfo(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const match = /^\s*([^:]+):\s+(.*?)\s*$/.exec(line);
+    if (match !== null) fields[match[1]] = match[2].replace(/\s+/g, ' ');
+  }
+  return fields;
+}
+
+/** The machine's own setting, read from the test's (the machine's) network namespace. */
+function machineSysctl(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8').trim() : undefined;
+}
 
 const prerequisites = labPrerequisites();
 
@@ -32,8 +48,10 @@ if (!prerequisites.ok) {
     let h2: LabHost;
     let disk1: string;
     let disk2: string;
+    let machineIpv6: string | undefined;
 
     beforeAll(async () => {
+      machineIpv6 = machineSysctl('/proc/sys/net/ipv6/conf/all/disable_ipv6');
       lab = await timed('start', () => Lab.start({ hosts: 2 }));
       h1 = lab.host('h1');
       h2 = lab.host('h2');
@@ -141,19 +159,119 @@ if (!prerequisites.ok) {
       expect(namespaceOf(h1.qemuPid('vm-h2')!, 'pid')).toBe(h1.pidNamespace);
     });
 
-    test('teardown leaves no process, namespace, mount or folder behind', async () => {
+    test("every host lives in the lab's one network namespace, where the bridge is; the machine sees neither", () => {
+      const netNs = lab.netNamespace!;
+      expect(netNs).toMatch(/^net:\[\d+\]$/);
+      expect(netNs).not.toBe(namespaceOf('self', 'net'));
+      // Daemons, guests, the hosts' inits and the holder: all of them, h1's second boot included.
+      const running = lab.processes().filter(isStillRunning);
+      expect(running.map((p) => p.role)).toEqual(expect.arrayContaining(['lab netns holder', 'h1 libvirtd', 'h2 libvirtd', 'h1 qemu vm-h2']));
+      for (const proc of running) expect(`${proc.role}: ${namespaceOf(proc.pid, 'net')}`).toBe(`${proc.role}: ${netNs}`);
+
+      // In the lab's namespace: loopback up with 127.0.0.1 only, the bridge up with no address at all.
+      const links = lab.inNetNamespace('ip', '-br', 'link');
+      expect(links).toMatch(/^lo\s+UNKNOWN/m);
+      expect(links).toMatch(new RegExp(`^${lab.bridge}\\s+(UP|UNKNOWN|DOWN)`, 'm'));
+      expect(lab.inNetNamespace('ip', '-d', 'link', 'show', 'dev', lab.bridge)).toContain('bridge forward_delay');
+      expect(lab.inNetNamespace('ip', '-o', 'addr').trim().split('\n')).toEqual([expect.stringMatching(/^1: lo\s+inet 127\.0\.0\.1\/8 /)]);
+      expect(lab.inNetNamespace('ip', 'route', 'show', 'table', 'all').trim()).not.toMatch(/default|cdktflab0/);
+      if (machineIpv6 !== undefined) {
+        for (const conf of ['all', 'default', lab.bridge]) {
+          expect(lab.inNetNamespace('sysctl', '-n', `net.ipv6.conf.${conf}.disable_ipv6`).trim()).toBe('1');
+        }
+        // The sysctls were set in the lab's namespace, not on the machine.
+        expect(machineSysctl('/proc/sys/net/ipv6/conf/all/disable_ipv6')).toBe(machineIpv6);
+      }
+
+      // Not in the machine's namespace.
+      expect(existsSync(`/sys/class/net/${lab.bridge}`)).toBe(false);
+      expect(spawnSync('ip', ['link', 'show', 'dev', lab.bridge], { encoding: 'utf8' }).status).not.toBe(0);
+    });
+
+    const mac = '52:54:00:6c:61:62';
+    let nicDisk: string;
+
+    test('a domain with a NIC on the lab bridge starts on h1; its tap is a port of the bridge, with no IPv6', () => {
+      nicDisk = lab.createDisk('vm-nic');
+      const xml = tinyDomainXml({ name: 'vm-nic', disk: nicDisk, diskCache: 'none', interfaces: [{ bridge: lab.bridge, mac }] });
+      h1.virsh('define', lab.writeFile('vm-nic.xml', xml));
+      h1.virsh('start', 'vm-nic');
+
+      const [nic, ...others] = h1.interfaces('vm-nic');
+      expect(others).toEqual([]);
+      expect(nic).toEqual({ interface: expect.stringMatching(/^vnet\d+$/), type: 'bridge', source: lab.bridge, model: 'virtio', mac });
+      expect(h1.virsh('domiflist', 'vm-nic')).toMatch(new RegExp(`${nic.interface}\\s+bridge\\s+${lab.bridge}\\s+virtio\\s+${mac}`));
+      expect(lab.inNetNamespace('ip', '-o', 'link', 'show', 'master', lab.bridge)).toMatch(new RegExp(`^\\d+: ${nic.interface}: `));
+      expect(namespaceOf(h1.qemuPid('vm-nic')!, 'net')).toBe(lab.netNamespace);
+      if (machineIpv6 !== undefined) {
+        expect(lab.inNetNamespace('sysctl', '-n', `net.ipv6.conf.${nic.interface}.disable_ipv6`).trim()).toBe('1');
+      }
+      expect(lab.inNetNamespace('ip', '-6', '-o', 'addr').trim()).toBe('');
+      expect(existsSync(`/sys/class/net/${nic.interface}`)).toBe(false);
+    });
+
+    test("cache='none' does not make a plain folder shared storage to libvirt: still refused without --unsafe", () => {
+      // libvirt (qemuMigrationSrcIsSafe) calls a disk safe only on a file system it knows as shared (NFS,
+      // CIFS, Ceph, GFS2, OCFS2, glusterfs, ...); the cache mode is only looked at after that.
+      expect(h1.virsh('dumpxml', 'vm-nic')).toContain("<driver name='qemu' type='qcow2' cache='none'/>");
+      expect(() => h1.virsh('migrate', '--live', '--persistent', '--undefinesource', 'vm-nic', h2.uri, '--migrateuri', 'tcp://127.0.0.1')).toThrow(
+        /Migration without shared storage is unsafe/,
+      );
+      expect(h1.domainState('vm-nic')).toBe('running');
+      expect(h2.domains()).not.toContain('vm-nic');
+    });
+
+    test('the NIC domain live-migrates h1 → h2 and stays on the bridge with its MAC; the destination reports the downtime', async () => {
+      const before = h1.interfaces('vm-nic')[0];
+      const started = Date.now();
+      await timed('live migration with a NIC', async () =>
+        h1.virsh('migrate', '--live', '--persistent', '--undefinesource', 'vm-nic', h2.uri, '--migrateuri', 'tcp://127.0.0.1', '--unsafe'),
+      );
+      const wallMs = Date.now() - started;
+
+      expect(h2.domainState('vm-nic')).toBe('running');
+      expect(h1.domains()).not.toContain('vm-nic');
+      expect(lab.leaseHolder(nicDisk)).toBe(h2);
+      const [after, ...others] = h2.interfaces('vm-nic');
+      expect(others).toEqual([]);
+      expect(after).toEqual({ interface: expect.stringMatching(/^vnet\d+$/), type: 'bridge', source: lab.bridge, model: 'virtio', mac });
+      expect({ ...after, interface: undefined }).toEqual({ ...before, interface: undefined });
+      expect(namespaceOf(h2.qemuPid('vm-nic')!, 'net')).toBe(lab.netNamespace);
+      // h1 removed its tap: the new one is the bridge's only port (the hosts share the namespace, so
+      // h2 picked a name h1's tap did not hold at the time).
+      const ports = lab.inNetNamespace('ip', '-o', 'link', 'show', 'master', lab.bridge);
+      expect([...ports.matchAll(/^\d+: ([^:@]+)[:@]/gm)].map((m) => m[1])).toEqual([after.interface]);
+      expect(h2.virsh('dumpxml', 'vm-nic')).toContain(`<source bridge='${lab.bridge}'/>`);
+
+      // With --undefinesource the source has no domain left to ask; the destination keeps the completed
+      // job's statistics until read once (--keep-completed keeps them for the next read).
+      expect(() => h1.virsh('domjobinfo', '--completed', 'vm-nic')).toThrow(/failed to get domain/);
+      const info = jobInfo(h2.virsh('domjobinfo', '--completed', '--keep-completed', 'vm-nic'));
+      expect(info).toMatchObject({ 'Job type': 'Completed', Operation: 'Incoming migration' });
+      expect(info['Time elapsed']).toMatch(/^\d+ ms$/);
+      expect(info['Total downtime']).toMatch(/^\d+ ms$/);
+      console.log(`live migration with a NIC: virsh migrate took ${wallMs} ms; domjobinfo --completed on the destination: ${JSON.stringify(info)}`);
+    });
+
+    test('teardown leaves no process, namespace, bridge, mount or folder behind', async () => {
       for (const host of [h1, h2]) for (const domain of host.runningDomains()) expect(host.qemuPid(domain)).toBeDefined();
       const processes = lab.processes();
       const namespaces = lab.namespaces();
-      // Two boots of h1 and one of h2, each with a mount and a PID namespace.
-      expect(namespaces).toHaveLength(6);
-      expect(processes.filter((p) => p.role.includes('qemu')).length).toBeGreaterThanOrEqual(3);
+      const netNs = lab.netNamespace!;
+      // The lab's network namespace, then two boots of h1 and one of h2, each with a mount and a PID namespace.
+      expect(namespaces).toHaveLength(7);
+      expect(namespaces[0]).toBe(netNs);
+      expect(processes.filter((p) => p.role.includes('qemu')).length).toBeGreaterThanOrEqual(4);
       expect(processes.filter(isStillRunning).length).toBeGreaterThan(0);
+      expect(pidsInNamespace(netNs).length).toBeGreaterThan(0);
 
       await timed('teardown', () => lab.teardown());
 
       expect(processes.filter(isStillRunning)).toEqual([]);
       for (const namespace of namespaces) expect(pidsInNamespace(namespace)).toEqual([]);
+      expect(lab.netNamespace).toBeUndefined();
+      expect(() => lab.inNetNamespace('ip', 'link')).toThrow(/network namespace is gone/);
+      expect(existsSync(`/sys/class/net/${lab.bridge}`)).toBe(false);
       expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(lab.root);
       expect(existsSync(lab.root)).toBe(false);
     });
