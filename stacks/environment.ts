@@ -5,6 +5,7 @@
  *   LIBVIRT_HOSTS        name=uri pairs, comma-separated, e.g. h1=qemu:///system?socket=/tmp/h1.sock
  *   LIBVIRT_DOMAIN_TYPE  kvm or qemu (default: kvm where /dev/kvm exists)
  *   LIBVIRT_SHARED_PATH  path of the shared pool on every host (default /srv/vmstore)
+ *   LIBVIRT_BRIDGE       the Linux bridge every host has for the LAN segment (default br0)
  *   LIBVIRT_IMAGE        a bootable qcow2 file the VMs boot (default: a blank disk that boots nothing)
  *   LIBVIRT_CONSOLE_LOG  1: copy every VM's serial console to /var/log/libvirt/qemu/<vm>-console.log
  *                        on its host (default: off)
@@ -16,6 +17,8 @@ export interface StackEnvironment {
   /** The connection URI of host `name`, or `fallback` when the environment does not say. */
   uri(name: string, fallback: string): string;
   readonly sharedPath: string;
+  /** The Linux bridge every host has for the LAN. */
+  readonly bridge: string;
   /** The image the example VMs boot. */
   readonly image: Image;
   /** Whether the VMs copy their serial console to a file on their host. */
@@ -33,6 +36,7 @@ export function stackEnvironment(env: NodeJS.ProcessEnv = process.env): StackEnv
     domainType: detectDomainType(env),
     uri: (name, fallback) => uris.get(name) ?? fallback,
     sharedPath: env.LIBVIRT_SHARED_PATH ?? '/srv/vmstore',
+    bridge: env.LIBVIRT_BRIDGE ?? 'br0',
     image: env.LIBVIRT_IMAGE ? Image.fromFile('guest', env.LIBVIRT_IMAGE) : Image.blank('blank', Size.mebibytes(64)),
     consoleLog: env.LIBVIRT_CONSOLE_LOG === '1',
   };

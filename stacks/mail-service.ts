@@ -2,7 +2,7 @@ import * as path from 'path';
 import { LocalBackend, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import {
-  AntiAffinity, Cluster, FailoverGroup, Host, HostState, RemovalPolicy, RestartPriority, Schedule, Size,
+  AntiAffinity, Cluster, FailoverGroup, Host, HostState, RemovalPolicy, RestartPriority, Schedule, Segment, Size,
 } from '../lib';
 import { StackEnvironment, stackEnvironment } from './environment';
 
@@ -52,7 +52,16 @@ export class MailServiceStack extends TerraformStack {
     const h1 = new Host(this, 'h1', { uri: env.uri('h1', 'qemu+ssh://admin@kvm1.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r1' }, state: HostState.ACTIVE });
     const h2 = new Host(this, 'h2', { uri: env.uri('h2', 'qemu+ssh://admin@kvm2.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r2' }, state: HostState.ACTIVE });
 
+    // The LAN every host bridges as br0: the replicas keep their MAC and addresses wherever they run.
+    // Documentation ranges (RFC 5737, RFC 3849): replace them with the site's.
+    const lan = Segment.hostBridge('lan', env.bridge, {
+      subnets: ['192.0.2.0/24', '2001:db8:25::/64'],
+      gateway4: '192.0.2.1',
+      gateway6: '2001:db8:25::1',
+      nameservers: ['192.0.2.53'],
+    });
     this.cluster = new Cluster(this, 'cluster', {
+      segments: [lan],
       hosts: [h1, h2],
       sharedStorage: { poolName: 'shared', path: env.sharedPath },
       failuresToTolerate: 1,
@@ -68,6 +77,7 @@ export class MailServiceStack extends TerraformStack {
       cluster: this.cluster,
       replicas: 1,
       priority: RestartPriority.HIGH,
+      nics: [{ segment: lan, firstAddresses: ['192.0.2.10/24', '2001:db8:25::10/64'] }],
       template: { vcpus: 1, memory: Size.mebibytes(128), image, console },
     });
     this.mail = new FailoverGroup(this, 'mail', {
@@ -77,6 +87,8 @@ export class MailServiceStack extends TerraformStack {
       antiAffinity: AntiAffinity.soft(),
       priority: RestartPriority.HIGH,
       startAfter: [this.directory],
+      // mail-1 is .11, mail-2 .12, the peak replica mail-3 .13.
+      nics: [{ segment: lan, firstAddresses: ['192.0.2.11/24', '2001:db8:25::11/64'] }],
       template: {
         // Room to grow while running: up to 2 vCPUs and 512 MiB are hot-added without a restart.
         vcpus: props.mailVcpus ?? 1,

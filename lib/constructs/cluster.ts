@@ -8,6 +8,7 @@ import { isTimeZone } from '../core/schedule';
 import { Volume } from '../generated/libvirt/volume';
 import { IBaseImage, IPlaceable, IPlacementCluster, IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
 import { readLock, writeLock } from './lock-store';
+import { Segment } from './segment';
 import { SecureDefaults } from './secure-defaults';
 import { StackPlacement } from './stack-placement';
 import { VmLimits } from './vm-limits';
@@ -95,6 +96,18 @@ export interface ClusterProps {
    * @default - the context value libvirt-cluster:rebalance, else false
    */
   readonly rebalance?: boolean;
+  /**
+   * The network segments every host has under the same name (host bridges, macvtap, Open vSwitch,
+   * isolated networks): a VM's NICs are on these, so it finds them wherever it is placed.
+   * Isolated segments' networks are created on every host.
+   * @default - none besides `defaultSegment`
+   */
+  readonly segments?: readonly Segment[];
+  /**
+   * Where a VM without `nics` gets its one NIC.
+   * @default - an isolated segment `<cluster id>-isolated`, created on every host when a VM uses it
+   */
+  readonly defaultSegment?: Segment;
 }
 
 /**
@@ -123,6 +136,8 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   public readonly lockFile: string;
   public readonly frozenLock: boolean;
   public readonly rebalance: boolean;
+  public readonly segments: readonly Segment[];
+  public readonly defaultSegment: Segment;
   private readonly vms: (IPlaceable & { readonly vmName: string })[] = [];
   private readonly groups: IScheduledGroup[] = [];
   private readonly sharedImages = new Map<string, Volume>();
@@ -154,6 +169,9 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     this.lockFile = props.lockFile ?? path.join(process.cwd(), id === 'cluster' ? `${stackName}.placement-lock.json` : `${stackName}.${id}.placement-lock.json`);
     this.frozenLock = props.frozenLock ?? (process.env.CI === 'true' || this.node.tryGetContext(CLUSTER_CONTEXT.frozenLock) === true);
     this.rebalance = props.rebalance ?? this.node.tryGetContext(CLUSTER_CONTEXT.rebalance) === true;
+    this.segments = props.segments ?? [];
+    this.defaultSegment = props.defaultSegment ?? Segment.isolated(`${id.toLowerCase().replace(/[^a-z0-9-]/g, '-')}-isolated`);
+    for (const segment of this.segments) this.useSegment(segment);
     this.node.addValidation({ validate: () => this.validate() });
     StackPlacement.of(this).addCluster(this);
     new TerraformOutput(this, 'StandbyCandidates', {
@@ -165,6 +183,11 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   /** Name of the shared pool disks go to, if the cluster has shared storage. */
   public get sharedPoolName(): string | undefined {
     return this.sharedStorage?.poolName;
+  }
+
+  /** Makes sure `segment` is on every host: its network is created on each (isolated segments). */
+  public useSegment(segment: Segment): void {
+    for (const host of this.hosts) host.ensureNetwork(segment);
   }
 
   /** A reachable host, on which a VM without a place is rendered while synth reports why. */
@@ -319,6 +342,9 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     const reportedByVms = new Set([...this.planned().byVm.values()].flat());
     const problems = this.problems().filter((p) => !reportedByVms.has(p));
     if (this.instantProblem) problems.push(this.instantProblem);
+    for (const segment of [this.defaultSegment, ...this.segments]) problems.push(...segment.validate());
+    const names = this.segments.map((s) => s.name);
+    for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) problems.push(`two segments are named ${name}; each segment needs its own name`);
     if (this.hosts.length === 0) problems.push('a cluster needs at least one host');
     else if (!this.hosts.some((h) => h.reachable)) problems.push('every host of the cluster is failed or standby: there is nowhere to run anything; mark a host active');
     if (!Number.isInteger(this.failuresToTolerate) || this.failuresToTolerate < 0) {

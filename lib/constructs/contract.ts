@@ -8,6 +8,7 @@ import { Construct, IConstruct } from 'constructs';
 import { HostSpec, HostState, VmSpec } from '../core/model';
 import { Size } from '../core/size';
 import { Volume } from '../generated/libvirt/volume';
+import type { Segment } from './segment';
 
 /** A libvirt host as placement and the resources on it see it. */
 export interface IPlacementHost extends IConstruct {
@@ -27,6 +28,15 @@ export interface IPlacementHost extends IConstruct {
   readonly localPoolName: string;
   /** Name of the libvirt network a VM's default NIC attaches to. */
   readonly networkName: string;
+  /** The isolated segment of a standalone VM's default NIC: the host's own network. */
+  readonly defaultSegment: Segment;
+  /**
+   * Creates the libvirt network of an isolated segment on the host (once; nothing while the host
+   * is unreachable, but it is remembered for the `removed` blocks). Call while building the tree.
+   */
+  ensureNetwork(segment: Segment): void;
+  /** The name of the segment's libvirt network as a reference to it, so domains are created after it. */
+  networkNameFor(segment: Segment): string;
   /** The host as the planner sees it, or a reason it cannot be planned with (no capacity). */
   toHostSpec(): HostSpec | string;
   /**
@@ -77,6 +87,12 @@ export interface IVmPlacer extends IConstruct {
   readonly fallbackHost: IPlacementHost | undefined;
   /** Name of the pool every host sees (disks there follow their VM), if the cluster has one. */
   readonly sharedPoolName?: string;
+  /** The segments every host of the cluster has; a clustered VM's NICs must be on them. */
+  readonly segments: readonly Segment[];
+  /** The segment of a clustered VM's default NIC. */
+  readonly defaultSegment: Segment;
+  /** Makes sure `segment` is on every host (its networks created); for the default segment, on first use. */
+  useSegment(segment: Segment): void;
   /** The base volume boot disks of `image` on `host` are overlays of. */
   baseVolumeFor(image: IBaseImage, host: IPlacementHost): Volume;
 }

@@ -1,9 +1,11 @@
 import { dependable } from 'cdktf';
 import { Construct } from 'constructs';
+import { InterfaceAddress } from '../core/addressing';
 import { RestartPriority } from '../core/model';
 import { isTimeZone, Schedule } from '../core/schedule';
 import { AntiAffinity } from './anti-affinity';
 import { IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
+import { NicProps } from './nic';
 import { VirtualMachine, VirtualMachineProps } from './virtual-machine';
 
 /** The shape every replica of a failover group shares: these props of `VirtualMachineProps`. */
@@ -11,6 +13,17 @@ export type ReplicaTemplate = Pick<
   VirtualMachineProps,
   'vcpus' | 'maxVcpus' | 'memory' | 'maxMemory' | 'architecture' | 'image' | 'bootDiskSize' | 'dataDisk' | 'cloudInit' | 'console' | 'shutdownTimeout'
 >;
+
+/** A NIC every replica has; the replicas' static addresses count up from the first. */
+export interface ReplicaNicProps extends Omit<NicProps, 'addresses' | 'mac'> {
+  /**
+   * The first replica's static addresses with prefix (IPv4 and/or IPv6); replica n has each plus
+   * n - 1: `192.0.2.11/24` gives mail-1 .11, mail-2 .12, mail-3 .13. A replica keeps its address
+   * for its life, like its name.
+   * @default - none: the replicas ask DHCP
+   */
+  readonly firstAddresses?: readonly string[];
+}
 
 export interface FailoverGroupProps {
   /** The cluster that places and restarts the replicas. */
@@ -48,6 +61,11 @@ export interface FailoverGroupProps {
    * @default - none
    */
   readonly startAfter?: readonly FailoverGroup[];
+  /**
+   * Every replica's NICs, on the cluster's segments.
+   * @default - one NIC on the cluster's default segment
+   */
+  readonly nics?: readonly ReplicaNicProps[];
   /**
    * Prefix of replica names: `<prefix>-1`, `<prefix>-2`, ...
    * @default - the construct id
@@ -94,6 +112,7 @@ export class FailoverGroup extends Construct implements IScheduledGroup {
         cluster,
         name: `${this.groupName}-${i}`,
         ...props.template,
+        ...(props.nics ? { nics: props.nics.map((nic) => replicaNic(nic, i)) } : {}),
         priority: props.priority,
         preferredHosts: props.preferredHosts,
         allowedHosts: props.allowedHosts,
@@ -123,4 +142,16 @@ export class FailoverGroup extends Construct implements IScheduledGroup {
   public describeSchedule(): string {
     return `${this.groupName}: ${this.schedule} (now ${this.runningReplicas.length})`;
   }
+}
+
+/** Replica `n`'s NIC: the first addresses plus n - 1 (an unparsable one is passed on for the VM to report). */
+function replicaNic(nic: ReplicaNicProps, n: number): NicProps {
+  const { firstAddresses, ...rest } = nic;
+  if (firstAddresses === undefined) return rest;
+  const addresses = firstAddresses.map((text) => {
+    const first = InterfaceAddress.parse(text);
+    if (typeof first === 'string') return text;
+    return first.plus(n - 1)?.toString() ?? `${text}+${n - 1}`;
+  });
+  return { ...rest, addresses };
 }

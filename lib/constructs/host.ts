@@ -8,6 +8,7 @@ import { Network } from '../generated/libvirt/network';
 import { Pool } from '../generated/libvirt/pool';
 import { Volume } from '../generated/libvirt/volume';
 import { IBaseImage, IPlacementHost } from './contract';
+import { Segment, SegmentKind } from './segment';
 import { IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults, unverifiedConnection } from './secure-defaults';
 import { StackPlacement } from './stack-placement';
 
@@ -146,6 +147,12 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public readonly network?: Network;
   /** Name of the host's isolated network. */
   public readonly networkName: string;
+  /** The host's own isolated network as a segment: where a standalone VM's default NIC goes. */
+  public readonly defaultSegment: Segment;
+  /** Isolated segments' networks on this host, by segment name (none while unreachable). */
+  private readonly segmentNetworks = new Map<string, { readonly segment: Segment; readonly name?: string }>();
+  /** Names two different isolated segments on this host share. */
+  private readonly segmentClashes = new Set<string>();
   private readonly poolPath: string;
   private readonly images = new Map<string, Volume>();
   private readonly placement: StackPlacement;
@@ -160,6 +167,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
     this.labels = props.labels ?? {};
     this.insecureSkipHostKeyVerification = props.insecureSkipHostKeyVerification ?? false;
     this.networkName = `${this.hostName}-isolated`;
+    this.defaultSegment = Segment.isolated(this.networkName);
     this.poolPath = props.poolPath ?? `/var/lib/libvirt/images/${this.hostName}`;
     const override = this.node.tryGetContext(`${HOST_STATE_CONTEXT}${this.hostName}`);
     this.state = stateFrom(props.state ?? HostState.ACTIVE, override);
@@ -193,6 +201,28 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public get localPoolName(): string {
     // Read once: each read of a resource attribute makes a new token, kept until synth ends.
     return (this.poolNameToken ??= this.pool?.name ?? LOCAL_POOL_NAME);
+  }
+
+  /** Creates the libvirt network of an isolated segment on this host, once. */
+  public ensureNetwork(segment: Segment): void {
+    if (segment.kind !== SegmentKind.ISOLATED || segment === this.defaultSegment) return;
+    const known = this.segmentNetworks.get(segment.name);
+    if (known) {
+      if (known.segment !== segment) this.segmentClashes.add(segment.name);
+      return;
+    }
+    // No <forward> and no <ip>, like the host's own network.
+    const network = this.reachable
+      ? new Network(this, `Segment-${segment.name}`, { provider: this.provider, name: segment.name, autostart: true })
+      : undefined;
+    // Read once: each read of a resource attribute makes a new token.
+    this.segmentNetworks.set(segment.name, { segment, name: network?.name });
+  }
+
+  /** The libvirt network name of an isolated segment on this host, as a reference when it is created here. */
+  public networkNameFor(segment: Segment): string {
+    if (segment === this.defaultSegment) return this.network?.name ?? this.networkName;
+    return this.segmentNetworks.get(segment.name)?.name ?? segment.name;
   }
 
   /** Whether Terraform may contact the host: not failed, not powered down. */
@@ -256,12 +286,16 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
     return [
       `libvirt_pool.${idOf('Pool')}`,
       `libvirt_network.${idOf('Network')}`,
+      ...[...this.segmentNetworks.keys()].map((name) => `libvirt_network.${idOf(`Segment-${name}`)}`),
       ...images.map((image) => `libvirt_volume.${idOf(`Image-${image.name}`)}`),
     ];
   }
 
   private validateProps(architecture: string, override: unknown): string[] {
     const problems: string[] = [];
+    for (const name of this.segmentClashes) {
+      problems.push(`two different segments are named ${name} on host ${this.hostName}: the name is their libvirt network; declare the segment once and share it, or rename one`);
+    }
     if (override !== undefined && !(Object.values(HostState) as unknown[]).includes(override)) {
       problems.push(`context ${HOST_STATE_CONTEXT}${this.hostName}='${override}' is not a host state; use one of ${Object.values(HostState).join(', ')}`);
     }

@@ -3,11 +3,18 @@ import * as path from 'path';
 import { App, Aspects, IAspect, Lazy, TerraformStack } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
+import { ResolvedNic } from './nic';
+import { Segment } from './segment';
 
 const ID = 'LibvirtClusterPlacement';
 
 /** A VM as the stack's cross-cluster checks see it: where it runs, once it runs somewhere. */
-type PlacedVm = IPlaceable & { readonly host: IPlacementHost; readonly placed: boolean; readonly vmName: string };
+type PlacedVm = IPlaceable & {
+  readonly host: IPlacementHost;
+  readonly placed: boolean;
+  readonly vmName: string;
+  readonly nics: readonly ResolvedNic[];
+};
 
 /**
  * What the clusters, hosts and VMs of one stack share: the stack's `removed` blocks (merged from
@@ -119,6 +126,37 @@ export class StackPlacement extends Construct {
     return problems;
   }
 
+  /**
+   * A MAC used by two NICs anywhere in the stack, or an address used twice on one segment: either
+   * would make two guests answer for one identity once both run.
+   */
+  private duplicateNicIdentities(): string[] {
+    const byMac = new Map<string, { readonly who: string; readonly vm: string; readonly derived: boolean }[]>();
+    const byAddress = new Map<Segment, Map<string, string[]>>();
+    for (const { vm } of this.vms) {
+      for (const nic of vm.nics) {
+        const who = `${vm.node.path} NIC ${nic.name}`;
+        byMac.set(nic.mac, [...(byMac.get(nic.mac) ?? []), { who, vm: vm.vmName, derived: nic.derivedMac }]);
+        const onSegment = byAddress.get(nic.segment) ?? new Map<string, string[]>();
+        byAddress.set(nic.segment, onSegment);
+        for (const address of nic.addresses) onSegment.set(address.ip, [...(onSegment.get(address.ip) ?? []), who]);
+      }
+    }
+    const problems: string[] = [];
+    for (const [mac, users] of byMac) {
+      if (users.length < 2) continue;
+      // Derived twice from one VM name on one host: the duplicate name is reported, and is the fix.
+      if (users.every((u) => u.derived && u.vm === users[0].vm)) continue;
+      problems.push(`MAC ${mac} is used by ${users.length} NICs (${users.map((u) => u.who).join(', ')}): give each its own mac, or leave mac out to derive one`);
+    }
+    for (const [segment, addresses] of byAddress) {
+      for (const [ip, users] of addresses) {
+        if (users.length > 1) problems.push(`address ${ip} is used by ${users.length} NICs on segment '${segment.name}' (${users.join(', ')}): give each its own address`);
+      }
+    }
+    return problems;
+  }
+
   private validate(): string[] {
     const problems: string[] = [];
     const owner = new Map<IPlacementHost, IPlacementCluster>();
@@ -159,6 +197,7 @@ export class StackPlacement extends Construct {
       }
     }
     problems.push(...this.overbookedStandaloneHosts());
+    problems.push(...this.duplicateNicIdentities());
     for (const [key, paths] of onHost) {
       if (paths.length < 2) continue;
       const [host, name] = key.split('\0');

@@ -1,4 +1,4 @@
-import { Lazy, TerraformResource } from 'cdktf';
+import { Lazy, TerraformResource, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { Duration } from '../core/duration';
 import { RestartPriority, VmSpec } from '../core/model';
@@ -8,6 +8,8 @@ import { Volume } from '../generated/libvirt/volume';
 import { CloudInit, CloudInitProps, SeedDisk } from './cloud-init';
 import { GroupMembership, IPlaceable, IPlacementHost, IVmPlacer } from './contract';
 import { Image } from './image';
+import { networkConfig, NicProps, ResolvedNic, resolveNics } from './nic';
+import { SegmentKind } from './segment';
 import { consoleOptOut, IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults } from './secure-defaults';
 import { StackPlacement } from './stack-placement';
 
@@ -118,7 +120,13 @@ export interface VirtualMachineProps {
    */
   readonly cloudInit?: CloudInitProps;
   /**
-   * Attach one network interface to the host's isolated network.
+   * The VM's network interfaces, each on a segment, with a stable MAC and static addresses or DHCP
+   * (written for the guest as cloud-init network configuration).
+   * @default - one NIC on the cluster's default segment, or on a standalone host's isolated network
+   */
+  readonly nics?: readonly NicProps[];
+  /**
+   * `false`: no network interface at all.
    * @default true
    */
   readonly network?: boolean;
@@ -204,6 +212,8 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
   public readonly dataDisk?: Volume;
   /** The volume holding the cloud-init seed disk. */
   public readonly cloudInitDisk?: Volume;
+  /** The VM's NICs: segment, MAC and addresses. */
+  public readonly nics: readonly ResolvedNic[];
   private readonly props: VirtualMachineProps;
   private readonly cluster?: IVmPlacer;
   private boundHost?: IPlacementHost;
@@ -223,8 +233,20 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     this.deployed = props.deployed ?? true;
     this.consoleListenAddress = props.console?.listenAddress ?? '127.0.0.1';
     const cloudInit = new CloudInit(props.cloudInit);
+    const nicProps = this.nicProps(props);
+    // A clustered VM keeps its MAC wherever it runs; a standalone one is its host's (two hosts may each run a `web`).
+    const macSeed = [TerraformStack.of(this).node.id, ...(props.cluster ? [] : [props.host?.hostName ?? '']), this.vmName].join('/');
+    const { nics, problems: nicProblems } = resolveNics(nicProps, macSeed);
+    this.nics = nics;
     this.node.addValidation({
-      validate: () => [...this.validateProps(), ...cloudInit.validate(), ...props.image.validate(), ...(this.cluster?.placementProblems(this) ?? [])],
+      validate: () => [
+        ...this.validateProps(),
+        ...nicProblems,
+        ...this.segmentProblems(),
+        ...cloudInit.validate(),
+        ...props.image.validate(),
+        ...(this.cluster?.placementProblems(this) ?? []),
+      ],
     });
     SecureDefaults.applyTo(this);
     markPolicyTarget(this);
@@ -257,9 +279,11 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? Lazy.numberValue({ produce: () => (baseCapacity ??= base()?.capacity) ?? 0 }),
         backingStore: { path: Lazy.stringValue({ produce: () => (basePath ??= base()?.path) ?? '' }), format: { type: 'qcow2' } },
       });
+      const network = networkConfig(this.nics, nicProps);
       const seed = new SeedDisk([
         { name: 'meta-data', content: cloudInit.metaData(this.vmName, this.vmName) },
         { name: 'user-data', content: cloudInit.userData(this.vmName) },
+        ...(network !== undefined ? [{ name: 'network-config', content: network }] : []),
       ]);
       StackPlacement.of(this).addStackFile(seed.relativePath, () => seed.bytes());
       // The seed disk is rebuilt wherever the VM runs, so it stays in the host's local pool.
@@ -293,10 +317,12 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         ...(props.shutdownTimeout ? { update: { shutdown: { timeout: props.shutdownTimeout.toSeconds() } } } : {}),
         devices: {
           disks,
-          interfaces:
-            props.network === false
-              ? []
-              : [{ source: { network: { network: Lazy.stringValue({ produce: () => this.host.networkName }) } }, model: { type: 'virtio' } }],
+          interfaces: this.nics.map((nic) =>
+            nic.segment.renderInterface(
+              nic.mac,
+              nic.segment.kind === SegmentKind.ISOLATED ? Lazy.stringValue({ produce: () => this.host.networkNameFor(nic.segment) }) : undefined,
+            ),
+          ),
           consoles: [
             { target: { type: 'serial', port: 0 }, ...(props.console?.logToFile ? { log: { file: consoleLogFile(this.vmName), append: 'on' } } : {}) },
           ],
@@ -348,6 +374,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
       preferredHosts: names(this.props.preferredHosts),
       priority: this.priority,
       active: this.deployed,
+      addresses: this.nics.flatMap((nic) => nic.addresses.map((a) => `${nic.segment.name} ${a}`)),
     };
   }
 
@@ -380,6 +407,37 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     }
     const console = consoleOptOut(path, this.consoleListenAddress);
     return console ? [...found, console] : found;
+  }
+
+  /**
+   * The NICs asked for: `nics`, else one on the default segment (the cluster's, which is then
+   * created on every host, or the standalone host's own network). Isolated segments' networks
+   * are created on a standalone VM's host here.
+   */
+  private nicProps(props: VirtualMachineProps): NicProps[] {
+    if (props.network === false) return [];
+    const segment = props.cluster?.defaultSegment ?? props.host?.defaultSegment;
+    const asked = props.nics ?? (segment ? [{ segment }] : []);
+    if (props.nics === undefined && props.cluster && segment) props.cluster.useSegment(segment);
+    if (!props.cluster && props.host) for (const nic of asked) props.host.ensureNetwork(nic.segment);
+    return [...asked];
+  }
+
+  /** NICs on segments a clustered VM's hosts do not all have. */
+  private segmentProblems(): string[] {
+    const problems: string[] = [];
+    if (this.props.network === false && this.props.nics !== undefined && this.props.nics.length > 0) {
+      problems.push('network is false but nics are given; leave network out, or remove the nics');
+    }
+    const cluster = this.cluster;
+    if (!cluster) return problems;
+    const known = new Set([cluster.defaultSegment, ...cluster.segments]);
+    for (const nic of this.nics) {
+      if (!known.has(nic.segment)) {
+        problems.push(`NIC ${nic.name} is on segment '${nic.segment.name}', which cluster ${cluster.node.path} does not have: add it to the cluster's segments, so every host has it`);
+      }
+    }
+    return problems;
   }
 
   /** The base volume the boot disk overlays, or nothing on a host that cannot be contacted. */

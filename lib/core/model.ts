@@ -91,6 +91,8 @@ export interface VmSpec {
   readonly priority: RestartPriority;
   /** running in the current schedule window (off-window replicas keep a reserved place but are not deployed) */
   readonly active: boolean;
+  /** Static addresses, as `<segment> <address>/<prefix>`, for the report. */
+  readonly addresses?: readonly string[];
 }
 
 export interface ClusterSpec {

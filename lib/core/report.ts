@@ -108,7 +108,7 @@ class ReportView {
 
     out.push('## VMs', '');
     out.push(table(
-      ['VM', 'Host', 'Group', 'Priority', 'Active', 'vCPU', 'Memory MiB'],
+      ['VM', 'Host', 'Group', 'Priority', 'Active', 'vCPU', 'Memory MiB', 'Addresses'],
       [...input.vms]
         .sort((a, b) => compareNames(a.name, b.name))
         .map((vm) => [
@@ -119,6 +119,7 @@ class ReportView {
           vm.active ? 'yes' : 'no (off-window)',
           String(vm.vcpus),
           String(vm.memoryMiB),
+          vm.addresses && vm.addresses.length > 0 ? vm.addresses.join(', ') : '—',
         ]),
     ), '');
 

@@ -102,7 +102,7 @@ describe('renderReport', () => {
     const { markdown } = reportFor(c, vms);
     const row = markdown.split('\n').find((l) => l.startsWith('| evil'))!;
     expect(row).toBe('| evil\\|&lt;name&gt;& | ' + row.split(' | ').slice(1).join(' | '));
-    expect(row.split(/(?<!\\)\|/).length - 2).toBe(7);
+    expect(row.split(/(?<!\\)\|/).length - 2).toBe(8); // VM, host, group, priority, active, vCPU, memory, addresses
     expect(markdown).not.toContain('<name>');
   });
 

@@ -1,0 +1,120 @@
+/**
+ * A VM's network interfaces: which segment each is on, its MAC (stable for the VM's life) and its
+ * addresses, written for the guest as cloud-init network configuration version 2.
+ */
+import { deriveMac, InterfaceAddress, parseMac } from '../core/addressing';
+import { Segment } from './segment';
+
+/** A network interface of a VM. */
+export interface NicProps {
+  /** The segment the NIC is on. A clustered VM's segment must be one of its cluster's. */
+  readonly segment: Segment;
+  /**
+   * The NIC's name: the guest's interface name (cloud-init renames the NIC with this MAC to it)
+   * and part of the seed of its MAC.
+   * @default - eth0, eth1, ... by position
+   */
+  readonly name?: string;
+  /**
+   * The MAC address.
+   * @default - derived from the stack, VM and NIC names: the same for the VM's whole life, wherever it runs
+   */
+  readonly mac?: string;
+  /**
+   * Static addresses with prefix, IPv4 and/or IPv6, e.g. `192.0.2.11/24`, `2001:db8:20::11/64`.
+   * @default - none: the NIC asks DHCP (when the VM has any network configuration)
+   */
+  readonly addresses?: readonly string[];
+  /**
+   * Ask DHCP for an IPv4 address.
+   * @default - true when the NIC has no static IPv4 address
+   */
+  readonly dhcp?: boolean;
+}
+
+/** A NIC with its name, MAC and addresses settled. */
+export interface ResolvedNic {
+  readonly name: string;
+  readonly segment: Segment;
+  readonly mac: string;
+  readonly addresses: readonly InterfaceAddress[];
+  readonly dhcp: boolean;
+  /** Whether the MAC was derived (not given). */
+  readonly derivedMac: boolean;
+}
+
+const NIC_NAME = /^[a-z][a-z0-9]{0,14}$/;
+
+/**
+ * Settles each NIC's name, MAC and addresses, and says what is wrong with them: each problem names
+ * the NIC and a fix. `seed` is what makes the derived MACs unique: the stack and VM names.
+ */
+export function resolveNics(nics: readonly NicProps[], seed: string): { nics: ResolvedNic[]; problems: string[] } {
+  const problems: string[] = [];
+  const resolved = nics.map((nic, i): ResolvedNic => {
+    const name = nic.name ?? `eth${i}`;
+    const where = `NIC ${name}`;
+    if (!NIC_NAME.test(name)) problems.push(`${where}: the name must be a-z and 0-9, starting with a letter, at most 15; it is the guest's interface name`);
+    let mac = deriveMac(`${seed}/${name}`);
+    if (nic.mac !== undefined) {
+      const given = parseMac(nic.mac);
+      if ('problem' in given) problems.push(`${where}: ${given.problem}`);
+      else mac = given.mac;
+    }
+    const addresses: InterfaceAddress[] = [];
+    for (const text of nic.addresses ?? []) {
+      const address = InterfaceAddress.parse(text);
+      if (typeof address === 'string') {
+        problems.push(`${where}: ${address}`);
+        continue;
+      }
+      addresses.push(address);
+      if (address.toString() === address.network.toString() && address.prefix < (address.family === 4 ? 31 : 127)) {
+        problems.push(`${where}: ${text} is the network address of its subnet, not a host's; pick an address inside it`);
+      }
+      const subnets = nic.segment.subnets;
+      if (subnets.length > 0 && !subnets.some((s) => s.prefix === address.prefix && s.contains(address))) {
+        problems.push(`${where}: ${text} is outside segment '${nic.segment.name}' (${nic.segment.options.subnets!.join(', ')}); use an address in one of its subnets, with its prefix`);
+      }
+    }
+    const hasIpv4 = addresses.some((a) => a.family === 4);
+    return { name, segment: nic.segment, mac, addresses, dhcp: nic.dhcp ?? !hasIpv4, derivedMac: nic.mac === undefined };
+  });
+  const names = resolved.map((n) => n.name);
+  for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) problems.push(`two NICs are named ${name}; give each a different name`);
+  return { nics: resolved, problems };
+}
+
+/**
+ * cloud-init network configuration version 2 for `nics`, or nothing when none of them asks for
+ * any (then the guest's image decides, as before NICs were configurable). Each NIC is matched by
+ * MAC and renamed, so the configuration holds wherever the VM runs.
+ */
+export function networkConfig(nics: readonly ResolvedNic[], props: readonly NicProps[]): string | undefined {
+  if (!props.some((p) => p.addresses !== undefined || p.dhcp !== undefined)) return undefined;
+  const lines = ['version: 2', 'ethernets:'];
+  const list = (indent: string, key: string, items: readonly string[]) => (items.length > 0 ? [`${indent}${key}:`, ...items.map((i) => `${indent}  - ${i}`)] : []);
+  for (const nic of nics) {
+    const o = nic.segment.options;
+    const statics = nic.addresses.length > 0;
+    const routes: string[] = [];
+    if (statics && o.gateway4 !== undefined && nic.addresses.some((a) => a.family === 4)) routes.push(`      - to: 0.0.0.0/0`, `        via: ${o.gateway4}`);
+    if (statics && o.gateway6 !== undefined && nic.addresses.some((a) => a.family === 6)) routes.push(`      - to: "::/0"`, `        via: "${o.gateway6}"`);
+    const dns = statics ? [...list('      ', 'addresses', (o.nameservers ?? []).map(quoted)), ...list('      ', 'search', o.searchDomains ?? [])] : [];
+    lines.push(
+      `  ${nic.name}:`,
+      '    match:',
+      `      macaddress: "${nic.mac}"`,
+      `    set-name: ${nic.name}`,
+      `    dhcp4: ${nic.dhcp}`,
+      ...list('    ', 'addresses', nic.addresses.map((a) => quoted(a.toString()))),
+      ...(routes.length > 0 ? ['    routes:', ...routes] : []),
+      ...(dns.length > 0 ? ['    nameservers:', ...dns] : []),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function quoted(text: string): string {
+  return `"${text}"`;
+}
