@@ -29,9 +29,10 @@ log() { printf '[toolchain] %s\n' "$*" >&2; }
 # genisoimage only for its isoinfo, with which the tests read the seed disks the library writes;
 # postgresql for the remote-state tests and openssh-server for the SSH tests, which start their own
 # servers (on a machine run by systemd, installing these packages also starts the system's own);
-# netcat-openbsd for virsh over ssh to a host's socket (proxy=netcat).
+# netcat-openbsd for virsh over ssh to a host's socket (proxy=netcat); syslinux, syslinux-common,
+# mtools, dosfstools and cpio to build the test guest's boot disk (scripts/test-guest.sh).
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage postgresql
-  openssh-server openssh-client netcat-openbsd)
+  openssh-server openssh-client netcat-openbsd syslinux syslinux-common mtools dosfstools cpio)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -111,6 +112,8 @@ if [ ! -x "${PLUGIN_DIRS[0]}/$PLUGIN_NAME" ]; then
   for d in "${PLUGIN_DIRS[@]}"; do mkdir -p "$d" && cp "$CACHE/$PLUGIN_NAME.tmp" "$d/$PLUGIN_NAME"; done
   rm -f "$CACHE/$PLUGIN_NAME.tmp"
 fi
+
+bash "$ROOT/scripts/test-guest.sh"
 
 log "tofu:     $("$BIN/tofu" version | head -1)"
 log "provider: dmacvicar/libvirt $PROVIDER_VERSION ($MIRROR)"
