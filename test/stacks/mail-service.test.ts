@@ -30,6 +30,16 @@ describe('mail-service example', () => {
     expect(new Set(mail.map((d) => d.provider)).size).toBe(2);
   });
 
+  test('the replicas are on the LAN bridge with fixed addresses, and the report lists them', () => {
+    const out = synthAt('09:00');
+    const report = out.file('mail-service', 'placement-report.md');
+    for (const [vm, n] of [['directory-1', 10], ['mail-1', 11], ['mail-2', 12], ['mail-3', 13]] as const) {
+      expect(report).toMatch(new RegExp(`^\\| ${vm} \\|.*\\| lan 192\\.0\\.2\\.${n}/24, lan 2001:db8:25::${n}/64 \\|$`, 'm'));
+    }
+    const nics = Object.values<any>(out.json('mail-service').resource.libvirt_domain).map((d) => d.devices.interfaces);
+    for (const list of nics) expect(list.map((n: any) => n.source)).toEqual([{ bridge: { bridge: 'br0' } }]);
+  });
+
   test('at 09:00 three run, and the two night replicas have not moved', () => {
     const night = mailDomains(synthAt('03:00').json('mail-service'));
     const peak = mailDomains(synthAt('09:00').json('mail-service'));
