@@ -1,5 +1,4 @@
 import { execFileSync } from 'child_process';
-import * as fs from 'fs';
 import * as path from 'path';
 import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
@@ -65,7 +64,7 @@ describe('segments and NICs', () => {
         });
       }, states);
     const nicsOf = (json: any) =>
-      Object.fromEntries(domains(json).map((d: any) => [d.name, JSON.stringify(d.devices.interfaces)]));
+      Object.fromEntries(domains(json).map((d: any) => [d.name, JSON.stringify(d.devices.interfaces)])) as Record<string, string>;
     const before = synth(build({}));
     const normal = nicsOf(before.json('test'));
     expect(Object.keys(normal).sort()).toEqual(['mail-1', 'mail-2']);

@@ -36,6 +36,11 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
   const host = (name: string) => theLab.host(name);
   const running = () => Object.fromEntries(['h1', 'h2'].map((h) => [h, host(h).isUp() ? host(h).runningDomains().sort() : []]));
   const runningEverywhere = () => Object.values(running()).flat().sort();
+  /** Each running VM's NICs as `virsh domiflist` shows them on its host: `type source mac`. */
+  const nicsEverywhere = () =>
+    Object.fromEntries(
+      Object.entries(running()).flatMap(([h, vms]) => vms.map((vm) => [vm, host(h).interfaces(vm).map((i) => `${i.type} ${i.source} ${i.mac}`)])),
+    );
 
   function synth(localTime: string, context: Record<string, unknown> = {}): void {
     const app = new App({ outdir: path.join(work, 'out'), context });
@@ -44,6 +49,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
         LIBVIRT_HOSTS: `h1=${host('h1').uri},h2=${host('h2').uri}`,
         LIBVIRT_DOMAIN_TYPE: 'qemu',
         LIBVIRT_SHARED_PATH: path.join(theLab.sharedDir, 'pool'),
+        LIBVIRT_BRIDGE: theLab.bridge, // the LAN segment: one bridge every lab host has
       }),
       lockFile,
       instant: new Date(`2026-11-26T${localTime}:00+01:00`),
@@ -154,6 +160,10 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
   drill('host failure: h1 dies, is marked failed, and everything runs on h2 with the same data', async () => {
     const checksums = dataChecksums();
     expect(Object.keys(checksums)).toHaveLength(3 + 4); // mail data disks and every boot disk
+    const nics = nicsEverywhere();
+    expect(Object.keys(nics).sort()).toEqual(VMS);
+    for (const list of Object.values(nics)) expect(list).toEqual([expect.stringMatching(new RegExp(`^bridge ${theLab.bridge} 52:54(:[0-9a-f]{2}){4}$`))]);
+    expect(new Set(Object.values(nics).flat()).size).toBe(VMS.length);
     const onH1 = running().h1;
     expect(onH1.length).toBeGreaterThan(0);
     await host('h1').stopHard();
@@ -168,6 +178,9 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     apply(); // h1's socket is gone: any contact with it would fail this apply
     expect(host('h2').runningDomains().sort()).toEqual(VMS);
     expect(dataChecksums()).toEqual(checksums);
+    // Every moved VM is on the same bridge with the same MAC (checked with virsh domiflist on h2).
+    expect(nicsEverywhere()).toEqual(nics);
+    console.log(`NICs after the failover, on h2:\n${Object.entries(nicsEverywhere()).map(([vm, l]) => `  ${vm}: ${l.join('; ')}`).join('\n')}`);
   });
 
   drill('host return: no second copy runs, and once h1 is active again nothing moves', async () => {
