@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 /**
- * cdktf-libvirt-cluster reconcile --stack-dir cdktf.out/stacks/<stack> --host h1=URI [--host h2=URI ...] [--dry-run]
+ * cdktf-libvirt-cluster reconcile --stack-dir cdktf.out/stacks/<stack> --host h1=URI [--host h2=URI ...]
+ *   [--migrate-uri h2=tcp://ADDRESS ...] [--migrate-bandwidth MIB_PER_S] [--dry-run]
  *
- * Run before `cdktf deploy` when a VM moves off a reachable host, or when a failed or standby host
- * comes back. See lib/reconcile.ts and docs/failover.md.
+ * Run before every `cdktf deploy`: it live-migrates VMs off reachable hosts they leave (cold when
+ * they cannot move live), hot-adds vCPUs and memory, tidies hosts that come back, and fails, doing
+ * nothing, when a host lacks a bridge or device the NICs need. It exits 1 when a live migration
+ * failed or a segment is missing: do not deploy then. See lib/ops/reconcile.ts and docs/failover.md.
  *
  * cdktf-libvirt-cluster plan-comment --stack-dir cdktf.out/stacks/<stack> --plan FILE
  *
@@ -12,10 +15,11 @@
  */
 import { terraformEngine } from './engine';
 import { planComment } from './plan-comment';
-import { reconcile } from './reconcile';
+import { reconcile, ReconcileError } from './reconcile';
 
 const USAGE = [
-  'usage: cdktf-libvirt-cluster reconcile --stack-dir DIR --host NAME=URI [--host NAME=URI ...] [--dry-run]',
+  'usage: cdktf-libvirt-cluster reconcile --stack-dir DIR --host NAME=URI [--host NAME=URI ...]',
+  '         [--migrate-uri NAME=URI ...] [--migrate-bandwidth MIB_PER_S] [--dry-run]',
   '       cdktf-libvirt-cluster plan-comment --stack-dir DIR --plan FILE',
 ].join('\n');
 
@@ -26,27 +30,55 @@ function main(argv: string[]): number {
     console.error(USAGE);
     return 2;
   }
+  const args = parseReconcileArguments(rest);
+  const engine = terraformEngine(args.stackDir);
+  console.log(`engine: ${engine.binary} (${engine.reason})`);
+  try {
+    const actions = reconcile({ ...args, terraformBinary: engine.binary, log: (line) => console.log(line) });
+    if (actions.length === 0) console.log('nothing to reconcile');
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ReconcileError)) throw err;
+    console.error(`reconcile failed: ${err.message}`);
+    return 1;
+  }
+}
+
+/** The options of `reconcile` from its command line; throws on a bad one. */
+export function parseReconcileArguments(args: readonly string[]): {
+  stackDir: string;
+  hosts: Record<string, string>;
+  migrateUris: Record<string, string>;
+  migrationBandwidthMiBs?: number;
+  dryRun: boolean;
+} {
   let stackDir = '';
   let dryRun = false;
+  let migrationBandwidthMiBs: number | undefined;
   const hosts: Record<string, string> = {};
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i];
-    if (arg === '--stack-dir') stackDir = rest[++i] ?? '';
+  const migrateUris: Record<string, string> = {};
+  const pair = (flag: string, value: string | undefined, into: Record<string, string>) => {
+    const at = (value ?? '').indexOf('=');
+    if (value === undefined || at < 1 || at === value.length - 1) throw new Error(`${flag} takes NAME=URI, not '${value ?? ''}'`);
+    into[value.slice(0, at)] = value.slice(at + 1);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--stack-dir') stackDir = args[++i] ?? '';
     else if (arg === '--dry-run') dryRun = true;
-    else if (arg === '--host') {
-      const pair = rest[++i] ?? '';
-      const at = pair.indexOf('=');
-      if (at < 1) throw new Error(`--host takes NAME=URI, not '${pair}'`);
-      hosts[pair.slice(0, at)] = pair.slice(at + 1);
+    else if (arg === '--host') pair(arg, args[++i], hosts);
+    else if (arg === '--migrate-uri') pair(arg, args[++i], migrateUris);
+    else if (arg === '--migrate-bandwidth') {
+      const value = args[++i] ?? '';
+      if (!/^[1-9]\d*$/.test(value)) throw new Error(`--migrate-bandwidth takes MiB/s as a whole number above 0, not '${value}'`);
+      migrationBandwidthMiBs = Number(value);
     } else throw new Error(`unknown argument '${arg}'`);
   }
   if (!stackDir || Object.keys(hosts).length === 0) throw new Error('give --stack-dir and at least one --host');
-  const engine = terraformEngine(stackDir);
-  console.log(`engine: ${engine.binary} (${engine.reason})`);
-  const actions = reconcile({ stackDir, hosts, dryRun, terraformBinary: engine.binary });
-  for (const a of actions) console.log(`${dryRun ? 'would ' : ''}${a.action} ${a.host}:${a.target} (${a.reason})`);
-  if (actions.length === 0) console.log('nothing to reconcile');
-  return 0;
+  for (const host of Object.keys(migrateUris)) {
+    if (!(host in hosts)) throw new Error(`--migrate-uri names ${host}, which no --host gives`);
+  }
+  return { stackDir, hosts, migrateUris, migrationBandwidthMiBs, dryRun };
 }
 
 function planCommentCommand(args: string[]): number {
