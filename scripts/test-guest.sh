@@ -39,14 +39,14 @@ EPOCH=946684800
 
 log() { printf '[test-guest] %s\n' "$*" >&2; }
 
-candidate() { apt-cache policy "$1" | sed -n 's/^ *Candidate: //p'; }
+# The candidate version of each package, on one line, in the order given.
+candidates() { apt-cache policy "$@" | sed -n 's/^ *Candidate: //p' | paste -sd' '; }
 installed() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo none; }
 
 # The versioned kernel package (linux-image-6.1.0-N-amd64) the metapackage's candidate depends on.
 KERNEL_PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -1)
 [ -n "$KERNEL_PKG" ] || { echo "test-guest: apt knows no linux-image-amd64 (run apt-get update)" >&2; exit 1; }
-KERNEL_VER=$(candidate "$KERNEL_PKG")
-BUSYBOX_VER=$(candidate busybox-static)
+read -r KERNEL_VER BUSYBOX_VER < <(candidates "$KERNEL_PKG" busybox-static)
 [ -n "$KERNEL_VER" ] && [ "$KERNEL_VER" != "(none)" ] && [ -n "$BUSYBOX_VER" ] && [ "$BUSYBOX_VER" != "(none)" ] \
   || { echo "test-guest: no candidate for $KERNEL_PKG or busybox-static (run apt-get update)" >&2; exit 1; }
 
@@ -93,22 +93,22 @@ mkdir -p "$ROOT"/{bin,dev,proc,sys,seed,tmp,etc/acpi/PWRF,lib/modules/"$KVER"}
 cp "$BUSYBOX" "$ROOT/bin/busybox"
 for applet in $("$BUSYBOX" --list); do [ "$applet" = busybox ] || ln -s busybox "$ROOT/bin/$applet"; done
 
-# The modules and everything they depend on, from the kernel's own dependency list.
-"$BUSYBOX" depmod -b "$WORK/kernel" "$KVER"
+# The modules and everything they depend on: each module names its dependencies in its .modinfo
+# section (`depends=a,b`), so no depmod over the whole tree is needed.
 mods=$WORK/kernel/lib/modules/$KVER
-awk -v want="${MODULES[*]}" '
-  function name(path) { sub(/.*\//, "", path); sub(/\.ko$/, "", path); gsub(/-/, "_", path); return path }
-  function add(m,   i, n, d) {
-    if (m in done) return
-    if (!(m in file)) { print "test-guest: no module " m > "/dev/stderr"; exit 1 }
-    done[m] = 1; print file[m]
-    n = split(deps[m], d, " "); for (i = 1; i <= n; i++) add(name(d[i]))
-  }
-  { sub(/:$/, "", $1); m = name($1); file[m] = $1; $1 = ""; deps[m] = $0 }
-  END { n = split(want, w, " "); for (i = 1; i <= n; i++) add(w[i]) }
-' "$mods/modules.dep" | while read -r ko; do
+declare -A module_file=() copied=()
+while read -r ko; do name=${ko##*/}; name=${name%.ko}; module_file[${name//-/_}]=$ko; done < <(cd "$mods" && find kernel -name '*.ko')
+queue=("${MODULES[@]}")
+while [ ${#queue[@]} -gt 0 ]; do
+  m=${queue[0]//-/_}; queue=("${queue[@]:1}")
+  [ -z "${copied[$m]:-}" ] || continue
+  ko=${module_file[$m]:-}
+  [ -n "$ko" ] || { echo "test-guest: $KERNEL_PKG has no module $m" >&2; exit 1; }
   mkdir -p "$ROOT/lib/modules/$KVER/$(dirname "$ko")"
   cp "$mods/$ko" "$ROOT/lib/modules/$KVER/$ko"
+  copied[$m]=1
+  IFS=, read -r -a deps < <(tr '\0' '\n' < "$mods/$ko" | sed -n 's/^depends=//p' | head -1) || true
+  queue+=("${deps[@]}")
 done
 cp "$mods/modules.builtin" "$mods/modules.order" "$ROOT/lib/modules/$KVER/"
 "$BUSYBOX" depmod -b "$ROOT" "$KVER"
@@ -243,7 +243,9 @@ size_mib=$(( ($(du -cb "$BOOT"/* | tail -1 | cut -f1) >> 20) + 2 ))
 RAW=$WORK/disk.raw
 truncate -s "${size_mib}M" "$RAW"
 mkfs.vfat -n GUESTBOOT --invariant "$RAW" >/dev/null
-TZ=UTC mcopy -m -i "$RAW" "$BOOT/vmlinuz" "$BOOT/initrd.gz" "$BOOT/syslinux.cfg" ::/
+# mtools stamps what it writes (syslinux's own files too) with SOURCE_DATE_EPOCH.
+export SOURCE_DATE_EPOCH=$EPOCH TZ=UTC
+mcopy -m -i "$RAW" "$BOOT/vmlinuz" "$BOOT/initrd.gz" "$BOOT/syslinux.cfg" ::/
 syslinux --install "$RAW"
 qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/guest.qcow2"
 
