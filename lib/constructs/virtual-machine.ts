@@ -312,6 +312,8 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         memoryUnit: 'MiB',
         ...(hotplug ? { vcpuCurrent: this.vcpus, currentMemory: this.memory.toMebibytes(), currentMemoryUnit: 'MiB' } : {}),
         os: { type: 'hvm', typeArch: this.architecture, bootDevices: [{ dev: 'hd' }] },
+        // ACPI: the guest hears the power button (a graceful shutdown) and sees hot-added vCPUs.
+        features: { acpi: true },
         autostart: props.autostart ?? this.cluster === undefined,
         running: true,
         ...(props.shutdownTimeout ? { update: { shutdown: { timeout: props.shutdownTimeout.toSeconds() } } } : {}),

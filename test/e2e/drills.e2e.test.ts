@@ -120,8 +120,11 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
       const h = host(where.h1.includes(vm) ? 'h1' : 'h2');
       const xml = h.virsh('dumpxml', vm);
       expect(xml).toMatch(/<domain type='qemu'/);
-      expect(xml).toMatch(/<vcpu placement='static'>1<\/vcpu>/);
-      expect(xml).toMatch(/<memory unit='KiB'>98304<\/memory>/);
+      // 1 of up to 2 vCPUs and 256 of up to 512 MiB: room to hot-add.
+      expect(xml).toMatch(/<vcpu placement='static' current='1'>2<\/vcpu>/);
+      expect(xml).toMatch(/<memory unit='KiB'>524288<\/memory>/);
+      expect(xml).toMatch(/<currentMemory unit='KiB'>262144<\/currentMemory>/);
+      expect(xml).toMatch(/<features>\s*<acpi\/>/);
       const disks = h.virsh('domblklist', vm, '--details');
       expect(disks).toMatch(new RegExp(`volume\\s+disk\\s+vda\\s+${vm}-boot\\.qcow2`));
       expect(disks).toMatch(new RegExp(`volume\\s+disk\\s+vdb\\s+${vm}-data\\.qcow2`));
