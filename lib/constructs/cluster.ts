@@ -284,6 +284,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       admission: plan.admission,
       instant: this.instant,
       timeZone: isTimeZone(this.timeZone) ? this.timeZone : 'UTC',
+      sharedStorage: this.sharedStorage !== undefined,
       window: windows.length > 0 ? windows.join('; ') : 'no schedules',
       standbyCandidates: plan.standbyCandidates,
       notes: [

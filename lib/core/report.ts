@@ -18,6 +18,22 @@ export interface ReportInput {
   readonly standbyCandidates: readonly string[];
   /** Policy opt-outs and other warnings to show next to the placement warnings. */
   readonly notes: readonly string[];
+  /**
+   * Whether the VMs' disks are on storage every host sees, so a VM moving between two reachable
+   * hosts can move live.
+   * @default false
+   */
+  readonly sharedStorage?: boolean;
+}
+
+/**
+ * How a VM gets from `from` to `to`: a restart when `from` cannot be contacted, a live migration
+ * (done by `reconcile` before the apply) when the disks are on shared storage, else a cold move.
+ */
+export function moveMethod(fromState: HostState | undefined, sharedStorage: boolean): string {
+  if (fromState === HostState.FAILED || fromState === HostState.STANDBY) return `restart: host is ${fromState}`;
+  if (sharedStorage) return 'live migration by reconcile, before the apply';
+  return 'cold: stopped, then started on the new host (disks are on local storage)';
 }
 
 export interface Report {
@@ -122,6 +138,15 @@ class ReportView {
           vm.addresses && vm.addresses.length > 0 ? vm.addresses.join(', ') : '—',
         ]),
     ), '');
+
+    if (placement.moves.length > 0) {
+      const states = new Map(cluster.hosts.map((h) => [h.name, h.state]));
+      out.push('## Moves', '');
+      out.push(table(
+        ['VM', 'From', 'To', 'Why', 'How'],
+        placement.moves.map((m) => [m.vm, m.from, m.to, m.reason, moveMethod(states.get(m.from), input.sharedStorage ?? false)]),
+      ), '');
+    }
 
     out.push('## What if one host fails', '');
     const active = this.rows.filter((r) => r.state === HostState.ACTIVE);

@@ -40,6 +40,15 @@ describe('mail-service example', () => {
     for (const list of nics) expect(list.map((n: any) => n.source)).toEqual([{ bridge: { bridge: 'br0' } }]);
   });
 
+  test('the report says how each VM moves: live off a host in maintenance, restarted off a failed one', () => {
+    const drained = synthAt('09:00', { context: { 'libvirt-cluster:host-state:h2': 'maintenance' } }).file('mail-service', 'placement-report.md');
+    const moves = (report: string) => report.split('## Moves')[1]?.split('\n## ')[0] ?? '';
+    expect(moves(drained)).toMatch(/\| mail-1 \| h2 \| h1 \| [^|]+ \| live migration by reconcile, before the apply \|/);
+    const failed = synthAt('09:00', { context: { 'libvirt-cluster:host-state:h1': 'failed' } }).file('mail-service', 'placement-report.md');
+    expect(moves(failed)).toMatch(/\| mail-2 \| h1 \| h2 \| [^|]+ \| restart: host is failed \|/);
+    expect(moves(synthAt('09:00').file('mail-service', 'placement-report.md'))).toBe('');
+  });
+
   test('at 09:00 three run, and the two night replicas have not moved', () => {
     const night = mailDomains(synthAt('03:00').json('mail-service'));
     const peak = mailDomains(synthAt('09:00').json('mail-service'));
