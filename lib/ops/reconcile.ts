@@ -352,6 +352,8 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
   const failures: string[] = [];
   const stateUpdates: StateUpdate[] = [];
   for (const action of planned) {
+    // After a failed migration only the other migrations go on: no tidying, no hot-add, no apply.
+    if (failures.length > 0 && action.action !== 'migrate-domain') continue;
     log(formatAction(action, dryRun));
     done.push(action);
     if (dryRun) continue;
@@ -370,13 +372,12 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
         stateUpdates.push({ address: action.target, attributes: action.attributes ?? {}, reason: action.reason });
         break;
       default:
-        // Nothing more for a VM whose migration failed, and no tidying on top of a failure.
-        if (failures.length === 0) carryOut(action, virsh);
+        carryOut(action, virsh);
     }
   }
   if (!dryRun && stateUpdates.length > 0) recordInState(options, stateUpdates, log);
   if (failures.length > 0) {
-    throw new ReconcileError(`${failures.length} live migration${failures.length === 1 ? '' : 's'} failed; do not apply:\n${failures.join('\n')}`, done);
+    throw new ReconcileError(`${failures.length} live migration${failures.length === 1 ? '' : 's'} failed; nothing else was done; do not apply:\n${failures.join('\n')}`, done);
   }
   return done;
 }
