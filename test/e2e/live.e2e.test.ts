@@ -50,14 +50,14 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
   const durations: string[] = [];
   const host = (name: string) => theLab.host(name);
 
-  function synth(props: { vcpus?: number; memoryMiB?: number; context?: Record<string, unknown> } = {}): void {
+  function synth(props: { vcpus?: number; memoryMiB?: number; context?: Record<string, unknown>; bridge?: string } = {}): void {
     const app = new App({ outdir: path.join(work, 'out'), context: props.context ?? {} });
     new MailServiceStack(app, 'mail-service', {
       environment: stackEnvironment({
         LIBVIRT_HOSTS: HOSTS.map((h) => `${h}=${host(h).uri}`).join(','),
         LIBVIRT_DOMAIN_TYPE: virt.type,
         LIBVIRT_SHARED_PATH: path.join(sharedMount, 'pool'),
-        LIBVIRT_BRIDGE: theLab.bridge,
+        LIBVIRT_BRIDGE: props.bridge ?? theLab.bridge,
         LIBVIRT_CONSOLE_LOG: '1',
         ...(guest.ok ? { LIBVIRT_IMAGE: guest.path } : {}),
       }),
@@ -294,5 +294,21 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     expect(uuids()).toEqual(ids);
     const plan = tofuPlan(stackDir);
     expect(plan.output).toContain('No changes.');
+  });
+
+  drill('a bridge missing on the hosts: reconcile does nothing at all and fails, listing it per host', async () => {
+    const before = where();
+    const ids = uuids();
+    const active = Object.values(before)[0];
+    const maintenance = { [`libvirt-cluster:host-state:${HOSTS.find((h) => h !== active)}`]: 'maintenance' };
+    synth({ vcpus: 2, memoryMiB: 384, bridge: 'br-missing', context: maintenance });
+    const { code, output } = await reconcileCommand();
+    console.log(`reconcile with the LAN on bridge br-missing (exit ${code}):\n${output}`);
+    expect(code).toBe(1);
+    expect(output).toContain(`missing-segment ${active}:bridge br-missing (bridge br-missing is not on this host; directory-1, mail-1, mail-2 need it)`);
+    expect(output).not.toMatch(/refresh-pool|migrate-domain|hot-add/);
+    expect(where()).toEqual(before);
+    expect(uuids()).toEqual(ids);
+    synth({ vcpus: 2, memoryMiB: 384, context: maintenance });
   });
 });
