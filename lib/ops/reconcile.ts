@@ -360,8 +360,12 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
     const virsh = connections.get(action.host)!;
     switch (action.action) {
       case 'migrate-domain': {
-        const failure = migrate(action, virsh, connections.get(action.destination!)!, options, log, stateUpdates);
-        if (failure !== undefined) failures.push(failure);
+        const outcome = migrate(action, virsh, connections.get(action.destination!)!, options, log, stateUpdates);
+        if (outcome.failure !== undefined) failures.push(outcome.failure);
+        if (outcome.cold !== undefined) {
+          log(formatAction(outcome.cold, false));
+          done.push(outcome.cold);
+        }
         break;
       }
       case 'hot-add':
@@ -393,9 +397,17 @@ export function formatAction(action: ReconcileAction, dryRun: boolean): string {
  * --undefinesource` (never --unsafe), the result with libvirt's own figures from the destination
  * (with a non-p2p migration only the destination keeps the completed job), then the source's seed
  * disk deleted. A failure leaves the VM running on its source (libvirt rolls back) and returns a
- * message; nothing more is done for that VM.
+ * message; nothing more is done for that VM. A refusal up front because libvirt does not know the
+ * storage as shared moves the VM cold instead, as when the destination is not ready.
  */
-function migrate(action: ReconcileAction, source: Virsh, destination: Virsh, options: ReconcileOptions, log: (line: string) => void, stateUpdates: StateUpdate[]): string | undefined {
+function migrate(
+  action: ReconcileAction,
+  source: Virsh,
+  destination: Virsh,
+  options: ReconcileOptions,
+  log: (line: string) => void,
+  stateUpdates: StateUpdate[],
+): { failure?: string; cold?: ReconcileAction } {
   const { target: vm, host: from, destination: to } = action;
   const seed = action.seed;
   const started = Date.now();
@@ -413,15 +425,32 @@ function migrate(action: ReconcileAction, source: Virsh, destination: Virsh, opt
     log(`  migrating ${vm} from ${from} to ${to} (live)`);
     source(...args);
   } catch (err) {
+    let state: string | undefined;
     let where: string;
     try {
-      where = `${vm} is ${source('domstate', vm).trim()} on ${from}`;
+      state = source('domstate', vm).trim();
+      where = `${vm} is ${state} on ${from}`;
     } catch (stateErr) {
       where = `its state on ${from} is unknown (${messageOf(stateErr)})`;
     }
-    const line = `live migration of ${vm} from ${from} to ${to} failed: ${messageOf(err)}; ${where}`;
+    const message = messageOf(err);
+    // Refused before anything moved: libvirt does not know the disks' file system as shared (NFS,
+    // GFS2, a GlusterFS mount, ...). The destination is not ready for a live move: move it cold.
+    if (/Unsafe migration/.test(message) && state === 'running') {
+      log(`  libvirt refuses to migrate ${vm} live (${message}); moving it cold`);
+      source('destroy', vm);
+      source('undefine', vm);
+      if (seed) {
+        for (const host of [source, destination]) {
+          if (lines(host('vol-list', LOCAL_POOL_NAME)).some((l) => l.split(/\s+/)[0] === seed.volume)) host('vol-delete', '--pool', LOCAL_POOL_NAME, seed.volume);
+        }
+      }
+      const reason = `${action.reason.replace(/; live: .*$/, '')}; moved cold: libvirt refuses a live migration: ${message}`;
+      return { cold: { host: from, action: 'stop-and-undefine-domain', target: vm, reason } };
+    }
+    const line = `live migration of ${vm} from ${from} to ${to} failed: ${message}; ${where}`;
     log(`  ${line}`);
-    return line;
+    return { failure: line };
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   let figures = '';
@@ -438,7 +467,7 @@ function migrate(action: ReconcileAction, source: Virsh, destination: Virsh, opt
     const newPath = destination('vol-path', '--pool', LOCAL_POOL_NAME, seed.volume).trim();
     stateUpdates.push({ address: seed.address, attributes: { id: newPath, key: newPath, path: newPath, 'target.path': newPath }, reason: `seed disk of ${vm} now at ${to}:${newPath}` });
   }
-  return undefined;
+  return {};
 }
 
 /**
