@@ -30,9 +30,10 @@ log() { printf '[toolchain] %s\n' "$*" >&2; }
 # postgresql for the remote-state tests and openssh-server for the SSH tests, which start their own
 # servers (on a machine run by systemd, installing these packages also starts the system's own);
 # netcat-openbsd for virsh over ssh to a host's socket (proxy=netcat); syslinux, syslinux-common,
-# mtools, dosfstools and cpio to build the test guest's boot disk (scripts/test-guest.sh).
+# mtools, dosfstools and cpio to build the test guest's boot disk (scripts/test-guest.sh); bindfs for
+# the live-migration drills' shared storage (a FUSE mount libvirt recognises as a shared file system).
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage postgresql
-  openssh-server openssh-client netcat-openbsd syslinux syslinux-common mtools dosfstools cpio)
+  openssh-server openssh-client netcat-openbsd syslinux syslinux-common mtools dosfstools cpio bindfs)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

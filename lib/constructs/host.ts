@@ -143,8 +143,11 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public readonly provider: LibvirtProvider;
   /** Local storage pool; absent while the host is failed or in standby. */
   public readonly pool?: Pool;
-  /** Isolated network for the host's guests; absent while the host is failed or in standby. */
-  public readonly network?: Network;
+  /**
+   * The host's own isolated network, for standalone VMs' default NICs: created when the first one
+   * uses it; never while the host is failed or in standby.
+   */
+  public network?: Network;
   /** Name of the host's isolated network. */
   public readonly networkName: string;
   /** The host's own isolated network as a segment: where a standalone VM's default NIC goes. */
@@ -192,8 +195,6 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
         type: 'dir',
         target: { path: this.poolPath },
       });
-      // No <forward> and no <ip>: guests on it reach nothing but each other.
-      this.network = new Network(this, 'Network', { provider: this.provider, name: this.networkName, autostart: true });
     }
   }
 
@@ -205,7 +206,12 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
 
   /** Creates the libvirt network of an isolated segment on this host, once. */
   public ensureNetwork(segment: Segment): void {
-    if (segment.kind !== SegmentKind.ISOLATED || segment === this.defaultSegment) return;
+    if (segment === this.defaultSegment) {
+      // No <forward> and no <ip>: guests on it reach nothing but each other.
+      if (this.reachable && !this.network) this.network = new Network(this, 'Network', { provider: this.provider, name: this.networkName, autostart: true });
+      return;
+    }
+    if (segment.kind !== SegmentKind.ISOLATED) return;
     const known = this.segmentNetworks.get(segment.name);
     if (known) {
       if (known.segment !== segment) this.segmentClashes.add(segment.name);

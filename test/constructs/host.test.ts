@@ -1,6 +1,6 @@
 import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { detectDomainType, DomainType, Host, HostState, Size } from '../../lib';
+import { detectDomainType, DomainType, Host, HostState, Image, Size, VirtualMachine } from '../../lib';
 import { synth, synthError } from '../synth';
 
 /** One stack named `test`, built by `build`. */
@@ -9,16 +9,19 @@ function stack(build: (scope: Construct) => void) {
 }
 
 describe('Host', () => {
-  test('configures its own aliased provider, a dir pool and an isolated network without forwarding', () => {
+  test('configures its own aliased provider, a dir pool, and an isolated network without forwarding once a VM uses it', () => {
     const json = synth(
       stack((s) => {
-        new Host(s, 'kvm1', { uri: 'qemu+ssh://admin@kvm1/system', domainType: DomainType.QEMU });
-        new Host(s, 'kvm2', { uri: 'qemu+ssh://admin@kvm2/system' });
+        const kvm1 = new Host(s, 'kvm1', { uri: 'qemu+ssh://admin@kvm1/system', domainType: DomainType.QEMU });
+        const kvm2 = new Host(s, 'kvm2', { uri: 'qemu+ssh://admin@kvm2/system' });
+        new Host(s, 'kvm3', { uri: 'qemu+ssh://admin@kvm3/system' }); // no VM: no network
+        for (const host of [kvm1, kvm2]) new VirtualMachine(s, `vm-${host.hostName}`, { host, image: Image.blank('b', Size.mebibytes(64)), memory: Size.mebibytes(64) });
       }),
     ).json('test');
     expect(json.provider.libvirt).toEqual([
       { alias: 'kvm1', uri: 'qemu+ssh://admin@kvm1/system' },
       { alias: 'kvm2', uri: 'qemu+ssh://admin@kvm2/system' },
+      { alias: 'kvm3', uri: 'qemu+ssh://admin@kvm3/system' },
     ]);
     const pools = Object.values<any>(json.resource.libvirt_pool);
     expect(pools).toContainEqual(expect.objectContaining({ name: 'cdktf-local', type: 'dir', target: { path: '/var/lib/libvirt/images/kvm1' }, provider: 'libvirt.kvm1' }));

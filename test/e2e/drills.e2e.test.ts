@@ -12,6 +12,7 @@ import { reconcile, RemovalPolicy } from '../../lib';
 import { stackEnvironment } from '../../stacks/environment';
 import { MailServiceStack } from '../../stacks/mail-service';
 import { Lab, labPrerequisites } from '../lab/lab';
+import { GuestReport, guestDomainType, testGuestImage, waitForGuestReport } from './test-guest';
 import { describeE2e, TOFU, tofu, tofuEnv, tofuPlan } from './toolchain';
 
 const VMS = ['directory-1', 'mail-1', 'mail-2', 'mail-3'];
@@ -24,8 +25,13 @@ function childPids(pid: number): number[] {
   );
 }
 const lab = labPrerequisites();
+const guest = testGuestImage();
+/** The LAN addresses the mail example gives each VM (stacks/mail-service.ts). */
+const ADDRESSES: Record<string, string[]> = Object.fromEntries(
+  VMS.map((vm, i) => [vm, [`192.0.2.${10 + i}/24`, `2001:db8:25::${10 + i}/64`]]),
+);
 
-describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable: ${lab.reason}]`}`, () => {
+describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable: ${lab.reason}]`}${guest.ok ? '' : ` [no test guest: ${guest.reason}]`}`, () => {
   let theLab: Lab;
   let work: string;
   let stackDir: string;
@@ -36,6 +42,21 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
   const host = (name: string) => theLab.host(name);
   const running = () => Object.fromEntries(['h1', 'h2'].map((h) => [h, host(h).isUp() ? host(h).runningDomains().sort() : []]));
   const runningEverywhere = () => Object.values(running()).flat().sort();
+  /** The serial console log of `vm` on host `h`, as libvirt writes it in the host's /var/log/libvirt. */
+  const consoleLog = (h: string, vm: string) => path.join(host(h).dir, 'log', 'qemu', `${vm}-console.log`);
+  /** Waits for every running VM's guest to report from its current host; checks what it read of its seed. */
+  const guestsReport = async (since: Record<string, GuestReport> = {}) => {
+    const reports: Record<string, GuestReport> = {};
+    for (const [h, vms] of Object.entries(running())) {
+      for (const vm of vms) {
+        const nic = host(h).interfaces(vm)[0];
+        const report = await waitForGuestReport(consoleLog(h, vm), (r) => r.instanceId === vm && (since[vm] === undefined || r.bootId !== since[vm].bootId || r.seq > since[vm].seq), 120_000);
+        expect({ vm, hostname: report.hostname, macs: report.macs, addresses: report.addresses }).toEqual({ vm, hostname: vm, macs: [nic.mac], addresses: ADDRESSES[vm] });
+        reports[vm] = report;
+      }
+    }
+    return reports;
+  };
   /** Each running VM's NICs as `virsh domiflist` shows them on its host: `type source mac`. */
   const nicsEverywhere = () =>
     Object.fromEntries(
@@ -47,7 +68,10 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     new MailServiceStack(app, 'mail-service', {
       environment: stackEnvironment({
         LIBVIRT_HOSTS: `h1=${host('h1').uri},h2=${host('h2').uri}`,
-        LIBVIRT_DOMAIN_TYPE: 'qemu',
+        LIBVIRT_DOMAIN_TYPE: guestDomainType().type,
+        // The real test guest, reporting on its serial console (copied to the host's log folder).
+        LIBVIRT_IMAGE: guest.ok ? guest.path : '',
+        LIBVIRT_CONSOLE_LOG: '1',
         LIBVIRT_SHARED_PATH: path.join(theLab.sharedDir, 'pool'),
         LIBVIRT_BRIDGE: theLab.bridge, // the LAN segment: one bridge every lab host has
       }),
@@ -108,7 +132,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     }
   });
 
-  drill('deploy at 03:00: two mail replicas on different hosts, a second plan shows no changes', () => {
+  drill('deploy at 03:00: two mail replicas on different hosts, each guest reports its seed, a second plan shows no changes', async () => {
     synth('03:00');
     tofu(stackDir, ['init', '-input=false']);
     apply();
@@ -118,8 +142,9 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     expect(new Set(mailHosts).size).toBe(2);
     for (const vm of ['mail-1', 'mail-2']) {
       const h = host(where.h1.includes(vm) ? 'h1' : 'h2');
-      const xml = h.virsh('dumpxml', vm);
-      expect(xml).toMatch(/<domain type='qemu'/);
+      // The definition: the live XML shows the balloon's current size, which the guest's driver reaches only after boot.
+      const xml = h.virsh('dumpxml', '--inactive', vm);
+      expect(xml).toMatch(new RegExp(`<domain type='${guestDomainType().type}'`));
       // 1 of up to 2 vCPUs and 256 of up to 512 MiB: room to hot-add.
       expect(xml).toMatch(/<vcpu placement='static' current='1'>2<\/vcpu>/);
       expect(xml).toMatch(/<memory unit='KiB'>524288<\/memory>/);
@@ -132,6 +157,8 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
       expect(xml).toContain(`<source pool='shared' volume='${vm}-data.qcow2'`);
       expect(xml).toContain(`<source pool='shared' volume='${vm}-boot.qcow2'`);
     }
+    const reports = await guestsReport();
+    console.log(`guests after the deploy:\n${Object.entries(reports).map(([vm, r]) => `  ${vm}: ${JSON.stringify(r)}`).join('\n')}`);
     expect(tofuPlan(stackDir).code).toBe(0);
   });
 
@@ -161,6 +188,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
   });
 
   drill('host failure: h1 dies, is marked failed, and everything runs on h2 with the same data', async () => {
+    const booted = await guestsReport();
     const checksums = dataChecksums();
     expect(Object.keys(checksums)).toHaveLength(3 + 4); // mail data disks and every boot disk
     const nics = nicsEverywhere();
@@ -181,8 +209,11 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
     apply(); // h1's socket is gone: any contact with it would fail this apply
     expect(host('h2').runningDomains().sort()).toEqual(VMS);
     expect(dataChecksums()).toEqual(checksums);
-    // Every moved VM is on the same bridge with the same MAC (checked with virsh domiflist on h2).
+    // Every moved VM is on the same bridge with the same MAC (checked with virsh domiflist on h2),
+    // and its guest, booted again on h2, reports the same MAC and addresses.
     expect(nicsEverywhere()).toEqual(nics);
+    const after = await guestsReport(booted);
+    for (const vm of VMS) expect({ vm, rebooted: after[vm].bootId !== booted[vm].bootId }).toEqual({ vm, rebooted: onH1.includes(vm) });
     console.log(`NICs after the failover, on h2:\n${Object.entries(nicsEverywhere()).map(([vm, l]) => `  ${vm}: ${l.join('; ')}`).join('\n')}`);
   });
 

@@ -541,13 +541,18 @@ exec cat > /dev/null
  * the daemons and guests, which the machine's PID 1 does only every second or two (`virsh destroy`
  * waits for that); and when it ends, the kernel ends every process of the host. /run becomes a
  * tmpfs first: /run/libvirt may not exist on the machine, and another test's cleanup of the
- * machine's /run/libvirt must not detach this host's mount.
+ * machine's /run/libvirt must not detach this host's mount. /sys is mounted afresh, so libvirt sees
+ * the network devices of the lab's namespace (its bridge) rather than the machine's; the machine's
+ * cgroup hierarchy is carried over onto it, for QEMU's cgroups.
  */
 const HOST_INIT = `set -eu
 R=$1; NAME=$2
 hostname "$NAME"
 mount -t tmpfs -o mode=0755,size=64m lab-run /run
-mkdir -p /run/libvirt /run/lock
+mkdir -p /run/libvirt /run/lock /run/lab-cgroup
+mount --rbind /sys/fs/cgroup /run/lab-cgroup
+mount -t sysfs lab-sys /sys
+mount --move /run/lab-cgroup /sys/fs/cgroup
 mount --bind "$R/run" /run/libvirt
 mount --bind "$R/lib" /var/lib/libvirt
 mount --bind "$R/etc" /etc/libvirt
