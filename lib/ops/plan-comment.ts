@@ -9,8 +9,35 @@ export interface PlanJson {
   readonly resource_changes?: readonly {
     readonly address: string;
     readonly type: string;
-    readonly change: { readonly actions: readonly string[] };
+    readonly change: { readonly actions: readonly string[]; readonly before?: unknown; readonly after?: unknown };
   }[];
+}
+
+/** The attributes `reconcile` applies to a running domain without a restart (when they rise). */
+const LIVE_ATTRIBUTES = ['vcpu_current', 'current_memory'] as const;
+
+/**
+ * What an in-place update of a domain does to the running VM: `live` when only the current vCPUs
+ * or memory rise within unchanged ceilings (reconcile hot-adds them before the apply), else
+ * `restart` with the attributes that force it (the provider shuts the guest down and starts it).
+ */
+export function domainUpdateEffect(before: unknown, after: unknown): { readonly effect: 'live' | 'restart'; readonly detail: string } {
+  const b = (before ?? {}) as Record<string, unknown>;
+  const a = (after ?? {}) as Record<string, unknown>;
+  const changed = [...new Set([...Object.keys(b), ...Object.keys(a)])]
+    .filter((k) => JSON.stringify(b[k] ?? null) !== JSON.stringify(a[k] ?? null))
+    .sort();
+  const number = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  const rises = (k: string) => {
+    const from = number(b[k]);
+    const to = number(a[k]);
+    return from !== undefined && to !== undefined && to > from;
+  };
+  const within = number(a.vcpu_current) === undefined || number(a.vcpu_current)! <= (number(a.vcpu) ?? Infinity);
+  const live = changed.length > 0 && changed.every((k) => (LIVE_ATTRIBUTES as readonly string[]).includes(k) && rises(k)) && within;
+  const describe = (k: string) => `${k} ${JSON.stringify(b[k] ?? null)} → ${JSON.stringify(a[k] ?? null)}`;
+  if (live) return { effect: 'live', detail: `${changed.map(describe).join(', ')}: hot-added by reconcile, no restart` };
+  return { effect: 'restart', detail: `${changed.map((k) => ((LIVE_ATTRIBUTES as readonly string[]).includes(k) || ['vcpu', 'memory'].includes(k) ? describe(k) : k)).join(', ')}: the VM restarts` };
 }
 
 export interface PlanCommentInput {
@@ -49,6 +76,15 @@ export function renderPlanComment(input: PlanCommentInput): string {
   const vmsReplaced = changes.filter((c) => c.type === 'libvirt_domain' && c.change.actions.length === 2);
   if (vmsReplaced.length > 0) {
     lines.push(`> [!WARNING]`, `> ${vmsReplaced.length === 1 ? 'A VM is' : `${vmsReplaced.length} VMs are`} replaced, not updated: ${vmsReplaced.map((c) => `\`${c.address}\``).join(', ')}`, '');
+  }
+  const domainUpdates = changes.filter((c) => c.type === 'libvirt_domain' && c.change.actions.join(',') === 'update');
+  if (domainUpdates.length > 0) {
+    lines.push('VM updates in place:', '');
+    for (const c of domainUpdates) {
+      const { effect, detail } = domainUpdateEffect(c.change.before, c.change.after);
+      lines.push(`- \`${c.address}\`: **${effect === 'live' ? 'live' : 'restart'}**: ${detail}`);
+    }
+    lines.push('');
   }
   if (changes.length === 0) lines.push('No changes.', '');
   for (const kind of KINDS) {

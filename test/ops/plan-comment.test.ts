@@ -1,4 +1,4 @@
-import { PlanJson, renderPlanComment } from '../../lib/ops/plan-comment';
+import { domainUpdateEffect, PlanJson, renderPlanComment } from '../../lib/ops/plan-comment';
 
 const change = (address: string, ...actions: string[]) => ({ address, type: address.split('.')[0], change: { actions } });
 
@@ -45,5 +45,31 @@ describe('the pull-request comment for a saved plan', () => {
     const long = renderPlanComment({ stack: 's', plan: {}, engine: 'tofu', report: 'x'.repeat(70_000) });
     expect(long.length).toBeLessThan(65_536);
     expect(long).toContain('cut at 65000 characters');
+  });
+
+  test('a domain update says whether the VM restarts: raising current vCPUs or memory within the ceilings is live', () => {
+    const domain = { name: 'mail-1', vcpu: 2, vcpu_current: 1, memory: 512, current_memory: 256, running: true };
+    expect(domainUpdateEffect(domain, { ...domain, vcpu_current: 2, current_memory: 384 })).toEqual({
+      effect: 'live',
+      detail: 'current_memory 256 → 384, vcpu_current 1 → 2: hot-added by reconcile, no restart',
+    });
+    expect(domainUpdateEffect(domain, { ...domain, current_memory: 128 })).toEqual({ effect: 'restart', detail: 'current_memory 256 → 128: the VM restarts' });
+    expect(domainUpdateEffect(domain, { ...domain, memory: 1024, current_memory: 768 })).toEqual({
+      effect: 'restart',
+      detail: 'current_memory 256 → 768, memory 512 → 1024: the VM restarts',
+    });
+    expect(domainUpdateEffect(domain, { ...domain, vcpu_current: 2, devices: { interfaces: [] } }).effect).toBe('restart');
+    const updates = renderPlanComment({
+      stack: 'mail',
+      engine: 'tofu',
+      plan: {
+        resource_changes: [
+          { address: 'libvirt_domain.a', type: 'libvirt_domain', change: { actions: ['update'], before: domain, after: { ...domain, vcpu_current: 2 } } },
+          { address: 'libvirt_domain.b', type: 'libvirt_domain', change: { actions: ['update'], before: domain, after: { ...domain, vcpu: 4 } } },
+        ],
+      },
+    });
+    expect(updates).toContain('- `libvirt_domain.a`: **live**: vcpu_current 1 → 2: hot-added by reconcile, no restart');
+    expect(updates).toContain('- `libvirt_domain.b`: **restart**: vcpu 2 → 4: the VM restarts');
   });
 });
