@@ -13,7 +13,7 @@ import { stackEnvironment } from '../../stacks/environment';
 import { MailServiceStack } from '../../stacks/mail-service';
 import { Lab, labPrerequisites } from '../lab/lab';
 import { GuestReport, guestDomainType, testGuestImage, waitForGuestReport } from './test-guest';
-import { describeE2e, TOFU, tofu, tofuEnv, tofuPlan } from './toolchain';
+import { describeE2e, destroyAfterDrills, drillTest, TOFU, tofu, tofuEnv, tofuPlan } from './toolchain';
 
 const VMS = ['directory-1', 'mail-1', 'mail-2', 'mail-3'];
 
@@ -94,17 +94,7 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
       fs.readdirSync(dir).filter((f) => /-(data|boot)\.qcow2$/.test(f)).sort().map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]),
     );
   };
-  const drill = (name: string, body: () => Promise<void> | void) =>
-    test(name, async () => {
-      const started = Date.now();
-      try {
-        await body();
-      } finally {
-        const line = `drill '${name}': ${((Date.now() - started) / 1000).toFixed(1)} s`;
-        durations.push(line);
-        console.log(line);
-      }
-    });
+  const drill = drillTest(durations);
 
   beforeAll(async () => {
     theLab = await Lab.start({ hosts: 2 });
@@ -122,14 +112,9 @@ describeE2e(`failover drills on a two-host lab${lab.ok ? '' : ` [lab unavailable
   });
 
   afterAll(async () => {
-    try {
-      if (applied) tofu(stackDir, ['destroy', '-auto-approve', '-input=false']);
-    } catch (err) {
-      console.log(`cleanup destroy failed (the lab teardown removes everything anyway): ${err}`);
-    } finally {
-      await theLab?.teardown();
-      console.log(durations.join('\n'));
-    }
+    destroyAfterDrills(stackDir, applied);
+    await theLab?.teardown();
+    console.log(durations.join('\n'));
   });
 
   drill('deploy at 03:00: two mail replicas on different hosts, each guest reports its seed, a second plan shows no changes', async () => {

@@ -23,7 +23,7 @@ import { stackEnvironment } from '../../stacks/environment';
 import { MailServiceStack } from '../../stacks/mail-service';
 import { Lab, labPrerequisites } from '../lab/lab';
 import { guestDomainType, testGuestImage, waitForGuestReport } from './test-guest';
-import { describeE2e, TOFU, tofu, tofuEnv, tofuPlan, waitFor } from './toolchain';
+import { describeE2e, destroyAfterDrills, drillTest, TOFU, tofu, tofuEnv, tofuPlan, waitFor } from './toolchain';
 
 const REPO = path.join(__dirname, '..', '..');
 const HOSTS = ['h1', 'h2'];
@@ -109,17 +109,7 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     return new Promise((resolve) => child.on('exit', (code) => resolve({ code: code ?? -1, output: output.replace(/\n$/, '') })));
   }
 
-  const drill = (name: string, body: () => Promise<void> | void) =>
-    test(name, async () => {
-      const started = Date.now();
-      try {
-        await body();
-      } finally {
-        const line = `drill '${name}': ${((Date.now() - started) / 1000).toFixed(1)} s`;
-        durations.push(line);
-        console.log(line);
-      }
-    });
+  const drill = drillTest(durations);
 
   beforeAll(async () => {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cdktf-live-'));
@@ -147,21 +137,16 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
   });
 
   afterAll(async () => {
+    destroyAfterDrills(stackDir, applied);
+    await theLab?.teardown();
     try {
-      if (applied) tofu(stackDir, ['destroy', '-auto-approve', '-input=false']);
+      execFileSync('fusermount', ['-u', sharedMount]);
     } catch (err) {
-      console.log(`cleanup destroy failed (the lab teardown removes everything anyway): ${err}`);
-    } finally {
-      await theLab?.teardown();
-      try {
-        execFileSync('fusermount', ['-u', sharedMount]);
-      } catch (err) {
-        console.log(`fusermount -u ${sharedMount}: ${err}`);
-      }
-      if (fuse?.pid !== undefined && fuse.exitCode === null) fuse.kill('SIGTERM');
-      fs.rmSync(scratch, { recursive: true, force: true });
-      console.log(durations.join('\n'));
+      console.log(`fusermount -u ${sharedMount}: ${err}`);
     }
+    if (fuse?.pid !== undefined && fuse.exitCode === null) fuse.kill('SIGTERM');
+    fs.rmSync(scratch, { recursive: true, force: true });
+    console.log(durations.join('\n'));
   });
 
   drill('maintenance: reconcile live-migrates the mail replicas off the host, every VM keeps running, and the plan shows no changes', async () => {

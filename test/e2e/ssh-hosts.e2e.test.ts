@@ -12,7 +12,7 @@ import { DomainType, reconcile } from '../../lib';
 import { DemoStack } from '../../stacks/demo';
 import { Lab, labPrerequisites } from '../lab/lab';
 import { LabSshd, SshClientKey, sshMissing } from './lab-sshd';
-import { describeE2e, TOFU, tofu, tofuEnv, tofuPlan } from './toolchain';
+import { describeE2e, destroyAfterDrills, TOFU, tofu, tofuEnv, tofuPlan } from './toolchain';
 
 const missing = (() => {
   const lab = labPrerequisites();
@@ -59,15 +59,10 @@ describeSsh('lab hosts over SSH, host keys checked against a known_hosts the tes
   });
 
   afterAll(async () => {
-    try {
-      if (applied) tofu(stackDir, ['destroy', '-auto-approve', '-input=false']);
-    } catch (err) {
-      console.log(`cleanup destroy failed (the lab teardown removes everything anyway): ${err}`);
-    } finally {
-      for (const s of Object.values(sshd)) await s.stop();
-      LabSshd.tidy();
-      await lab?.teardown();
-    }
+    destroyAfterDrills(stackDir, applied);
+    for (const s of Object.values(sshd)) await s.stop();
+    LabSshd.tidy();
+    await lab?.teardown();
   });
 
   test('OpenTofu applies the demo stack through h1 sshd, the host key checked; a second plan shows no changes', () => {

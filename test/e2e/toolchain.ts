@@ -138,3 +138,31 @@ export function virsh(uri: string, ...args: string[]): string {
 export function waitFor(check: () => boolean, what: string, ms = 30_000): Promise<void> {
   return poll(check, ms, () => `timed out waiting for ${what}`, 100);
 }
+
+/**
+ * A `test` that prints how long it took, as `drill '<name>': 12.3 s`, and adds that line to
+ * `durations` (printed together at the end of a drill file).
+ */
+export function drillTest(durations: string[]): (name: string, body: () => Promise<void> | void) => void {
+  return (name, body) =>
+    test(name, async () => {
+      const started = Date.now();
+      try {
+        await body();
+      } finally {
+        const line = `drill '${name}': ${((Date.now() - started) / 1000).toFixed(1)} s`;
+        durations.push(line);
+        console.log(line);
+      }
+    });
+}
+
+/** Destroys what a drill applied in `stackDir`, if it applied anything; a failure is only printed (the lab's teardown removes it all anyway). */
+export function destroyAfterDrills(stackDir: string, applied: boolean, engine: Engine = OPENTOFU): void {
+  if (!applied) return;
+  try {
+    tofu(stackDir, ['destroy', '-auto-approve', '-input=false'], engine);
+  } catch (err) {
+    console.log(`cleanup destroy failed (the lab teardown removes everything anyway): ${err}`);
+  }
+}
