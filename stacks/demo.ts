@@ -21,6 +21,16 @@ export interface DemoStackProps {
    */
   readonly memory?: Size;
   /**
+   * The image the VM boots.
+   * @default - a blank 64 MiB disk that boots nothing (no internet here to fetch an OS)
+   */
+  readonly image?: Image;
+  /**
+   * Copy the VM's serial console to /var/log/libvirt/qemu/demo-vm-console.log on the host.
+   * @default false
+   */
+  readonly consoleLog?: boolean;
+  /**
    * Local state file.
    * @default terraform.demo.tfstate in the stack's output folder
    */
@@ -45,7 +55,8 @@ export class DemoStack extends TerraformStack {
       shutdownTimeout: Duration.seconds(5),
       architecture: GuestArchitecture.X86_64,
       // No internet here: a blank image proves provisioning without booting an OS.
-      image: Image.blank('blank', Size.mebibytes(64)),
+      image: props.image ?? Image.blank('blank', Size.mebibytes(64)),
+      console: { logToFile: props.consoleLog ?? false },
       dataDisk: { size: Size.mebibytes(32), removalPolicy: RemovalPolicy.DESTROY },
       cloudInit: {
         users: [{ name: 'ops', sudo: true, sshAuthorizedKeys: [DEMO_PUBLIC_KEY] }],

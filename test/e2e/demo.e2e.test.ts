@@ -9,13 +9,17 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { App } from 'cdktf';
-import { DomainType, Size } from '../../lib';
+import { DomainType, Image, Size } from '../../lib';
 import { DemoStack } from '../../stacks/demo';
 import { SystemLibvirtd } from './system-libvirtd';
+import { GuestReport, testGuestImage, waitForGuestReport } from './test-guest';
 import { describeE2e, Engine, OPENTOFU, terraformEngine, tofu, tofuPlan, virsh } from './toolchain';
 
 /** The provider's own temp folder for `libvirt_cloudinit_disk` ISOs; the library never uses it. */
 const PROVIDER_ISO_TEMP = path.join(os.tmpdir(), 'terraform-provider-libvirt-cloudinit');
+/** Where the system libvirtd copies the demo VM's serial console. */
+const CONSOLE_LOG = '/var/log/libvirt/qemu/demo-vm-console.log';
+const guest = testGuestImage();
 
 function demoSuite(engine: Engine): void {
   let daemon: SystemLibvirtd;
@@ -25,6 +29,8 @@ function demoSuite(engine: Engine): void {
   let current = '';
   const poolName = 'cdktf-local';
   const run = (dir: string, args: string[]) => tofu(dir, args, engine);
+  /** The guest's first report, once it booted. */
+  let booted: GuestReport | undefined;
 
   /** Synthesizes the demo stack into `<work>/<folder>` the way `cdktf synth` does; returns its stack folder. */
   function synth(folder: string, memory?: Size): string {
@@ -34,7 +40,10 @@ function demoSuite(engine: Engine): void {
       domainType: DomainType.QEMU,
       poolPath: path.join(work, 'pool'),
       statePath: path.join(work, 'terraform.tfstate'),
-      memory,
+      memory: memory ?? Size.mebibytes(128),
+      // The real test guest, which reports what it sees on its serial console.
+      image: Image.fromFile('guest', guest.ok ? guest.path : 'missing-test-guest.qcow2'),
+      consoleLog: true,
     });
     app.synth();
     current = path.join(work, folder, 'stacks', 'demo');
@@ -50,8 +59,10 @@ function demoSuite(engine: Engine): void {
       .map((l) => l.trim().split(/\s+/).pop()!);
 
   beforeAll(async () => {
+    if (!guest.ok) throw new Error(guest.reason);
     daemon = await SystemLibvirtd.ensure();
     expect(virsh(daemon.uri, 'list', '--all', '--name')).not.toContain('demo-vm');
+    fs.rmSync(CONSOLE_LOG, { force: true }); // reports of an earlier run's demo-vm
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-e2e-'));
     fs.chmodSync(work, 0o755); // QEMU runs as its own user and must reach the pool below
   });
@@ -88,7 +99,7 @@ function demoSuite(engine: Engine): void {
     const xml = virsh(daemon.uri, 'dumpxml', 'demo-vm');
     expect(xml).toMatch(/<domain type='qemu'/);
     expect(xml).toMatch(/<vcpu placement='static'>1<\/vcpu>/);
-    expect(xml).toMatch(/<memory unit='KiB'>98304<\/memory>/);
+    expect(xml).toMatch(/<memory unit='KiB'>131072<\/memory>/);
     expect(xml).toMatch(/<type arch='x86_64'/);
     expect(xml).toMatch(/<graphics type='vnc' port='\d+' autoport='yes' listen='127\.0\.0\.1'>/);
 
@@ -102,7 +113,7 @@ function demoSuite(engine: Engine): void {
 
     // The boot disk is a copy-on-write overlay of the base image volume.
     const boot = virsh(daemon.uri, 'vol-dumpxml', '--pool', poolName, 'demo-vm-boot.qcow2');
-    expect(boot).toMatch(new RegExp(`<backingStore>\\s*<path>${pool}/base-blank\\.qcow2</path>`));
+    expect(boot).toMatch(new RegExp(`<backingStore>\\s*<path>${pool}/base-guest\\.qcow2</path>`));
     const data = virsh(daemon.uri, 'vol-dumpxml', '--pool', poolName, 'demo-vm-data.qcow2');
     expect(data).toMatch(/<capacity unit='bytes'>33554432<\/capacity>/);
 
@@ -129,10 +140,17 @@ function demoSuite(engine: Engine): void {
     expect(plan.code).toBe(0);
   });
 
-  test('memory changed in code is an in-place update: same UUID, same disk files', () => {
+  test('the guest boots and reports what it read from its seed disk', async () => {
+    const report = await waitForGuestReport(CONSOLE_LOG, (r) => r.instanceId === 'demo-vm', 120_000);
+    expect(report).toMatchObject({ hostname: 'demo-vm', cpusOnline: 1, addresses: [] });
+    expect(report.macs).toEqual([virsh(daemon.uri, 'domiflist', 'demo-vm').match(/([0-9a-f]{2}:){5}[0-9a-f]{2}/)![0]]);
+    booted = report;
+  });
+
+  test('memory changed in code is an in-place update, a restart: same UUID, same disk files, a new boot', async () => {
     const uuid = domainUuid();
     const files = diskFiles();
-    const dir = synth('bigger', Size.mebibytes(128));
+    const dir = synth('bigger', Size.mebibytes(160));
     const plan = tofuPlan(dir, ['-out=bigger.plan'], engine);
     expect(plan.code).toBe(2);
     expect(plan.output).toMatch(/# libvirt_domain\.\S+ will be updated in-place/);
@@ -147,7 +165,7 @@ function demoSuite(engine: Engine): void {
     } catch (err) {
       applyError = String(err);
     }
-    console.log(`${engine.name}: memory 96 -> 128 MiB applied in place in ${((Date.now() - started) / 1000).toFixed(1)} s (no OS answers ACPI: the 5 s shutdown timeout, then power-off)${applyError ? '; the apply reported the provider 0.9.7 runtime-id error' : ''}`);
+    console.log(`${engine.name}: memory 128 -> 160 MiB applied in place in ${((Date.now() - started) / 1000).toFixed(1)} s (the guest answers ACPI)${applyError ? '; the apply reported the provider 0.9.7 runtime-id error' : ''}`);
     if (applyError) {
       expect(applyError).toMatch(/Provider produced inconsistent result after apply[\s\S]*\.id: was cty\.NumberIntVal\(\d+\), but now\s+cty\.NumberIntVal\(\d+\)/);
       expect(applyError.match(/Error: /g)).toHaveLength(2); // the runner's own line and the provider's one error
@@ -155,8 +173,11 @@ function demoSuite(engine: Engine): void {
     expect(domainUuid()).toBe(uuid);
     expect(diskFiles()).toEqual(files);
     expect(virsh(daemon.uri, 'domstate', 'demo-vm').trim()).toBe('running');
-    expect(virsh(daemon.uri, 'dumpxml', 'demo-vm')).toMatch(/<memory unit='KiB'>131072<\/memory>/);
+    expect(virsh(daemon.uri, 'dumpxml', 'demo-vm')).toMatch(/<memory unit='KiB'>163840<\/memory>/);
     expect(tofuPlan(dir, [], engine).code).toBe(0);
+    // The guest saw it as a restart: a new boot, with more memory.
+    const after = await waitForGuestReport(CONSOLE_LOG, (r) => r.instanceId === 'demo-vm' && r.bootId !== booted!.bootId, 120_000);
+    expect(after.memTotalKib).toBeGreaterThan(booted!.memTotalKib);
   });
 
   test('destroy leaves no domain, volume, pool or network behind', () => {
