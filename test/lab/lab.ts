@@ -33,6 +33,7 @@ import { homedir, tmpdir } from 'os';
 import { delimiter, join, resolve } from 'path';
 import { promisify } from 'util';
 import { HostConfigOptions, hostConfigFiles, PORTS_PER_HOST } from './host-config';
+import { FENCE_AGENT, FenceFailure, PowerRequest, PowerSwitch, PowerTarget } from './power';
 import {
   childrenOf,
   isStillRunning,
@@ -48,6 +49,8 @@ import {
 } from './processes';
 
 export type { LabProcess } from './processes';
+export type { FenceFailure, FenceRun, PowerRequest } from './power';
+export { FENCE_AGENT, runFenceAgent } from './power';
 export { isRunning, isStillRunning, pidsInNamespace } from './processes';
 
 const execFileAsync = promisify(execFile);
@@ -91,6 +94,18 @@ export interface LabHost {
   stopHard(): Promise<void>;
   /** Boots the host again after stopHard, from the same folders, like a reboot; resolves once virsh answers. */
   restart(): Promise<void>;
+  /** Whether the host is powered on (booted, its init running), whether or not it answers. */
+  isPoweredOn(): boolean;
+  /**
+   * Makes the host stop answering without powering it off: SIGSTOPs its libvirtd by pid. virsh and the
+   * provider then wait for an answer that does not come; its guests keep running, its leases stay held.
+   * The fence agent can still power it off. Teardown thaws it first.
+   */
+  freeze(): void;
+  /** SIGCONTs the libvirtd that freeze stopped: the host answers again. */
+  thaw(): void;
+  /** Whether freeze stopped the host's libvirtd (until thaw, or until the host is powered off). */
+  readonly frozen: boolean;
   /** Names of the domains that run on the host. */
   runningDomains(): string[];
   /** Names of all domains defined or running on the host. */
@@ -231,6 +246,11 @@ export class Lab {
    */
   readonly bridge = LAB_BRIDGE;
   readonly hosts: readonly LabHost[];
+  /**
+   * The lab's power switch, `<root>/power.sock`, served by this (the test) process from Lab.start to
+   * teardown: the socket the fence agent (`FENCE_AGENT`, option `socket=`) powers hosts off and on through.
+   */
+  readonly powerSocket: string;
   private readonly members: readonly Host[];
   private readonly recorded = new Map<string, LabProcess>();
   private readonly bootNamespaces: string[] = [];
@@ -238,12 +258,14 @@ export class Lab {
   private netHolder: ChildProcess | undefined;
   private netHolderProcess: LabProcess | undefined;
   private netNs: string | undefined;
+  private power: PowerSwitch | undefined;
   private tornDown = false;
 
   private constructor(root: string, hostCount: number, leases: boolean) {
     this.root = root;
     this.sharedDir = join(root, 'shared');
     this.lockspaceDir = leases ? join(this.sharedDir, 'locks') : undefined;
+    this.powerSocket = join(root, 'power.sock');
     const members: Host[] = [];
     // A random block of ports for the lab: labs started by other test runs on the machine use others.
     const block = randomInt(PORT_BLOCKS) * MAX_HOSTS * PORTS_PER_HOST;
@@ -288,6 +310,32 @@ export class Lab {
       throw new Error("Lab: the lab's network namespace is gone");
     }
     return `/proc/${holder.pid}/ns/net`;
+  }
+
+  /**
+   * Makes fencing of a host fail, without touching the host: with `true` or `'error'` the power switch
+   * answers `off` and `on` for it with `error fencing disabled by the test` (the agent exits 1); with
+   * `'hang'` it reads them and never answers nor acts (the agent gives up after its power_timeout, or is
+   * killed). `status` still answers. `false` makes fencing work again.
+   */
+  setFenceFailure(host: string, failure: boolean | FenceFailure): void {
+    this.host(host);
+    if (this.power === undefined) throw new Error('Lab.setFenceFailure: the power switch is not running');
+    this.power.setFailure(host, failure === true ? 'error' : failure === false ? undefined : failure);
+  }
+
+  /**
+   * How a controller fences `host` in this lab, in the shape of a fence-agents configuration: the agent's
+   * argv (node and `test/lab/fence_lab`, absolute paths) and the options it reads on stdin besides `action`.
+   */
+  fenceConfig(host: string): { command: string[]; options: Record<string, string> } {
+    this.host(host);
+    return { command: [process.execPath, FENCE_AGENT], options: { plug: host, socket: this.powerSocket } };
+  }
+
+  /** Every request the power switch read, oldest first (`off h1`, its answer, how long it took). */
+  powerRequests(): readonly PowerRequest[] {
+    return this.power?.requests ?? [];
   }
 
   /** The host named `name` (h1, h2, ...). */
@@ -355,6 +403,12 @@ export class Lab {
     if (this.tornDown) return;
     this.tornDown = true;
     const errors: unknown[] = [];
+    // First the power switch: no new power requests, and those under way finish before the hosts go.
+    try {
+      await this.power?.close();
+    } catch (error) {
+      errors.push(error);
+    }
     for (const host of this.members) {
       try {
         await host.shutdown();
@@ -473,6 +527,7 @@ export class Lab {
     liveLabs.add(this);
     installExitHandler();
     await this.startNetwork();
+    this.power = await PowerSwitch.listen(this.powerSocket, this.members);
     mkdirSync(this.lockspaceDir ?? this.sharedDir, { recursive: true });
     for (const host of this.members) host.prepare(this.lockspaceDir);
     // A fresh libvirtd probes QEMU's capabilities (about 1.5 s): probe once, or reuse a previous lab's
@@ -563,9 +618,11 @@ cat > /dev/null || true
 echo "stdin closed: the test runner is gone; ending host $NAME"
 `;
 
-class Host implements LabHost {
+class Host implements LabHost, PowerTarget {
   readonly uri: string;
   readonly socket: string;
+  /** the libvirtd that freeze stopped */
+  private stopped: LabProcess | undefined;
   /** `unshare`, our child; it waits for the host's init */
   private holder: ChildProcess | undefined;
   /** the init of the host's PID namespace, while the host is up */
@@ -589,6 +646,10 @@ class Host implements LabHost {
 
   get pidNamespace(): string | undefined {
     return this.pidNs;
+  }
+
+  get frozen(): boolean {
+    return this.stopped !== undefined;
   }
 
   get capabilitiesDir(): string {
@@ -685,6 +746,40 @@ class Host implements LabHost {
     await this.boot();
   }
 
+  isPoweredOn(): boolean {
+    return this.init !== undefined && isStillRunning(this.init);
+  }
+
+  /** For the power switch: stopHard, and nothing when already off. @internal */
+  async powerOff(): Promise<void> {
+    if (this.init !== undefined) await this.stopHard();
+  }
+
+  /** For the power switch: restart, and nothing when already on. @internal */
+  async powerOn(): Promise<void> {
+    if (this.isPoweredOn()) return;
+    // An init that died on its own: clear what is left of that boot first.
+    if (this.init !== undefined) await this.stopHard();
+    await this.restart();
+  }
+
+  freeze(): void {
+    const pidNs = this.pidNs;
+    if (pidNs === undefined) throw new Error(`${this.name}.freeze: the host is down`);
+    if (this.stopped !== undefined) return;
+    const pid = this.hostPid('libvirtd.pid');
+    const libvirtd = pid === undefined ? undefined : recordProcess(pid, `${this.name} libvirtd`);
+    if (libvirtd === undefined || !killInNamespace(libvirtd.pid, pidNs, 'SIGSTOP')) throw new Error(`${this.name}.freeze: no libvirtd to stop`);
+    this.lab.record(libvirtd.pid, libvirtd.role);
+    this.stopped = libvirtd;
+  }
+
+  thaw(): void {
+    const libvirtd = this.stopped;
+    this.stopped = undefined;
+    if (libvirtd !== undefined && this.pidNs !== undefined && isStillRunning(libvirtd)) killInNamespace(libvirtd.pid, this.pidNs, 'SIGCONT');
+  }
+
   /** Creates the host's folders and configuration (once: a restart keeps them). @internal */
   prepare(lockspaceDir: string | undefined): void {
     for (const folder of Object.keys(BOUND)) mkdirSync(join(this.dir, folder), { recursive: true });
@@ -771,6 +866,7 @@ class Host implements LabHost {
       this.killHolder();
       return;
     }
+    this.thaw();
     if (this.isUp()) {
       for (const domain of this.domains()) {
         this.tryVirsh('destroy', domain);
@@ -816,6 +912,7 @@ class Host implements LabHost {
   private forget(): void {
     this.holder?.stdin?.destroy();
     this.holder = undefined;
+    this.stopped = undefined;
     this.init = undefined;
     this.mountNs = undefined;
     this.pidNs = undefined;
