@@ -12,7 +12,15 @@
  *
  * Prints a saved plan's changes and the stack's placement report as one Markdown comment for a
  * pull request (docs/ci.md).
+ *
+ * cdktf-libvirt-cluster controller --config FILE [--id ID] [--once] [--clock-offset-seconds N]
+ *
+ * Runs until SIGTERM/SIGINT: watches the hosts, fences and fails over, switches schedule windows and
+ * puts hosts to standby, each only where enabled by name (lib/ops/controller.ts).
  */
+import * as fs from 'fs';
+import { Controller } from './controller';
+import { resolveConfig } from './controller-config';
 import { terraformEngine } from './engine';
 import { planComment } from './plan-comment';
 import { reconcile, ReconcileError } from './reconcile';
@@ -21,11 +29,13 @@ const USAGE = [
   'usage: cdktf-libvirt-cluster reconcile --stack-dir DIR --host NAME=URI [--host NAME=URI ...]',
   '         [--migrate-uri NAME=URI ...] [--migrate-bandwidth MIB_PER_S] [--dry-run]',
   '       cdktf-libvirt-cluster plan-comment --stack-dir DIR --plan FILE',
+  '       cdktf-libvirt-cluster controller --config FILE [--id ID] [--once] [--clock-offset-seconds N]',
 ].join('\n');
 
-function main(argv: string[]): number {
+function main(argv: string[]): number | Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'plan-comment') return planCommentCommand(rest);
+  if (command === 'controller') return controllerCommand(rest);
   if (command !== 'reconcile') {
     console.error(USAGE);
     return 2;
@@ -94,11 +104,43 @@ function planCommentCommand(args: string[]): number {
   return 0;
 }
 
-if (require.main === module) {
-  try {
-    process.exitCode = main(process.argv.slice(2));
-  } catch (err) {
-    console.error(String((err as Error).message ?? err));
-    process.exitCode = 2;
+/** The options of `controller` from its command line; throws on a bad one. */
+export function parseControllerArguments(args: readonly string[]): { config: string; id?: string; once: boolean; clockOffsetSeconds: number } {
+  let config = '';
+  let id: string | undefined;
+  let once = false;
+  let clockOffsetSeconds = 0;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--config') config = args[++i] ?? '';
+    else if (arg === '--id') id = args[++i] ?? '';
+    else if (arg === '--once') once = true;
+    else if (arg === '--clock-offset-seconds') {
+      const value = args[++i] ?? '';
+      if (!/^-?\d+(\.\d+)?$/.test(value)) throw new Error(`--clock-offset-seconds takes a number of seconds, not '${value}'`);
+      clockOffsetSeconds = Number(value);
+    } else throw new Error(`unknown argument '${arg}'`);
   }
+  if (!config) throw new Error('give --config FILE');
+  return { config, id, once, clockOffsetSeconds };
+}
+
+async function controllerCommand(args: string[]): Promise<number> {
+  const parsed = parseControllerArguments(args);
+  const config = resolveConfig(JSON.parse(fs.readFileSync(parsed.config, 'utf8')), { cwd: process.cwd(), id: parsed.id });
+  const controller = new Controller({ config, clockOffsetMs: parsed.clockOffsetSeconds * 1000, once: parsed.once });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => controller.stop());
+  return controller.run();
+}
+
+if (require.main === module) {
+  Promise.resolve()
+    .then(() => main(process.argv.slice(2)))
+    .then((code) => {
+      process.exitCode = code;
+    })
+    .catch((err) => {
+      console.error(String((err as Error).message ?? err));
+      process.exitCode = 2;
+    });
 }

@@ -1,0 +1,529 @@
+/**
+ * `cdktf-libvirt-cluster controller`: the long-running process that takes, unattended, the steps a
+ * person takes when a host dies, a schedule window starts, or a host can sleep. The decisions are
+ * `controller-core.ts`'s (pure); this file observes (probes), fences, synthesizes, reconciles and
+ * applies, and writes the event log.
+ *
+ * A deploy of a stack is the person's sequence: synth with the decided host states and instant in
+ * the context, then, holding the controllers' mutex of the stack, `reconcile` and
+ * `<engine> apply -auto-approve -input=false -lock-timeout=0s`. The mutex (another workspace's
+ * state lock in the stack's own backend, held by an `<engine> console` while the deploy runs; with
+ * a local backend, a `flock` on a file beside the state) keeps two controllers from reconciling
+ * while the other applies; the state lock keeps them, and everyone else, from applying at once.
+ * A deploy that finds either lock taken logs `lost-lock` and tries again on a later cycle, after a
+ * fresh synth and plan: never with a forced unlock.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { ResolvedControllerConfig, UNATTENDED_NAMES } from './controller-config';
+import {
+  afterDeploy, afterFence, baseline, CycleFailures, decide, Decisions, deployContext, emptyDecisions, enabledActions, HostTrack, parseStackFacts, StackFacts, Step,
+} from './controller-core';
+import { terraformEngine } from './engine';
+import { formatAction, reconcile, ReconcileError } from './reconcile';
+
+export type ControllerEventName =
+  | 'start' | 'enabled' | 'observed' | 'decided' | 'refused' | 'waiting' | 'fenced' | 'fence-failed' | 'synth' | 'init' | 'reconcile' | 'applied' | 'lost-lock' | 'error' | 'stop';
+
+/** One line of the event log. */
+export interface ControllerEvent {
+  /** Real time, ISO. */
+  readonly time: string;
+  /** The controller's clock when it runs with an offset (`--clock-offset-seconds`). */
+  readonly clock?: string;
+  readonly controller: string;
+  readonly event: ControllerEventName;
+  readonly host?: string;
+  readonly stack?: string;
+  readonly detail: string;
+  /** How long the step took. */
+  readonly ms?: number;
+}
+
+export interface ControllerOptions {
+  readonly config: ResolvedControllerConfig;
+  /**
+   * Added to the real time to make the controller's clock (tests pretend it is 07:59:50).
+   * @default 0
+   */
+  readonly clockOffsetMs?: number;
+  /**
+   * One cycle, then stop.
+   * @default false
+   */
+  readonly once?: boolean;
+  /**
+   * Where the human lines go.
+   * @default console.log
+   */
+  readonly print?: (line: string) => void;
+}
+
+/** The workspace whose state lock is the controllers' mutex for a stack. */
+export const MUTEX_WORKSPACE = 'cdktf-libvirt-cluster-controller';
+
+interface Run {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+  readonly timedOut: boolean;
+}
+
+/** Runs a command to its end (killed after `timeoutMs`), with `input` on stdin. */
+export function runCommand(argv: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs: number }): Promise<Run> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(argv[0], argv.slice(1), { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (err) {
+      resolve({ code: null, signal: null, stdout: '', stderr: String((err as Error).message), ms: 0, timedOut: false });
+      return;
+    }
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.stdin!.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, options.timeoutMs);
+    child.on('error', (err) => {
+      stderr += String(err.message);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started, timedOut });
+    });
+    child.stdin!.end(options.input ?? '');
+  });
+}
+
+/** The last meaningful line of a command's error output. */
+function lastLines(text: string, count = 3): string {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^[╷│╵]$/.test(l)).map((l) => l.replace(/^[│╷╵]\s*/, '')).slice(-count).join(' ');
+}
+
+const LOCKED = /Error acquiring the state lock|state lock|resource temporarily unavailable|already locked/i;
+
+/**
+ * Runs a fence agent with the fence-agents contract: options on stdin as `name=value` lines, then
+ * `action=…`; exit 0 is success (for `status`, on; 2, off). A killed or timed-out agent has not
+ * confirmed anything.
+ */
+export async function runFence(fence: { command: readonly string[]; options?: Readonly<Record<string, string>> }, action: 'off' | 'on' | 'status', timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<{ ok: boolean; code: number | null; message: string; ms: number }> {
+  const input = [...Object.entries(fence.options ?? {}).map(([k, v]) => `${k}=${v}`), `action=${action}`, ''].join('\n');
+  const run = await runCommand(fence.command, { input, timeoutMs, env });
+  const ok = run.code === 0 && !run.timedOut;
+  const why = run.timedOut
+    ? `timed out after ${timeoutMs / 1000} s and was killed`
+    : run.signal !== null
+      ? `killed by ${run.signal}`
+      : `exit ${run.code}${lastLines(run.stderr || run.stdout, 2) ? `: ${lastLines(run.stderr || run.stdout, 2)}` : ''}`;
+  return { ok, code: run.code, message: ok ? 'exit 0' : why, ms: run.ms };
+}
+
+export class Controller {
+  private readonly config: ResolvedControllerConfig;
+  private readonly offset: number;
+  private readonly print: (line: string) => void;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly tracks: Record<string, HostTrack> = {};
+  private decisions: Decisions;
+  private facts: Record<string, StackFacts | undefined> = {};
+  private enabledLine: Record<string, string> = {};
+  private readonly initialized = new Set<string>();
+  private synthesized?: string;
+  private readonly warned = new Map<string, number>();
+  private stopping = false;
+  private wake?: () => void;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.config = options.config;
+    this.offset = options.clockOffsetMs ?? 0;
+    this.print = options.print ?? ((line) => console.log(line));
+    this.env = { ...process.env, ...this.config.env };
+    this.decisions = this.readDecisions();
+  }
+
+  /** The controller's clock: real time plus the offset. */
+  public now(): number {
+    return Date.now() + this.offset;
+  }
+
+  /** Ends the loop after the current step. */
+  public stop(): void {
+    this.stopping = true;
+    this.wake?.();
+  }
+
+  /** Runs until stopped (or one cycle with `once`); resolves with the exit code. */
+  public async run(): Promise<number> {
+    const c = this.config;
+    const fenced = Object.entries(c.hosts).map(([h, x]) => `${h}${x.fence ? ` (fence: ${x.fence.command.join(' ')}; options ${Object.keys(x.fence.options ?? {}).join(', ') || 'none'})` : ' (no fence agent)'}`);
+    this.event({
+      event: 'start',
+      detail: `stacks ${c.stacks.join(', ')}; hosts ${fenced.join(', ')}; poll ${c.pollMs / 1000} s, failure after ${c.failureAfterMs / 1000} s, probe timeout ${c.probeTimeoutMs / 1000} s; app '${c.app}' into ${c.outdir}${this.offset !== 0 ? `; clock offset ${this.offset / 1000} s (controller clock ${new Date(this.now()).toISOString()})` : ''}; decisions ${c.decisionFile}`,
+    });
+    // What the stacks enable comes from their synth: one synth before the first cycle.
+    const first = c.stacks[0];
+    await this.synth(deployContext(first, this.decideInput()).context, first).catch(() => undefined);
+    this.logEnabled(true);
+    this.decisions = baseline(this.decideInput());
+    this.saveDecisions();
+    for (;;) {
+      const started = Date.now();
+      try {
+        await this.cycle();
+      } catch (err) {
+        this.event({ event: 'error', detail: `cycle failed: ${(err as Error).stack ?? err}` });
+      }
+      if (this.options.once || this.stopping) break;
+      await this.sleep(Math.max(0, c.pollMs - (Date.now() - started)));
+      if (this.stopping) break;
+    }
+    this.event({ event: 'stop', detail: 'stopped' });
+    return 0;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** One cycle: probe every host, then take the steps decided, one after the other. */
+  public async cycle(): Promise<void> {
+    await this.observe();
+    const failures: { fence: Record<string, string>; deploy: Record<string, string>; synth: Record<string, string> } = { fence: {}, deploy: {}, synth: {} };
+    for (let i = 0; i < 20 && !this.stopping; i++) {
+      const { step, warnings } = decide({ ...this.decideInput(), failures });
+      for (const w of warnings) this.warn(w.key, { event: w.event, host: w.host, stack: w.stack, detail: w.detail });
+      if (step === undefined) return;
+      await this.carryOut(step, failures);
+    }
+  }
+
+  private decideInput() {
+    const c = this.config;
+    return {
+      now: this.now(),
+      config: { stacks: c.stacks, hosts: c.hosts, unattended: c.unattended, failureAfterMs: c.failureAfterMs, wakeTimeoutMs: c.wakeTimeoutMs },
+      tracks: this.tracks,
+      decisions: this.decisions,
+      facts: this.facts,
+      failures: { fence: {}, deploy: {}, synth: {} } as CycleFailures,
+    };
+  }
+
+  private async observe(): Promise<void> {
+    const hosts = Object.keys(this.config.hosts).sort();
+    const results = await Promise.all(hosts.map((h) => this.probe(h)));
+    const now = this.now();
+    for (const [i, h] of hosts.entries()) {
+      const { ok, error } = results[i];
+      const before = this.tracks[h];
+      if (ok) {
+        if (before !== undefined && !before.answering) this.event({ event: 'observed', host: h, detail: `${h} answers again, after ${((now - before.lastAnswer) / 1000).toFixed(1)} s without an answer` });
+        this.tracks[h] = { answering: true, lastAnswer: now, answeringSince: before?.answering ? before.answeringSince : now };
+      } else {
+        if (before === undefined || before.answering) this.event({ event: 'observed', host: h, detail: `${h} does not answer: ${error}` });
+        this.tracks[h] = { answering: false, lastAnswer: before?.lastAnswer ?? now, error };
+      }
+    }
+  }
+
+  private async probe(host: string): Promise<{ ok: boolean; error?: string }> {
+    const run = await runCommand(['virsh', '-c', this.config.hosts[host].uri, 'version'], { timeoutMs: this.config.probeTimeoutMs, env: this.env });
+    if (run.code === 0) return { ok: true };
+    return { ok: false, error: run.timedOut ? `no answer within ${this.config.probeTimeoutMs / 1000} s` : lastLines(run.stderr, 1).replace(/^error: /, '') || `virsh exit ${run.code}` };
+  }
+
+  private async carryOut(step: Step, failures: { fence: Record<string, string>; deploy: Record<string, string>; synth: Record<string, string> }): Promise<void> {
+    if (step.kind === 'decide') {
+      this.decisions = step.decisions;
+      this.saveDecisions();
+      this.event({ event: 'decided', host: step.host, stack: step.stack, detail: step.detail });
+      return;
+    }
+    if (step.kind === 'fence') {
+      const fence = this.config.hosts[step.host].fence!;
+      this.event({ event: 'decided', host: step.host, detail: step.reason });
+      const result = await runFence(fence, step.action, this.config.fenceTimeoutMs, this.env);
+      const what = `${fence.command.join(' ')} action=${step.action} (options ${Object.keys(fence.options ?? {}).join(', ') || 'none'})`;
+      if (result.ok) {
+        this.decisions = afterFence(this.decisions, step, this.now());
+        this.saveDecisions();
+        const meaning = step.purpose === 'failover' ? `${step.host} is confirmed off: declared failed` : step.purpose === 'standby' ? `${step.host} is powered off (standby)` : `${step.host} is powering on`;
+        this.event({ event: 'fenced', host: step.host, detail: `${what}: exit 0; ${meaning}`, ms: result.ms });
+      } else {
+        failures.fence[step.host] = result.message;
+        this.event({ event: 'fence-failed', host: step.host, detail: `${what}: ${result.message}`, ms: result.ms });
+      }
+      return;
+    }
+    await this.deploy(step, failures);
+  }
+
+  /** Synth, then under the controllers' mutex: reconcile, apply. */
+  private async deploy(step: Extract<Step, { kind: 'deploy' }>, failures: { deploy: Record<string, string>; synth: Record<string, string> }): Promise<void> {
+    const { stack } = step;
+    const started = Date.now();
+    this.event({ event: 'decided', stack, detail: `deploy ${stack}: ${step.reason}` });
+    try {
+      await this.synth(step.context, stack);
+    } catch (err) {
+      failures.synth[stack] = (err as Error).message;
+      failures.deploy[stack] = (err as Error).message;
+      return;
+    }
+    const stackDir = path.join(this.config.outdir, 'stacks', stack);
+    const engine = terraformEngine(stackDir, this.config.engine, this.env).binary;
+    if (!this.initialized.has(stackDir)) {
+      const init = await runCommand([engine, 'init', '-input=false', '-no-color'], { cwd: stackDir, env: this.env, timeoutMs: 10 * 60_000 });
+      if (init.code !== 0) {
+        failures.deploy[stack] = 'init failed';
+        this.event({ event: 'error', stack, detail: `${engine} init failed: ${lastLines(init.stderr)}`, ms: init.ms });
+        return;
+      }
+      this.initialized.add(stackDir);
+      this.event({ event: 'init', stack, detail: `${engine} init in ${stackDir}`, ms: init.ms });
+    }
+    const mutex = await this.acquireMutex(stackDir, engine);
+    if (typeof mutex === 'string') {
+      failures.deploy[stack] = mutex;
+      this.event({ event: mutex === 'locked' ? 'lost-lock' : 'error', stack, detail: mutex === 'locked' ? 'another controller is deploying this stack (its mutex is held): trying again next cycle, after a fresh synth' : mutex });
+      return;
+    }
+    try {
+      const reachable = this.reachableHosts();
+      const reconcileStarted = Date.now();
+      const lines: string[] = [];
+      try {
+        const actions = reconcile({
+          stackDir,
+          hosts: Object.fromEntries(reachable.map((h) => [h, this.config.hosts[h].uri])),
+          migrateUris: Object.fromEntries(reachable.filter((h) => this.config.hosts[h].migrateUri).map((h) => [h, this.config.hosts[h].migrateUri!])),
+          terraformBinary: engine,
+          env: this.env,
+          log: (line) => lines.push(line),
+        });
+        for (const line of lines) this.print(`  ${line}`);
+        this.event({ event: 'reconcile', stack, detail: actions.map((a) => formatAction(a, false)).join('; ') || 'nothing to reconcile', ms: Date.now() - reconcileStarted });
+      } catch (err) {
+        for (const line of lines) this.print(`  ${line}`);
+        failures.deploy[stack] = 'reconcile failed';
+        const message = err instanceof ReconcileError ? err.message : String((err as Error).message ?? err);
+        this.event({ event: 'error', stack, detail: `reconcile failed: ${message.replace(/\s*\n\s*/g, '; ')}`, ms: Date.now() - reconcileStarted });
+        return;
+      }
+      const apply = await runCommand([engine, 'apply', '-auto-approve', '-input=false', '-lock-timeout=0s', '-no-color'], { cwd: stackDir, env: this.env, timeoutMs: 30 * 60_000 });
+      if (apply.code !== 0) {
+        failures.deploy[stack] = 'apply failed';
+        if (LOCKED.test(apply.stderr)) {
+          this.event({ event: 'lost-lock', stack, detail: `the state is locked by another applier: ${lastLines(apply.stderr.split('Lock Info:')[0], 2)}; trying again next cycle, after a fresh synth and plan`, ms: apply.ms });
+        } else {
+          this.event({ event: 'error', stack, detail: `${engine} apply failed: ${lastLines(apply.stderr, 4)}`, ms: apply.ms });
+        }
+        return;
+      }
+      const summary = /Apply complete! Resources: (\d+) added, (\d+) changed, (\d+) destroyed/.exec(apply.stdout);
+      const changed = summary !== null && summary.slice(1).some((n) => n !== '0');
+      this.decisions = afterDeploy(this.decisions, step);
+      this.saveDecisions();
+      this.event({
+        event: 'applied',
+        stack,
+        detail: `${summary ? summary[0] : 'Apply complete'}${changed ? '' : ' (nothing left to change: applied already)'}; ${step.reason}; whole deploy ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        ms: apply.ms,
+      });
+    } finally {
+      await mutex.release();
+    }
+  }
+
+  /** Hosts reconcile may contact: answering, and not failed or asleep by this controller's decision. */
+  private reachableHosts(): string[] {
+    return Object.keys(this.config.hosts)
+      .sort()
+      .filter((h) => this.tracks[h]?.answering && this.decisions.hostStates[h] !== 'failed' && !(this.decisions.hostStates[h] === 'standby' && this.decisions.poweredOff.includes(h)));
+  }
+
+  /** Runs the app with the context, unless the last synth into the outdir had exactly it; then reads every stack's controller.json. */
+  private async synth(context: Readonly<Record<string, string>>, stack: string): Promise<void> {
+    const key = JSON.stringify(context);
+    if (this.synthesized === key) return;
+    this.synthesized = undefined;
+    let base: Record<string, unknown> = {};
+    try {
+      base = JSON.parse(fs.readFileSync(path.join(this.config.cwd, 'cdktf.json'), 'utf8')).context ?? {};
+    } catch {
+      // no cdktf.json: the app's own defaults
+    }
+    fs.mkdirSync(this.config.outdir, { recursive: true });
+    const run = await runCommand(['sh', '-c', this.config.app], {
+      cwd: this.config.cwd,
+      env: { ...this.env, CDKTF_OUTDIR: this.config.outdir, CDKTF_CONTEXT_JSON: JSON.stringify({ ...base, ...context }) },
+      timeoutMs: 10 * 60_000,
+    });
+    const described = Object.entries(context).map(([k, v]) => `${k.replace(/^libvirt-cluster:/, '')}=${v}`).join(', ');
+    if (run.code !== 0) {
+      const message = `synth failed (${run.timedOut ? 'timed out' : `exit ${run.code}`}): ${lastLines(run.stderr || run.stdout, 6)}`;
+      this.event({ event: 'error', stack, detail: `${message}; context ${described}`, ms: run.ms });
+      throw new Error(message);
+    }
+    this.synthesized = key;
+    this.readFacts();
+    this.event({ event: 'synth', stack, detail: `context ${described}`, ms: run.ms });
+    this.logEnabled(false);
+  }
+
+  private readFacts(): void {
+    for (const stack of this.config.stacks) {
+      const file = path.join(this.config.outdir, 'stacks', stack, 'controller.json');
+      try {
+        this.facts[stack] = parseStackFacts(fs.readFileSync(file, 'utf8'), stack);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.event({ event: 'error', stack, detail: `cannot read ${file}: ${(err as Error).message}` });
+        this.facts[stack] = undefined;
+      }
+    }
+  }
+
+  /** Per stack, which unattended actions are on and where they are enabled; logged at start and whenever it changes. */
+  private logEnabled(always: boolean): void {
+    for (const stack of this.config.stacks) {
+      const enabled = enabledActions(this.config, this.facts[stack]);
+      const line = UNATTENDED_NAMES.map((name) => (enabled.has(name) ? `${name}: on (${enabled.get(name)!.join(' and ')})` : `${name}: off`)).join('; ');
+      const source = this.facts[stack] === undefined ? ' [no controller.json from the synth: only the controller configuration counts]' : '';
+      if (!always && this.enabledLine[stack] === line + source) continue;
+      this.enabledLine[stack] = line + source;
+      this.event({ event: 'enabled', stack, detail: line + source });
+    }
+  }
+
+  /**
+   * Takes the controllers' mutex of a stack: the state lock of workspace MUTEX_WORKSPACE of the
+   * stack's backend, held by an `<engine> console` that lives until release; with a local backend
+   * (one machine), a flock on a file beside the state. 'locked' when another holds it.
+   */
+  private async acquireMutex(stackDir: string, engine: string): Promise<{ release(): Promise<void> } | string> {
+    let backend: Record<string, any> = {};
+    try {
+      backend = JSON.parse(fs.readFileSync(path.join(stackDir, 'cdk.tf.json'), 'utf8')).terraform?.backend ?? {};
+    } catch {
+      // no configuration: treated as local
+    }
+    const kind = Object.keys(backend)[0] ?? 'local';
+    let argv: string[];
+    let env = this.env;
+    let ready: RegExp;
+    let input: string;
+    if (kind === 'local') {
+      const state = path.resolve(stackDir, backend.local?.path ?? 'terraform.tfstate');
+      argv = ['flock', '-n', '-E', '75', `${state}.controller-lock`, 'sh', '-c', 'echo held; exec cat >/dev/null'];
+      ready = /^held$/m;
+      input = '';
+    } else {
+      const list = await runCommand([engine, 'workspace', 'list', '-no-color'], { cwd: stackDir, env: this.env, timeoutMs: 60_000 });
+      if (list.code !== 0) return `${engine} workspace list failed: ${lastLines(list.stderr)}`;
+      if (!list.stdout.split('\n').some((l) => l.replace(/^\*?\s*/, '').trim() === MUTEX_WORKSPACE)) {
+        const created = await runCommand([engine, 'workspace', 'new', '-no-color', MUTEX_WORKSPACE], { cwd: stackDir, env: this.env, timeoutMs: 60_000 });
+        const selected = await runCommand([engine, 'workspace', 'select', '-no-color', 'default'], { cwd: stackDir, env: this.env, timeoutMs: 60_000 });
+        if (created.code !== 0 && !/already exists/.test(created.stderr)) return `${engine} workspace new ${MUTEX_WORKSPACE} failed: ${lastLines(created.stderr)}`;
+        if (selected.code !== 0) return `${engine} workspace select default failed: ${lastLines(selected.stderr)}`;
+      }
+      argv = [engine, 'console', '-lock-timeout=0s', '-no-color'];
+      env = { ...this.env, TF_WORKSPACE: MUTEX_WORKSPACE };
+      ready = /^"held"$/m;
+      input = '"held"\n';
+    }
+    const child = spawn(argv[0], argv.slice(1), { cwd: stackDir, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdin!.on('error', () => undefined);
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const held = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 60_000);
+      child.stdout!.on('data', (d) => {
+        out += d;
+        if (ready.test(out)) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      });
+      child.stderr!.on('data', (d) => (err += d));
+      void exited.then(() => {
+        clearTimeout(timer);
+        resolve(ready.test(out));
+      });
+      if (input) child.stdin!.write(input);
+    });
+    if (!held) {
+      child.kill('SIGKILL');
+      const code = await exited;
+      if (code === 75 || LOCKED.test(err)) return 'locked';
+      return `the controllers' mutex could not be taken (${argv.slice(0, 2).join(' ')}, exit ${code}): ${lastLines(err)}`;
+    }
+    return {
+      release: async () => {
+        child.stdin!.end();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+  }
+
+  private warn(key: string, event: Omit<ControllerEvent, 'time' | 'controller'>): void {
+    const last = this.warned.get(key);
+    const now = Date.now();
+    if (last !== undefined && now - last < this.config.repeatWarningMs) return;
+    this.warned.set(key, now);
+    this.event(event);
+  }
+
+  private event(e: Omit<ControllerEvent, 'time' | 'controller'>): void {
+    const now = Date.now();
+    const event: ControllerEvent = {
+      time: new Date(now).toISOString(),
+      ...(this.offset !== 0 ? { clock: new Date(now + this.offset).toISOString() } : {}),
+      controller: this.config.id,
+      event: e.event,
+      ...(e.host !== undefined ? { host: e.host } : {}),
+      ...(e.stack !== undefined ? { stack: e.stack } : {}),
+      detail: e.detail,
+      ...(e.ms !== undefined ? { ms: e.ms } : {}),
+    };
+    fs.mkdirSync(path.dirname(this.config.eventLog), { recursive: true });
+    fs.appendFileSync(this.config.eventLog, `${JSON.stringify(event)}\n`);
+    const loud = e.event === 'refused' || e.event === 'fence-failed' || e.event === 'error' ? 'WARNING ' : '';
+    this.print(`${event.clock ?? event.time} ${this.config.id} ${loud}${e.event}${e.host ? ` ${e.host}` : e.stack ? ` ${e.stack}` : ''}: ${e.detail}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
+  }
+
+  private readDecisions(): Decisions {
+    try {
+      const json = JSON.parse(fs.readFileSync(this.config.decisionFile, 'utf8'));
+      if (json?.version === 1) return { ...emptyDecisions(), ...json };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the decision file ${this.config.decisionFile}: ${(err as Error).message}`);
+    }
+    return emptyDecisions();
+  }
+
+  private saveDecisions(): void {
+    fs.mkdirSync(path.dirname(this.config.decisionFile), { recursive: true });
+    const tmp = `${this.config.decisionFile}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(this.decisions, null, 2)}\n`);
+    fs.renameSync(tmp, this.config.decisionFile);
+  }
+}
