@@ -106,6 +106,34 @@ function window(start: string, replicas: number): ScheduleWindow {
   return { start, startMinute: Number(m[1]) * 60 + Number(m[2]), replicas };
 }
 
+/**
+ * The first instant strictly after `after` at which one of the local start times `starts`
+ * ('HH:MM') takes effect in `timeZone`, by the daylight saving rules of {@link Schedule}: a start
+ * repeated when clocks fall back takes effect at its first occurrence only, and one skipped when
+ * they spring forward at the first instant after the gap. Undefined when `starts` is empty.
+ *
+ * @example
+ * // the next switch of the mail schedule, for a controller to synthesize at
+ * nextWindowStart(['08:00', '20:00'], new Date('2026-03-29T00:30:00Z'), 'Europe/Zurich'); // 2026-03-29T06:00:00Z (08:00 CEST)
+ */
+export function nextWindowStart(starts: readonly string[], after: Date, timeZone: string): Date | undefined {
+  const t = after.getTime();
+  if (Number.isNaN(t)) throw new Error('Schedule: the instant is an invalid Date');
+  const minutes = [...new Set(starts.map((s) => window(s, 0).startMinute))];
+  if (minutes.length === 0) return undefined;
+  const today = wallClock(t, timeZone);
+  let next = Infinity;
+  // Today's and tomorrow's starts always hold one ahead; the day after covers a zone that skips a date.
+  for (const dayOffset of [0, 1, 2]) {
+    const day = Date.UTC(today.year, today.month - 1, today.day + dayOffset);
+    for (const minute of minutes) {
+      const start = startInstant(day, minute, timeZone);
+      if (start > t && start < next) next = start;
+    }
+  }
+  return new Date(next);
+}
+
 /** Whether `timeZone` is an IANA time zone this runtime knows, such as 'Europe/Zurich'. */
 export function isTimeZone(timeZone: string): boolean {
   try {

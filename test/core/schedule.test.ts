@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { Schedule, localMinuteOfDay } from '../../lib/core';
+import { Schedule, localMinuteOfDay, nextWindowStart } from '../../lib/core';
 
 describe('Schedule', () => {
   const dayNight = Schedule.from('08:00', 3).and('20:00', 2);
@@ -196,6 +196,90 @@ describe('Schedule across daylight saving time', () => {
       { numRuns: 60 },
     );
   });
+});
+
+describe('nextWindowStart', () => {
+  const iso = (starts: readonly string[], after: string, zone: string) => nextWindowStart(starts, new Date(after), zone)?.toISOString();
+
+  test('the next start after the instant, today or tomorrow, in the zone', () => {
+    // 03:00 in Zurich in winter (+01:00): the next switch is 08:00, 07:00Z
+    expect(iso(['08:00', '20:00'], '2026-11-26T02:00:00Z', 'Europe/Zurich')).toBe('2026-11-26T07:00:00.000Z');
+    // 21:00: tomorrow's 08:00
+    expect(iso(['20:00', '08:00'], '2026-11-26T20:00:00Z', 'Europe/Zurich')).toBe('2026-11-27T07:00:00.000Z');
+    // the same start twice counts once
+    expect(iso(['08:00', '08:00'], '2026-11-26T12:00:00Z', 'UTC')).toBe('2026-11-27T08:00:00.000Z');
+  });
+
+  test('strictly after: at a boundary, the one after it', () => {
+    expect(iso(['08:00', '20:00'], '2026-11-26T07:00:00Z', 'Europe/Zurich')).toBe('2026-11-26T19:00:00.000Z');
+    expect(iso(['08:00', '20:00'], '2026-11-26T06:59:59.999Z', 'Europe/Zurich')).toBe('2026-11-26T07:00:00.000Z');
+  });
+
+  test('none without starts', () => {
+    expect(nextWindowStart([], new Date('2026-11-26T02:00:00Z'), 'Europe/Zurich')).toBeUndefined();
+  });
+
+  test('bad input throws as the schedule does', () => {
+    expect(() => nextWindowStart(['8:00'], new Date('2026-11-26T02:00:00Z'), 'UTC')).toThrow(/is not valid/);
+    expect(() => nextWindowStart(['08:00'], new Date('x'), 'UTC')).toThrow(/invalid Date/);
+    expect(() => nextWindowStart(['08:00'], new Date(0), 'Mars/Olympus')).toThrow(/Unknown time zone/);
+  });
+
+  test('spring forward in Zurich (2026-03-29, 02:00 CET becomes 03:00 CEST): the day\'s starts are an hour earlier in UTC', () => {
+    // 21:00 CET the evening before: 08:00 is now CEST, 06:00Z, not 07:00Z
+    expect(iso(['08:00', '20:00'], '2026-03-28T20:00:00Z', 'Europe/Zurich')).toBe('2026-03-29T06:00:00.000Z');
+    // 02:30 never happens that night: it takes effect at 03:00 CEST, 01:00Z
+    expect(iso(['02:30', '08:00'], '2026-03-28T23:00:00Z', 'Europe/Zurich')).toBe('2026-03-29T01:00:00.000Z');
+    expect(iso(['02:30', '08:00'], '2026-03-29T01:00:00Z', 'Europe/Zurich')).toBe('2026-03-29T06:00:00.000Z');
+    // two starts in the gap are one boundary
+    expect(iso(['02:10', '02:40', '08:00'], '2026-03-29T01:00:00Z', 'Europe/Zurich')).toBe('2026-03-29T06:00:00.000Z');
+  });
+
+  test('fall back in Zurich (2026-10-25, 03:00 CEST becomes 02:00 CET): a repeated start is a boundary once', () => {
+    // 02:30 happens at 00:30Z and again at 01:30Z; only the first switches
+    expect(iso(['02:30', '08:00'], '2026-10-24T22:00:00Z', 'Europe/Zurich')).toBe('2026-10-25T00:30:00.000Z');
+    expect(iso(['02:30', '08:00'], '2026-10-25T00:30:00Z', 'Europe/Zurich')).toBe('2026-10-25T07:00:00.000Z');
+    // 20:00 CEST on the 24th is 18:00Z; 08:00 CET on the 25th is 07:00Z
+    expect(iso(['08:00', '20:00'], '2026-10-24T17:00:00Z', 'Europe/Zurich')).toBe('2026-10-24T18:00:00.000Z');
+    expect(iso(['08:00', '20:00'], '2026-10-24T18:00:00Z', 'Europe/Zurich')).toBe('2026-10-25T07:00:00.000Z');
+  });
+
+  test('the boundaries it gives, one after another, are exactly where the window in force changes (minute by minute)', () => {
+    const MINUTE = 60_000;
+    const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+    const days: [string, string][] = [
+      ['UTC', '2026-10-25'],
+      ['Europe/Zurich', '2026-03-29'],
+      ['Europe/Zurich', '2026-10-25'],
+      ['America/New_York', '2026-11-01'],
+      ['Australia/Lord_Howe', '2026-04-05'],
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...days),
+        fc.uniqueArray(fc.integer({ min: 0, max: 24 * 4 - 1 }).map((q) => q * 15), { minLength: 2, maxLength: 5 }),
+        ([zone, day], minutes) => {
+          const [first, ...rest] = minutes;
+          const s = rest.reduce((acc, m, i) => acc.and(hhmm(m), i + 2), Schedule.from(hhmm(first), 1));
+          const from = Date.parse(`${day}T00:00:00Z`) - 24 * 60 * MINUTE;
+          const to = from + 72 * 60 * MINUTE;
+          const switches: number[] = [];
+          let last = s.windowAt(new Date(from), zone).start;
+          for (let t = from + MINUTE; t <= to; t += MINUTE) {
+            const start = s.windowAt(new Date(t), zone).start;
+            if (start !== last) switches.push(t);
+            last = start;
+          }
+          const chained: number[] = [];
+          for (let t = nextWindowStart(minutes.map(hhmm), new Date(from), zone)!.getTime(); t <= to; t = nextWindowStart(minutes.map(hhmm), new Date(t), zone)!.getTime()) {
+            chained.push(t);
+          }
+          expect(chained.map((t) => new Date(t).toISOString())).toEqual(switches.map((t) => new Date(t).toISOString()));
+        },
+      ),
+      { numRuns: 30 },
+    );
+  }, 30_000);
 });
 
 describe('localMinuteOfDay', () => {
