@@ -1,6 +1,7 @@
 import * as path from 'path';
 import { Annotations, Lazy, TerraformOutput, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
+import { Duration } from '../core/duration';
 import { ClusterSpec, HostSpec, PlacementPolicy, VmSpec } from '../core/model';
 import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
@@ -108,6 +109,12 @@ export interface ClusterProps {
    * @default - an isolated segment `<cluster id>-isolated`, created on every host when a VM uses it
    */
   readonly defaultSegment?: Segment;
+  /**
+   * How long a failover may take. A host in standby whose `wakeTime` is within it counts as
+   * capacity for failures (admission control), as a failover can wake it in time.
+   * @default Duration.minutes(2)
+   */
+  readonly recoveryTime?: Duration;
 }
 
 /**
@@ -138,6 +145,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   public readonly rebalance: boolean;
   public readonly segments: readonly Segment[];
   public readonly defaultSegment: Segment;
+  public readonly recoveryTime: Duration;
   private readonly vms: (IPlaceable & { readonly vmName: string })[] = [];
   private readonly groups: IScheduledGroup[] = [];
   private readonly sharedImages = new Map<string, Volume>();
@@ -172,6 +180,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     this.segments = props.segments ?? [];
     this.defaultSegment = props.defaultSegment ?? Segment.isolated(`${id.toLowerCase().replace(/[^a-z0-9-]/g, '-')}-isolated`);
     for (const segment of this.segments) this.useSegment(segment);
+    this.recoveryTime = props.recoveryTime ?? Duration.minutes(2);
     this.node.addValidation({ validate: () => this.validate() });
     StackPlacement.of(this).addCluster(this);
     new TerraformOutput(this, 'StandbyCandidates', {
@@ -313,6 +322,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       cpuOvercommit: this.cpuOvercommit,
       memoryOvercommit: this.memoryOvercommit,
       policy: this.placementPolicy,
+      recoverySeconds: this.recoveryTime.toSeconds(),
     };
     const vms = this.vms.map((vm) => vm.toVmSpec());
     const read = readLock(this.lockFile);

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import { Lazy, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
+import { Duration } from '../core/duration';
 import { HostSpec, HostState } from '../core/model';
 import { Size } from '../core/size';
 import { LibvirtProvider } from '../generated/libvirt/provider';
@@ -101,6 +102,13 @@ export interface HostProps {
    */
   readonly state?: HostState;
   /**
+   * How long powering the host on takes until libvirt answers. While the host is in standby, it
+   * counts as capacity for failures (admission control) when this is within its cluster's
+   * `recoveryTime`, as a failover can wake it; the controller reads it from controller.json.
+   * @default - unknown: a standby host is not counted as capacity
+   */
+  readonly wakeTime?: Duration;
+  /**
    * Host architecture. Hosts must be 64-bit; anything else is rejected.
    * @default x86_64
    */
@@ -139,6 +147,8 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   /** Effective state, after any context override. */
   public readonly state: HostState;
   public readonly insecureSkipHostKeyVerification: boolean;
+  /** How long powering the host on takes until libvirt answers, when known. */
+  public readonly wakeTime?: Duration;
   /** The provider every resource on this host uses. */
   public readonly provider: LibvirtProvider;
   /** Local storage pool; absent while the host is failed or in standby. */
@@ -168,6 +178,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
     this.domainType = props.domainType ?? DomainType.KVM;
     this.capacity = props.capacity;
     this.labels = props.labels ?? {};
+    this.wakeTime = props.wakeTime;
     this.insecureSkipHostKeyVerification = props.insecureSkipHostKeyVerification ?? false;
     this.networkName = `${this.hostName}-isolated`;
     this.defaultSegment = Segment.isolated(this.networkName);
@@ -277,6 +288,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
       reservedMemoryMiB: cap.reservedMemory?.toMebibytes() ?? 0,
       labels: this.labels,
       state: this.state,
+      ...(this.wakeTime ? { wakeSeconds: this.wakeTime.toSeconds() } : {}),
     };
   }
 

@@ -1,5 +1,6 @@
 import { ClusterIndex, GroupRule, domainNoun, groupRules, inAnotherDomain, softRuleRelaxed } from './cluster-index';
 import { ClusterSpec, FailureDomainSpec, PRIORITY_ORDER, Problem, RestartPriority, VmSpec, compareNames, lookup, sortedRecord } from './model';
+import { standbyHosts } from './power';
 
 export interface AdmissionOptions {
   /**
@@ -111,6 +112,10 @@ const DEFAULT_TOTAL_STEP_BUDGET = 5_000_000;
  * hosts: each VM of priority high, medium or low on a failed host must fit on the survivors, on
  * top of what already runs there, with hard anti-affinity, pinned and allowed hosts kept.
  *
+ * A host in standby that wakes within the cluster's recovery time (see {@link standbyHosts})
+ * counts like an active host that runs nothing: VMs may restart there, and it may itself be one
+ * of the failed hosts (a spare that does not wake). Other standby hosts are left out.
+ *
  * Off-window replicas count like running ones: they keep their reservation, so the answer holds
  * in every schedule window.
  *
@@ -132,16 +137,15 @@ export function admissionControl(
   const model = planner.model;
   const stepBudget = options.stepBudget ?? DEFAULT_STEP_BUDGET;
   let totalLeft = options.totalStepBudget ?? DEFAULT_TOTAL_STEP_BUDGET;
-  const activeHosts: number[] = [];
-  for (let h = 0; h < model.idx.size; h++) if (model.idx.active[h]) activeHosts.push(h);
-  const maxFailures = Math.min(Math.max(0, Math.floor(cluster.failuresToTolerate)), activeHosts.length);
+  const hosts = model.failoverHosts;
+  const maxFailures = Math.min(Math.max(0, Math.floor(cluster.failuresToTolerate)), hosts.length);
 
   const scenarios: FailureScenario[] = [];
   const warnings: Problem[] = [];
   const stats = { trivial: 0, greedy: 0, exact: 0, budgetExceeded: 0 };
   let checked = 0;
   for (let k = 1; k <= maxFailures; k++) {
-    forEachCombination(activeHosts, k, (failed) => {
+    forEachCombination(hosts, k, (failed) => {
       checked++;
       const s = planner.decide(failed, Math.min(stepBudget, totalLeft), options.greedy ?? true);
       totalLeft = Math.max(0, totalLeft - s.steps);
@@ -358,7 +362,9 @@ class PlacedVms {
   public readonly byHost: number[][];
   /** Host mask per VM from pinned and allowed hosts; undefined when any host will do. */
   public readonly allowed: (Uint8Array | undefined)[];
-  /** Active hosts, emptiest first: greedy first-fit then behaves like worst-fit yet stops early. */
+  /** Active hosts and the standby hosts that count, by index: what may fail and what VMs restart on. */
+  public readonly failoverHosts: number[];
+  /** {@link failoverHosts}, emptiest first: greedy first-fit then behaves like worst-fit yet stops early. */
   public readonly greedyOrder: number[];
   /** The anti-affinity rules of each group, with its members as VM indices. */
   public readonly rules: { readonly rule: GroupRule; readonly members: number[] }[];
@@ -406,7 +412,9 @@ class PlacedVms {
 
     const emptiness = (h: number): number =>
       Math.min(this.freeCpu[h] / Math.max(1, idx.cpuCapacity[h]), this.freeMem[h] / Math.max(1, idx.memCapacity[h]));
-    this.greedyOrder = [...Array(idx.size).keys()].filter((h) => idx.active[h]).sort((a, b) => emptiness(b) - emptiness(a) || a - b);
+    const woken = new Set(standbyHosts(cluster).filter((s) => s.counts).map((s) => idx.indexOf.get(s.name)));
+    this.failoverHosts = [...Array(idx.size).keys()].filter((h) => idx.active[h] || woken.has(h));
+    this.greedyOrder = [...this.failoverHosts].sort((a, b) => emptiness(b) - emptiness(a) || a - b);
   }
 }
 
@@ -429,6 +437,8 @@ class FailoverModel {
   private readonly allowed: (Uint8Array | undefined)[];
   private readonly byHost: number[][];
   private readonly greedyOrder: number[];
+  /** Active hosts and the standby hosts that count, by index. */
+  public readonly failoverHosts: readonly number[];
 
   /** @param keepSoft treat soft anti-affinity as hard, to find plans that keep it */
   constructor(placed: PlacedVms, keepSoft = false) {
@@ -438,6 +448,7 @@ class FailoverModel {
     this.byHost = placed.byHost;
     this.allowed = placed.allowed;
     this.greedyOrder = placed.greedyOrder;
+    this.failoverHosts = placed.failoverHosts;
     // copies: a search plans restarts by changing them, and puts them back
     this.freeCpu = Float64Array.from(placed.freeCpu);
     this.freeMem = Float64Array.from(placed.freeMem);

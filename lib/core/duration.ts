@@ -25,3 +25,8 @@ export class Duration {
     return this.secondsValue % 60 === 0 && this.secondsValue > 0 ? `${this.secondsValue / 60} min` : `${this.secondsValue} s`;
   }
 }
+
+/** A number of seconds as {@link Duration} shows it (`90 s`, `2 min`), or as given when it is not whole. */
+export function describeSeconds(n: number): string {
+  return Number.isSafeInteger(n) && n >= 0 ? Duration.seconds(n).toString() : `${n} s`;
+}

@@ -46,6 +46,11 @@ export interface HostSpec {
   /** Labels such as `rack` or `room`; any key can serve as a failure domain for anti-affinity (see {@link labelDomain}). */
   readonly labels: Readonly<Record<string, string>>;
   readonly state: HostState;
+  /**
+   * Seconds from powering the host on until libvirt answers; undefined when unknown. A host in
+   * standby counts as capacity for failures only when it wakes within the cluster's recovery time.
+   */
+  readonly wakeSeconds?: number;
 }
 
 /**
@@ -104,6 +109,11 @@ export interface ClusterSpec {
   /** MiB of VM memory per usable MiB of host memory, e.g. 1 for none. */
   readonly memoryOvercommit: number;
   readonly policy: PlacementPolicy;
+  /**
+   * Seconds a failover may take. Hosts in standby that wake within it count as capacity for
+   * failures (admission control); undefined: no standby host counts.
+   */
+  readonly recoverySeconds?: number;
 }
 
 /** Where each VM was placed last time; committed next to the stack so placements stay put. */

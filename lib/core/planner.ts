@@ -6,7 +6,7 @@
 import { admissionControl, AdmissionResult, describeScenario } from './admission';
 import { ClusterSpec, HostState, PlacementLock, PlacementResult, Problem, VmSpec } from './model';
 import { place } from './placement';
-import { standbyCandidates } from './power';
+import { standbyCandidates, standbyHosts } from './power';
 
 export interface ClusterPlanInput {
   readonly spec: ClusterSpec;
@@ -46,13 +46,16 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
       : undefined;
   const admission = admissionControl({ ...spec, failuresToTolerate: remaining }, vms, placement.placements);
   const change = describeLockChange(input.lock, placement.lock);
+  // A spare that does not count may be the fix, so a failing scenario says why it does not.
+  const uncounted = standbyHosts(spec).filter((s) => !s.counts);
+  const spares = uncounted.length > 0 ? `; not counted as capacity: ${uncounted.map((s) => `standby host ${s.name} (${s.reason})`).join(', ')}` : '';
   return {
     placement,
     admission,
     standbyCandidates: standbyCandidates(spec, vms, placement.placements),
     degraded,
     lockChange: change === '' ? undefined : change,
-    problems: [...placement.problems.map(formatProblem), ...admission.scenarios.map(describeScenario)],
+    problems: [...placement.problems.map(formatProblem), ...admission.scenarios.map((s) => describeScenario(s) + spares)],
     warnings: [
       ...(degraded ? [degraded] : []),
       ...placement.warnings.map(formatProblem),

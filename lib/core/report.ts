@@ -1,6 +1,8 @@
 import { AdmissionResult, describeAmount, planRestarts } from './admission';
 import { ClusterIndex } from './cluster-index';
+import { describeSeconds } from './duration';
 import { ClusterSpec, HostState, PlacementResult, Problem, VmSpec, compareNames, lookup } from './model';
+import { standbyHosts } from './power';
 
 export interface ReportInput {
   /** @default - 'Cluster placement' */
@@ -102,10 +104,13 @@ class ReportView {
       `- Policy: ${cluster.policy}; CPU overcommit ${cluster.cpuOvercommit}; memory overcommit ${cluster.memoryOvercommit}; ` +
         `tolerates ${cluster.failuresToTolerate} host failure(s)`,
     );
+    const standby = standbyHosts(cluster);
+    const counted = standby.filter((s) => s.counts).map((s) => md(s.name));
+    const spares = counted.length > 0 ? `; standby host(s) ${counted.join(', ')} counted as capacity` : '';
     out.push(
       admission.ok
-        ? `- Admission control: OK, every VM with a restart priority restarts after any ${cluster.failuresToTolerate} host failure(s) (${admission.checked} scenarios checked)`
-        : `- Admission control: FAILED in ${admission.scenarios.length} of ${admission.checked} scenarios`,
+        ? `- Admission control: OK, every VM with a restart priority restarts after any ${cluster.failuresToTolerate} host failure(s) (${admission.checked} scenarios checked${spares})`
+        : `- Admission control: FAILED in ${admission.scenarios.length} of ${admission.checked} scenarios${spares}`,
     );
     out.push(`- Placement problems: ${placement.problems.length}; warnings: ${placement.warnings.length + admission.warnings.length + input.notes.length}`, '');
 
@@ -139,8 +144,8 @@ class ReportView {
         ]),
     ), '');
 
+    const states = new Map(cluster.hosts.map((h) => [h.name, h.state]));
     if (placement.moves.length > 0) {
-      const states = new Map(cluster.hosts.map((h) => [h.name, h.state]));
       out.push('## Moves', '');
       out.push(table(
         ['VM', 'From', 'To', 'Why', 'How'],
@@ -157,7 +162,7 @@ class ReportView {
         ['Failed host', 'Restarts on', 'Stays down'],
         active.map((r, i) => {
           const plan = plans[i];
-          const restarts = Object.entries(plan.restarts).map(([vm, host]) => `${vm} → ${host}`);
+          const restarts = Object.entries(plan.restarts).map(([vm, host]) => `${vm} → ${host}${states.get(host) === HostState.STANDBY ? ' (woken from standby)' : ''}`);
           const down = [
             ...plan.unplaced.map((vm) => `${vm} (${plan.searchBudgetExceeded ? 'search gave up; treated as down' : plan.causes[vm]})`),
             ...plan.notRestarted.map((vm) => `${vm} (priority none)`),
@@ -187,6 +192,14 @@ class ReportView {
         : `Run no VM in this window and could be powered down: ${input.standbyCandidates.map(md).join(', ')}.`,
       '',
     );
+
+    if (standby.length > 0) {
+      out.push('## Hosts in standby', '');
+      out.push(table(
+        ['Host', 'Wake time', 'Counts as capacity for failures', 'Why'],
+        standby.map((s) => [s.name, s.wakeSeconds === undefined ? 'unknown' : describeSeconds(s.wakeSeconds), s.counts ? 'yes' : 'no', s.reason]),
+      ), '');
+    }
 
     out.push('## Problems', '');
     out.push(...findings(placement.problems), '');

@@ -3,7 +3,8 @@ import * as path from 'path';
 import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import {
-  AntiAffinity, Cluster, ClusterProps, DomainType, FailoverGroup, FailureDomain, Host, HostState, Image, PlacementPolicy, RestartPriority, Size, VirtualMachine, VmLimits,
+  AntiAffinity, Cluster, ClusterProps, DomainType, Duration, FailoverGroup, FailureDomain, Host, HostState, Image, PlacementPolicy, RestartPriority, Size, VirtualMachine,
+  VmLimits,
 } from '../../lib';
 import { domains, scratchDir, scratchLock, synth, synthError, synthProblems } from '../synth';
 
@@ -15,6 +16,7 @@ interface Shape {
   readonly capacity?: { readonly cores: number; readonly memoryMiB: number };
   readonly cluster?: Partial<ClusterProps>;
   readonly states?: Readonly<Record<string, HostState>>;
+  readonly wakeTimes?: Readonly<Record<string, Duration>>;
   readonly lockFile?: string;
   readonly body: (stack: TerraformStack, cluster: Cluster, hosts: Host[]) => void;
 }
@@ -31,6 +33,7 @@ function clustered(shape: Shape) {
         capacity: { cores: cap.cores, memory: Size.mebibytes(cap.memoryMiB) },
         labels: { rack: `r${(i % 2) + 1}` },
         state: shape.states?.[`h${i + 1}`],
+        wakeTime: shape.wakeTimes?.[`h${i + 1}`],
       }),
     );
     const cluster = new Cluster(stack, 'cluster', { hosts, lockFile: shape.lockFile ?? scratchLock(), frozenLock: false, ...shape.cluster });
@@ -289,5 +292,44 @@ describe('soft anti-affinity relaxed in a what-if failure', () => {
     const report = out.file('test', 'placement-report.md');
     expect(report).toContain('**anti-affinity-soft-relaxed-on-failure** (web): if host h1 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h2');
     expect(report).toContain('**anti-affinity-soft-relaxed-on-failure** (web): if host h2 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h1');
+  });
+});
+
+describe('a host in standby as capacity for failures', () => {
+  // Two VMs that need all of one host: with h2 in standby, only h2 can take h1's VMs.
+  const shape = (wakeTime: Duration | undefined, cluster: Partial<ClusterProps> = {}) =>
+    clustered({
+      states: { h2: HostState.STANDBY },
+      wakeTimes: wakeTime ? { h2: wakeTime } : {},
+      cluster,
+      body: (s, c) => {
+        new VirtualMachine(s, 'a', { cluster: c, vcpus: 8, memory: Size.mebibytes(1024), image });
+        new VirtualMachine(s, 'b', { cluster: c, vcpus: 8, memory: Size.mebibytes(1024), image });
+      },
+    });
+  const standbySection = (report: string) => report.split('## Hosts in standby\n\n')[1].split('\n\n')[0].split('\n').slice(2);
+
+  test('counts when it wakes within the recovery time (2 min by default): the synth passes and the report says why', () => {
+    const out = synth(shape(Duration.seconds(90)));
+    const report = out.file('test', 'placement-report.md');
+    expect(report).toContain('(2 scenarios checked; standby host(s) h2 counted as capacity)');
+    expect(report).toContain('| h1 | a → h2 (woken from standby), b → h2 (woken from standby) | — |');
+    expect(standbySection(report)).toEqual(['| h2 | 90 s | yes | wakes in 90 s, within the recovery time of 2 min |']);
+  });
+
+  test('does not count without a wake time, as before: admission control fails, and says why the spare does not count', () => {
+    expect(synthProblems(shape(undefined))).toEqual([
+      '[test/cluster] admission control: if host h1 fails, VMs a, b cannot restart: a: no host survives; b: no host survives. ' +
+        'Fix: let a, b run on more hosts (pinnedHost, allowedHosts) or give them RestartPriority.NONE; ' +
+        'not counted as capacity: standby host h2 (no wake time is known: give the host a wakeTime to count it)',
+    ]);
+  });
+
+  test('does not count when it wakes after the recovery time; the report says why', () => {
+    const outdir = scratchDir('out-');
+    expect(synthError(shape(Duration.minutes(3)), { outdir })).toContain('admission control: if host h1 fails, VMs a, b cannot restart');
+    const report = fs.readFileSync(path.join(outdir, 'stacks', 'test', 'placement-report.md'), 'utf8');
+    expect(standbySection(report)).toEqual(['| h2 | 3 min | no | wakes in 3 min, longer than the recovery time of 2 min: a failover would not wait for it |']);
+    expect(() => synth(shape(Duration.minutes(3), { recoveryTime: Duration.minutes(5) }))).not.toThrow();
   });
 });

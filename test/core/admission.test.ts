@@ -3,6 +3,7 @@ import {
   ClusterSpec,
   FailureDomainSpec,
   HOST_DOMAIN,
+  HostSpec,
   HostState,
   RestartPriority,
   VmSpec,
@@ -333,6 +334,49 @@ describe('admissionControl', () => {
       expect(result.ok).toBe(false);
     });
   });
+
+  describe('standby hosts', () => {
+    // h1 runs two VMs that need a whole host; h2 is the only other host, in standby.
+    const vms = [vm('a', { vcpus: 4 }), vm('b', { vcpus: 4 })];
+    const placements = { a: 'h1', b: 'h1' };
+    const spare = (wakeSeconds: number | undefined, recoverySeconds: number | undefined = 120) =>
+      cluster([host('h1', { cores: 8 }), host('h2', { cores: 8, state: HostState.STANDBY, wakeSeconds })], { recoverySeconds });
+
+    test('a standby host that wakes within the recovery time is where VMs restart, and may fail itself', () => {
+      const result = admissionControl(spare(60), vms, placements);
+      expect(result).toMatchObject({ ok: true, checked: 2, scenarios: [] });
+      expect(planRestart(spare(60), vms, placements, ['h1'])).toMatchObject({ feasible: true, restarts: { a: 'h2', b: 'h2' } });
+      expect(admissionControl(spare(120), vms, placements).ok).toBe(true); // within: equal counts
+    });
+
+    test.each([
+      ['it wakes after the recovery time', spare(121)],
+      ['its wake time is unknown', spare(undefined)],
+      ['the cluster has no recovery time', { ...spare(60), recoverySeconds: undefined }],
+    ])('is left out when %s: as before, nothing survives h1', (_, c) => {
+      const result = admissionControl(c, vms, placements);
+      expect(result.checked).toBe(1);
+      expect(result.scenarios).toEqual([expect.objectContaining({ failedHosts: ['h1'], unplaced: ['a', 'b'] })]);
+    });
+
+    test('hard anti-affinity may use a woken standby host as a domain of its own', () => {
+      const web = ['w1', 'w2'].map((n) => vm(n, { group: 'web', ...hard() }));
+      const c = cluster([host('h1'), host('h2'), host('h3', { state: HostState.STANDBY, wakeSeconds: 30 })], { recoverySeconds: 120 });
+      expect(admissionControl(c, web, { w1: 'h1', w2: 'h2' }).ok).toBe(true);
+      const without = cluster([host('h1'), host('h2'), host('h3', { state: HostState.STANDBY })], { recoverySeconds: 120 });
+      expect(admissionControl(without, web, { w1: 'h1', w2: 'h2' }).scenarios.map((s) => s.failedHosts)).toEqual([['h1'], ['h2']]);
+    });
+
+    test('with two failures to tolerate, the spare failing to wake is one of them', () => {
+      const c = cluster([host('h1', { cores: 4 }), host('h2', { cores: 4 }), host('s', { cores: 4, state: HostState.STANDBY, wakeSeconds: 60 })], {
+        failuresToTolerate: 2,
+        recoverySeconds: 120,
+      });
+      const result = admissionControl(c, [vm('a', { vcpus: 3 }), vm('b', { vcpus: 3 })], { a: 'h1', b: 'h2' });
+      expect(result.checked).toBe(3 + 3);
+      expect(failingOf(result.scenarios)).toEqual([['h1', 'h2'], ['h1', 's'], ['h2', 's']]);
+    });
+  });
 });
 
 /**
@@ -340,7 +384,9 @@ describe('admissionControl', () => {
  * capacity on top of what already runs there and hard rules against every group member still up.
  */
 function bruteForceFailingScenarios(c: ClusterSpec, vms: readonly VmSpec[], placements: Record<string, string>): string[][] {
-  const active = c.hosts.filter((h) => h.state === HostState.ACTIVE).sort((a, b) => (a.name < b.name ? -1 : 1));
+  // Standby hosts that wake within the recovery time are capacity, and may fail, like active ones.
+  const woken = (h: HostSpec) => h.state === HostState.STANDBY && h.wakeSeconds !== undefined && c.recoverySeconds !== undefined && h.wakeSeconds <= c.recoverySeconds;
+  const active = c.hosts.filter((h) => h.state === HostState.ACTIVE || woken(h)).sort((a, b) => (a.name < b.name ? -1 : 1));
   const byName = new Map(c.hosts.map((h) => [h.name, h]));
   const hard = hardDomains(vms);
   const placed = vms.filter((v) => placements[v.name] !== undefined);
@@ -437,6 +483,27 @@ describe('admissionControl agrees with a brute-force search (≤ 4 hosts, ≤ 7 
     fc.assert(
       fc.property(withPlacements, ({ s: { cluster: c, vms }, hostIndex }) => {
         const placements = Object.fromEntries(vms.map((v, i) => [v.name, c.hosts[hostIndex[i]].name]));
+        const result = admissionControl(c, vms, placements, options);
+        expect(failingOf(result.scenarios)).toEqual(bruteForceFailingScenarios(c, vms, placements));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('with standby hosts that wake within the recovery time or not', () => {
+    const withSpares = small.chain((s) =>
+      fc.record({
+        s: fc.constant(s),
+        wake: fc.array(fc.constantFrom<number | undefined>(undefined, 30, 120, 300), { minLength: s.cluster.hosts.length, maxLength: s.cluster.hosts.length }),
+        recoverySeconds: fc.constantFrom<number | undefined>(undefined, 120, 120),
+        spare: fc.array(fc.boolean(), { minLength: s.cluster.hosts.length, maxLength: s.cluster.hosts.length }),
+      }),
+    );
+    fc.assert(
+      fc.property(withSpares, ({ s: { cluster: c0, vms }, wake, recoverySeconds, spare }) => {
+        const hosts = c0.hosts.map((h, i) => ({ ...h, state: spare[i] ? HostState.STANDBY : h.state, wakeSeconds: wake[i] }));
+        const c = { ...c0, hosts, recoverySeconds };
+        const placements = { ...place(c, vms).placements };
         const result = admissionControl(c, vms, placements, options);
         expect(failingOf(result.scenarios)).toEqual(bruteForceFailingScenarios(c, vms, placements));
       }),

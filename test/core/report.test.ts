@@ -135,4 +135,27 @@ describe('renderReport', () => {
     expect(markdown).toMatch(/Run no VM in this window and could be powered down: h\d\./);
     expect(markdown.split('## Problems')[1]).toMatch(/^\n\nNone\./);
   });
+
+  test('hosts in standby: which count as capacity for failures and why; restarts there say the host is woken', () => {
+    const spares = cluster(
+      [host('h1'), host('s1', { state: HostState.STANDBY, wakeSeconds: 60 }), host('s2', { state: HostState.STANDBY, wakeSeconds: 600 }), host('s3', { state: HostState.STANDBY })],
+      { recoverySeconds: 120 },
+    );
+    const { markdown } = reportFor(spares, [vm('a'), vm('b')]);
+    expect(markdown).toContain('- Admission control: OK, every VM with a restart priority restarts after any 1 host failure(s) (2 scenarios checked; standby host(s) s1 counted as capacity)');
+    expect(markdown).toContain('| h1 | a → s1 (woken from standby), b → s1 (woken from standby) | — |');
+    expect(markdown.split('## Hosts in standby')[1].split('\n## ')[0]).toBe(
+      [
+        '',
+        '',
+        '| Host | Wake time | Counts as capacity for failures | Why |',
+        '|---|---|---|---|',
+        '| s1 | 1 min | yes | wakes in 1 min, within the recovery time of 2 min |',
+        '| s2 | 10 min | no | wakes in 10 min, longer than the recovery time of 2 min: a failover would not wait for it |',
+        '| s3 | unknown | no | no wake time is known: give the host a wakeTime to count it |',
+        '',
+      ].join('\n'),
+    );
+    expect(reportFor(cluster([host('h1'), host('h2')]), [vm('a')]).markdown).not.toContain('## Hosts in standby');
+  });
 });
