@@ -1,8 +1,9 @@
 import * as path from 'path';
 import { Annotations, Lazy, TerraformOutput, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
+import { ControllerCluster, controllerCluster, parseUnattendedActions } from '../core/controller-file';
 import { Duration } from '../core/duration';
-import { ClusterSpec, HostSpec, PlacementPolicy, VmSpec } from '../core/model';
+import { ClusterSpec, HostSpec, PlacementPolicy, UnattendedAction, VmSpec, compareNames } from '../core/model';
 import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
 import { isTimeZone } from '../core/schedule';
@@ -14,7 +15,9 @@ import { SecureDefaults } from './secure-defaults';
 import { StackPlacement } from './stack-placement';
 import { VmLimits } from './vm-limits';
 
-export { PlacementPolicy } from '../core/model';
+export { PlacementPolicy, UnattendedAction } from '../core/model';
+export { CONTROLLER_FILE } from '../core/controller-file';
+export type { ControllerCluster, ControllerFile, ControllerHost } from '../core/controller-file';
 
 /** Context keys a scheduled CI job or an operator can set without touching code. */
 export const CLUSTER_CONTEXT = {
@@ -24,6 +27,11 @@ export const CLUSTER_CONTEXT = {
   rebalance: 'libvirt-cluster:rebalance',
   /** `true`: fail the synth when the placement lock would change (also on when CI=true). */
   frozenLock: 'libvirt-cluster:frozen-lock',
+  /**
+   * Unattended actions to turn on in every cluster, on top of `unattended`: a comma-separated
+   * string (`failover,schedule`) or a list of names.
+   */
+  unattended: 'libvirt-cluster:unattended',
 } as const;
 
 /**
@@ -110,6 +118,13 @@ export interface ClusterProps {
    */
   readonly defaultSegment?: Segment;
   /**
+   * What the controller may do for this cluster on its own, running the path a person runs
+   * (host-state override in context, synth, reconcile, apply). The context value
+   * libvirt-cluster:unattended adds to these. Listed in the report and in controller.json.
+   * @default - none: the controller only watches
+   */
+  readonly unattended?: readonly UnattendedAction[];
+  /**
    * How long a failover may take. A host in standby whose `wakeTime` is within it counts as
    * capacity for failures (admission control), as a failover can wake it in time.
    * @default Duration.minutes(2)
@@ -145,7 +160,10 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   public readonly rebalance: boolean;
   public readonly segments: readonly Segment[];
   public readonly defaultSegment: Segment;
+  /** The unattended actions on: the props' and the context's, sorted. */
+  public readonly unattended: readonly UnattendedAction[];
   public readonly recoveryTime: Duration;
+  private readonly unattendedProblems: readonly string[];
   private readonly vms: (IPlaceable & { readonly vmName: string })[] = [];
   private readonly groups: IScheduledGroup[] = [];
   private readonly sharedImages = new Map<string, Volume>();
@@ -181,6 +199,10 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     this.defaultSegment = props.defaultSegment ?? Segment.isolated(`${id.toLowerCase().replace(/[^a-z0-9-]/g, '-')}-isolated`);
     for (const segment of this.segments) this.useSegment(segment);
     this.recoveryTime = props.recoveryTime ?? Duration.minutes(2);
+    const fromProps = parseUnattendedActions(props.unattended ?? [], 'unattended');
+    const fromContext = contextUnattended(this.node.tryGetContext(CLUSTER_CONTEXT.unattended));
+    this.unattended = [...new Set([...fromProps.actions, ...fromContext.actions])].sort(compareNames);
+    this.unattendedProblems = [...fromProps.problems, ...fromContext.problems];
     this.node.addValidation({ validate: () => this.validate() });
     StackPlacement.of(this).addCluster(this);
     new TerraformOutput(this, 'StandbyCandidates', {
@@ -294,6 +316,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       instant: this.instant,
       timeZone: isTimeZone(this.timeZone) ? this.timeZone : 'UTC',
       sharedStorage: this.sharedStorage !== undefined,
+      unattended: this.unattended,
       window: windows.length > 0 ? windows.join('; ') : 'no schedules',
       standbyCandidates: plan.standbyCandidates,
       notes: [
@@ -304,6 +327,21 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
           .filter((h) => !h.reachable)
           .map((h) => `host ${h.hostName} is ${h.state}: not contacted; its provider alias points at another host and its own resources are forgotten (removed blocks)`),
       ],
+    });
+  }
+
+  /** The cluster's entry in controller.json: hosts, schedule boundaries, what the controller may do. */
+  public controllerView(): ControllerCluster {
+    const { spec, plan } = this.planned();
+    return controllerCluster({
+      id: this.node.id,
+      spec,
+      timeZone: this.timeZone,
+      instant: this.instant,
+      unattended: this.unattended,
+      schedules: this.groups.map((g) => g.schedule.windows()),
+      standbyCandidates: plan.standbyCandidates,
+      recoverySeconds: this.recoveryTime.toSeconds(),
     });
   }
 
@@ -353,6 +391,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     const reportedByVms = new Set([...this.planned().byVm.values()].flat());
     const problems = this.problems().filter((p) => !reportedByVms.has(p));
     if (this.instantProblem) problems.push(this.instantProblem);
+    problems.push(...this.unattendedProblems);
     for (const segment of [this.defaultSegment, ...this.segments]) problems.push(...segment.validate());
     const names = this.segments.map((s) => s.name);
     for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) problems.push(`two segments are named ${name}; each segment needs its own name`);
@@ -383,6 +422,12 @@ function contextInstant(value: unknown): Date | string {
   const instant = new Date(String(value));
   if (Number.isNaN(instant.getTime())) return `context ${CLUSTER_CONTEXT.instant}='${value}' is not an ISO date-time such as 2026-11-26T08:00:00+01:00`;
   return instant;
+}
+
+/** The unattended actions a context value names (none when unset), and a problem per unknown name. */
+function contextUnattended(value: unknown): ReturnType<typeof parseUnattendedActions> {
+  if (value === undefined) return { actions: [], problems: [] };
+  return parseUnattendedActions(value, `context ${CLUSTER_CONTEXT.unattended}`);
 }
 
 /** The instant given as a prop, or why it is not one. */

@@ -5,7 +5,9 @@
  */
 import { TerraformProvider } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
+import { ControllerCluster } from '../core/controller-file';
 import { HostSpec, HostState, VmSpec } from '../core/model';
+import { Schedule } from '../core/schedule';
 import { Size } from '../core/size';
 import { Volume } from '../generated/libvirt/volume';
 import type { Segment } from './segment';
@@ -107,6 +109,8 @@ export interface GroupMembership {
 
 /** A failover group as the cluster's report sees it. */
 export interface IScheduledGroup {
+  /** How many replicas run in each window; its window starts are where the controller switches. */
+  readonly schedule: Schedule;
   /** E.g. `mail: 08:00 → 3, 20:00 → 2 (now 2)`. */
   describeSchedule(): string;
 }
@@ -125,6 +129,8 @@ export interface IPlacementCluster extends IConstruct {
   forgottenAddresses(): string[];
   /** The placement report of the cluster: Markdown and SVG. */
   renderReport(): { readonly markdown: string; readonly svg: string };
+  /** The cluster's entry in the stack's controller.json. */
+  controllerView(): ControllerCluster;
 }
 
 /** A cluster as a failover group sees it: it places the replicas and knows the schedule's clock. */

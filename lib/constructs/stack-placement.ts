@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { App, Aspects, IAspect, Lazy, TerraformStack } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
+import { CONTROLLER_FILE, renderControllerFile } from '../core/controller-file';
 import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
 import { ResolvedNic } from './nic';
 import { Segment } from './segment';
@@ -66,7 +67,8 @@ export class StackPlacement extends Construct {
 
   /**
    * Runs once per synth, before any resource is rendered: place, save locks, write the stack's
-   * files (seed disks) and the report, into the folder where cdktf writes the stack's JSON.
+   * files (seed disks), the report and controller.json, into the folder where cdktf writes the
+   * stack's JSON.
    */
   private synthesize(stack: TerraformStack): void {
     for (const c of this.clusters) c.ensurePlaced();
@@ -89,6 +91,7 @@ export class StackPlacement extends Construct {
       const name = reports.length === 1 ? 'placement-report.svg' : `placement-report-${this.clusters[i].node.id}.svg`;
       fs.writeFileSync(path.join(dir, name), r.svg);
     });
+    fs.writeFileSync(path.join(dir, CONTROLLER_FILE), renderControllerFile(stack.node.id, this.clusters.map((c) => c.controllerView())));
   }
 
   private removedBlocks(): { from: string; lifecycle: { destroy: false } }[] {

@@ -5,3 +5,4 @@ export * from './admission';
 export * from './schedule';
 export * from './power';
 export * from './report';
+export * from './controller-file';

@@ -35,6 +35,21 @@ export enum RestartPriority {
   NONE = 'none',
 }
 
+/**
+ * What the controller may do on its own, each off until named (in `ClusterProps.unattended` or the
+ * context value `libvirt-cluster:unattended`). Each runs the path a person runs: a host-state
+ * override in context, synth, reconcile, apply. The values are what the context and controller.json
+ * hold, so they never change.
+ */
+export enum UnattendedAction {
+  /** Declare a fenced host failed, so its VMs restart on the survivors. */
+  FAILOVER = 'failover',
+  /** Switch schedule windows at their boundaries, with the instant pinned to the boundary. */
+  SCHEDULE = 'schedule',
+  /** Power standby candidates off, and wake standby hosts when they are needed. */
+  STANDBY_POWER = 'standby-power',
+}
+
 export interface HostSpec {
   readonly name: string;
   /** Physical cores. */

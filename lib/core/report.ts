@@ -1,7 +1,7 @@
 import { AdmissionResult, describeAmount, planRestarts } from './admission';
 import { ClusterIndex } from './cluster-index';
 import { describeSeconds } from './duration';
-import { ClusterSpec, HostState, PlacementResult, Problem, VmSpec, compareNames, lookup } from './model';
+import { ClusterSpec, HostState, PlacementResult, Problem, UnattendedAction, VmSpec, compareNames, lookup } from './model';
 import { standbyHosts } from './power';
 
 export interface ReportInput {
@@ -26,6 +26,11 @@ export interface ReportInput {
    * @default false
    */
   readonly sharedStorage?: boolean;
+  /**
+   * What the controller may do on its own for this cluster.
+   * @default - none: the controller only watches
+   */
+  readonly unattended?: readonly UnattendedAction[];
 }
 
 /**
@@ -104,6 +109,8 @@ class ReportView {
       `- Policy: ${cluster.policy}; CPU overcommit ${cluster.cpuOvercommit}; memory overcommit ${cluster.memoryOvercommit}; ` +
         `tolerates ${cluster.failuresToTolerate} host failure(s)`,
     );
+    const unattended = [...new Set(input.unattended ?? [])].sort(compareNames);
+    out.push(`- Unattended actions: ${unattended.length > 0 ? unattended.join(', ') : 'none: the controller only watches'}`);
     const standby = standbyHosts(cluster);
     const counted = standby.filter((s) => s.counts).map((s) => md(s.name));
     const spares = counted.length > 0 ? `; standby host(s) ${counted.join(', ')} counted as capacity` : '';

@@ -3,8 +3,8 @@ import * as path from 'path';
 import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import {
-  AntiAffinity, Cluster, ClusterProps, DomainType, Duration, FailoverGroup, FailureDomain, Host, HostState, Image, PlacementPolicy, RestartPriority, Size, VirtualMachine,
-  VmLimits,
+  AntiAffinity, Cluster, ClusterProps, DomainType, Duration, FailoverGroup, FailureDomain, Host, HostState, Image, PlacementPolicy, RestartPriority, Schedule, Size,
+  UnattendedAction, VirtualMachine, VmLimits,
 } from '../../lib';
 import { domains, scratchDir, scratchLock, synth, synthError, synthProblems } from '../synth';
 
@@ -295,6 +295,41 @@ describe('soft anti-affinity relaxed in a what-if failure', () => {
   });
 });
 
+describe('unattended actions', () => {
+  const section = (report: string) => report.split('\n').find((l) => l.startsWith('- Unattended actions:'));
+  const controller = (out: ReturnType<typeof synth>) => JSON.parse(out.file('test', 'controller.json')).clusters[0];
+  const oneVm = (cluster?: Partial<ClusterProps>) => clustered({ cluster, body: (s, c) => new VirtualMachine(s, 'vm', { cluster: c, image }) });
+
+  test('none is on unless named: the report says the controller only watches', () => {
+    const out = synth(oneVm());
+    expect(section(out.file('test', 'placement-report.md'))).toBe('- Unattended actions: none: the controller only watches');
+    expect(controller(out).unattended).toEqual([]);
+  });
+
+  test('the context value adds to the props, as a comma-separated string or a list', () => {
+    const props = { unattended: [UnattendedAction.FAILOVER] };
+    const fromString = synth(oneVm(props), { context: { 'libvirt-cluster:unattended': 'standby-power, schedule' } });
+    expect(section(fromString.file('test', 'placement-report.md'))).toBe('- Unattended actions: failover, schedule, standby-power');
+    expect(controller(fromString).unattended).toEqual(['failover', 'schedule', 'standby-power']);
+    const fromList = synth(oneVm(), { context: { 'libvirt-cluster:unattended': ['schedule'] } });
+    expect(controller(fromList).unattended).toEqual(['schedule']);
+    expect(controller(synth(oneVm(props))).unattended).toEqual(['failover']);
+  });
+
+  test('unknown names fail the synth, each listing the valid ones, with every other problem', () => {
+    const problems = synthProblems(oneVm({ failuresToTolerate: -1, unattended: ['fail-over' as UnattendedAction] }), {
+      context: { 'libvirt-cluster:unattended': 'failover,reboot' },
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        '[test/cluster] unattended names "fail-over", which is not an unattended action; use one or more of failover, schedule, standby-power',
+        '[test/cluster] context libvirt-cluster:unattended names "reboot", which is not an unattended action; use one or more of failover, schedule, standby-power',
+        '[test/cluster] failuresToTolerate is -1; give a whole number, 0 or more',
+      ]),
+    );
+  });
+});
+
 describe('a host in standby as capacity for failures', () => {
   // Two VMs that need all of one host: with h2 in standby, only h2 can take h1's VMs.
   const shape = (wakeTime: Duration | undefined, cluster: Partial<ClusterProps> = {}) =>
@@ -315,6 +350,10 @@ describe('a host in standby as capacity for failures', () => {
     expect(report).toContain('(2 scenarios checked; standby host(s) h2 counted as capacity)');
     expect(report).toContain('| h1 | a → h2 (woken from standby), b → h2 (woken from standby) | — |');
     expect(standbySection(report)).toEqual(['| h2 | 90 s | yes | wakes in 90 s, within the recovery time of 2 min |']);
+    expect(JSON.parse(out.file('test', 'controller.json')).clusters[0]).toMatchObject({
+      hosts: [{ name: 'h1', state: 'active' }, { name: 'h2', state: 'standby', wakeSeconds: 90 }],
+      recoverySeconds: 120,
+    });
   });
 
   test('does not count without a wake time, as before: admission control fails, and says why the spare does not count', () => {
@@ -331,5 +370,27 @@ describe('a host in standby as capacity for failures', () => {
     const report = fs.readFileSync(path.join(outdir, 'stacks', 'test', 'placement-report.md'), 'utf8');
     expect(standbySection(report)).toEqual(['| h2 | 3 min | no | wakes in 3 min, longer than the recovery time of 2 min: a failover would not wait for it |']);
     expect(() => synth(shape(Duration.minutes(3), { recoveryTime: Duration.minutes(5) }))).not.toThrow();
+  });
+});
+
+describe('controller.json', () => {
+  test("the schedules' window starts and the next boundary, DST-safe, in the cluster's time zone", () => {
+    const build = (instant: string) =>
+      clustered({
+        cluster: { timeZone: 'Europe/Zurich', instant: new Date(instant) },
+        body: (s, cluster) => {
+          new FailoverGroup(s, 'mail', { cluster, replicas: Schedule.from('08:00', 2).and('20:00', 1), template: { image } });
+          new FailoverGroup(s, 'dir', { cluster, replicas: 1, template: { image } });
+        },
+      });
+    // 21:00 CET the evening before the spring-forward night: 08:00 is CEST, 06:00Z
+    const file = JSON.parse(synth(build('2026-03-28T20:00:00Z')).file('test', 'controller.json'));
+    expect(file.clusters[0]).toMatchObject({
+      id: 'cluster',
+      timeZone: 'Europe/Zurich',
+      instant: '2026-03-28T20:00:00.000Z',
+      windowStarts: ['08:00', '20:00'],
+      nextWindowStart: '2026-03-29T06:00:00.000Z',
+    });
   });
 });

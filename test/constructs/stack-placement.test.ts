@@ -47,6 +47,30 @@ describe('two clusters in one stack', () => {
     expect(out.file('test', 'placement-report-other.svg')).toContain('test/other');
   });
 
+  test('share one controller.json next to the JSON, clusters by id; the same synth gives the same bytes', () => {
+    const context = { 'libvirt-cluster:instant': '2026-11-26T03:00:00+01:00', 'libvirt-cluster:host-state:a2': 'standby' };
+    const dir = scratchDir();
+    const first = inDirectory(dir, () => synth(twoClusters(), { context }));
+    const second = inDirectory(dir, () => synth(twoClusters(), { context }));
+    const text = first.file('test', 'controller.json');
+    expect(second.file('test', 'controller.json')).toBe(text);
+    expect(JSON.parse(text)).toEqual({
+      version: 1,
+      stack: 'test',
+      clusters: ['cluster', 'other'].map((id) => ({
+        id,
+        timeZone: 'UTC',
+        instant: '2026-11-26T02:00:00.000Z',
+        unattended: [],
+        windowStarts: [],
+        nextWindowStart: null,
+        hosts: id === 'cluster' ? [{ name: 'a1', state: 'active' }, { name: 'a2', state: 'standby' }] : [{ name: 'b1', state: 'active' }, { name: 'b2', state: 'active' }],
+        standbyCandidates: id === 'cluster' ? [] : [expect.stringMatching(/^b[12]$/)],
+        recoverySeconds: 120,
+      })),
+    });
+  });
+
   test("merge their removed blocks: a failed host in each, and both hosts' pool and network are forgotten, never destroyed", () => {
     const json = inDirectory(scratchDir(), () => synth(twoClusters({ a2: HostState.FAILED, b1: HostState.FAILED }))).json('test');
     const removed: { from: string; lifecycle: unknown }[] = json.removed;

@@ -1,7 +1,7 @@
-import { ClusterSpec, HOST_DOMAIN, HostState, RestartPriority, VmSpec, admissionControl, labelDomain, place, renderReport, standbyCandidates } from '../../lib/core';
+import { ClusterSpec, HOST_DOMAIN, HostState, RestartPriority, UnattendedAction, VmSpec, admissionControl, labelDomain, place, renderReport, standbyCandidates } from '../../lib/core';
 import { cluster, host, vm } from './arbitraries';
 
-function reportFor(c: ClusterSpec, vms: VmSpec[], notes: string[] = []) {
+function reportFor(c: ClusterSpec, vms: VmSpec[], notes: string[] = [], unattended?: UnattendedAction[]) {
   const placement = place(c, vms);
   return renderReport({
     title: 'Lab <A&B>',
@@ -14,6 +14,7 @@ function reportFor(c: ClusterSpec, vms: VmSpec[], notes: string[] = []) {
     window: 'day (from 08:00, 3 replicas)',
     standbyCandidates: standbyCandidates(c, vms, placement.placements),
     notes,
+    unattended,
   });
 }
 
@@ -134,6 +135,13 @@ describe('renderReport', () => {
     expect(markdown).not.toContain('## Admission control failures');
     expect(markdown).toMatch(/Run no VM in this window and could be powered down: h\d\./);
     expect(markdown.split('## Problems')[1]).toMatch(/^\n\nNone\./);
+  });
+
+  test('lists the unattended actions on, or says the controller only watches', () => {
+    const two = cluster([host('h1'), host('h2')]);
+    expect(reportFor(two, [vm('a')]).markdown).toContain('\n- Unattended actions: none: the controller only watches\n');
+    const on = reportFor(two, [vm('a')], [], [UnattendedAction.STANDBY_POWER, UnattendedAction.FAILOVER]).markdown;
+    expect(on).toContain('\n- Unattended actions: failover, standby-power\n');
   });
 
   test('hosts in standby: which count as capacity for failures and why; restarts there say the host is woken', () => {
