@@ -2,7 +2,7 @@ import * as path from 'path';
 import { LocalBackend, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import {
-  AntiAffinity, Cluster, FailoverGroup, Host, HostState, RemovalPolicy, RestartPriority, Schedule, Segment, Size,
+  AntiAffinity, Cluster, Duration, FailoverGroup, Host, HostState, RemovalPolicy, RestartPriority, Schedule, Segment, Size, UnattendedAction,
 } from '../lib';
 import { StackEnvironment, stackEnvironment } from './environment';
 
@@ -30,6 +30,11 @@ export interface MailServiceProps {
    * @default 256 MiB
    */
   readonly mailMemory?: Size;
+  /**
+   * What the controller may do for the cluster on its own (the drills turn these on).
+   * @default - none: the controller only watches
+   */
+  readonly unattended?: readonly UnattendedAction[];
 }
 
 /**
@@ -48,9 +53,12 @@ export class MailServiceStack extends TerraformStack {
     new LocalBackend(this, { path: `terraform.${id}.tfstate` });
 
     const capacity = { cores: 4, memory: Size.gibibytes(4), reservedMemory: Size.mebibytes(512) };
+    // Powered on until libvirt answers within a minute: in standby, a host still counts as capacity
+    // for failures, since a failover (2 min by default) can wake it.
+    const wakeTime = Duration.seconds(60);
     // To take a host out, change its state here (HostState.MAINTENANCE, STANDBY, FAILED) and review the plan.
-    const h1 = new Host(this, 'h1', { uri: env.uri('h1', 'qemu+ssh://admin@kvm1.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r1' }, state: HostState.ACTIVE });
-    const h2 = new Host(this, 'h2', { uri: env.uri('h2', 'qemu+ssh://admin@kvm2.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r2' }, state: HostState.ACTIVE });
+    const h1 = new Host(this, 'h1', { uri: env.uri('h1', 'qemu+ssh://admin@kvm1.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r1' }, state: HostState.ACTIVE, wakeTime });
+    const h2 = new Host(this, 'h2', { uri: env.uri('h2', 'qemu+ssh://admin@kvm2.example.net/system'), domainType: env.domainType, capacity, labels: { rack: 'r2' }, state: HostState.ACTIVE, wakeTime });
 
     // The LAN every host bridges as br0: the replicas keep their MAC and addresses wherever they run.
     // Documentation ranges (RFC 5737, RFC 3849): replace them with the site's.
@@ -69,6 +77,7 @@ export class MailServiceStack extends TerraformStack {
       lockFile: props.lockFile ?? path.join(__dirname, `${id}.placement-lock.json`),
       instant: props.instant,
       frozenLock: props.frozenLock,
+      unattended: props.unattended,
     });
     const image = env.image;
     const console = { logToFile: env.consoleLog };

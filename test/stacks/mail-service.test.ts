@@ -1,3 +1,4 @@
+import { UnattendedAction } from '../../lib';
 import { stackEnvironment } from '../../stacks/environment';
 import { MailServiceStack } from '../../stacks/mail-service';
 import { domains, resources, synth, SynthOptions } from '../synth';
@@ -6,7 +7,10 @@ import { copyOfLock } from './helpers';
 const environment = stackEnvironment({ LIBVIRT_DOMAIN_TYPE: 'qemu' });
 
 /** The example at a local time of 2026-11-26 in Zurich (+01:00), from a copy of its committed lock. */
-function synthAt(localTime: string, options: SynthOptions & { readonly lockFile?: string; readonly frozenLock?: boolean } = {}) {
+function synthAt(
+  localTime: string,
+  options: SynthOptions & { readonly lockFile?: string; readonly frozenLock?: boolean; readonly unattended?: UnattendedAction[] } = {},
+) {
   return synth(
     (app) =>
       new MailServiceStack(app, 'mail-service', {
@@ -14,6 +18,7 @@ function synthAt(localTime: string, options: SynthOptions & { readonly lockFile?
         lockFile: options.lockFile ?? copyOfLock('mail-service'),
         instant: new Date(`2026-11-26T${localTime}:00+01:00`),
         frozenLock: options.frozenLock ?? false,
+        unattended: options.unattended,
       }),
     options,
   );
@@ -118,5 +123,46 @@ describe('mail-service example', () => {
     expect(second).toEqual(first);
     // Frozen, as in CI: the synth fails if the committed lock would change.
     expect(() => synthAt('09:00', { frozenLock: true })).not.toThrow();
+  });
+
+  test('no unattended action by default: the controller only watches; controller.json has the hosts and the schedule', () => {
+    const out = synthAt('03:00');
+    expect(out.file('mail-service', 'placement-report.md')).toContain('\n- Unattended actions: none: the controller only watches\n');
+    expect(JSON.parse(out.file('mail-service', 'controller.json'))).toEqual({
+      version: 1,
+      stack: 'mail-service',
+      clusters: [
+        {
+          id: 'cluster',
+          timeZone: 'Europe/Zurich',
+          instant: '2026-11-26T02:00:00.000Z',
+          unattended: [],
+          // the directory's constant schedule never switches; the mail schedule does at 08:00 and 20:00
+          windowStarts: ['08:00', '20:00'],
+          nextWindowStart: '2026-11-26T07:00:00.000Z',
+          hosts: [
+            { name: 'h1', state: 'active', wakeSeconds: 60 },
+            { name: 'h2', state: 'active', wakeSeconds: 60 },
+          ],
+          standbyCandidates: [],
+          recoverySeconds: 120,
+        },
+      ],
+    });
+  });
+
+  test('the drills can turn unattended actions on', () => {
+    const out = synthAt('21:00', { unattended: [UnattendedAction.SCHEDULE, UnattendedAction.FAILOVER] });
+    expect(out.file('mail-service', 'placement-report.md')).toContain('\n- Unattended actions: failover, schedule\n');
+    const [cluster] = JSON.parse(out.file('mail-service', 'controller.json')).clusters;
+    expect(cluster).toMatchObject({ unattended: ['failover', 'schedule'], nextWindowStart: '2026-11-27T07:00:00.000Z' });
+  });
+
+  test('h2 powered down at night still counts for failures: it wakes in 60 s, within the 2 min a failover may take', () => {
+    const out = synthAt('03:00', { context: { 'libvirt-cluster:host-state:h2': 'standby' } });
+    const report = out.file('mail-service', 'placement-report.md');
+    expect(report).toContain('standby host(s) h2 counted as capacity');
+    expect(report).toContain('| h2 | 1 min | yes | wakes in 1 min, within the recovery time of 2 min |');
+    expect(report).toMatch(/^\| h1 \| directory-1 → h2 \(woken from standby\), mail-1 → h2 \(woken from standby\), /m);
   });
 });
