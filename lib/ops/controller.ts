@@ -109,6 +109,9 @@ function lastLines(text: string, count = 3): string {
   return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^[╷│╵]$/.test(l)).map((l) => l.replace(/^[│╷╵]\s*/, '')).slice(-count).join(' ');
 }
 
+/** Cycles a stack waits after finding another applier's lock. */
+const LOST_LOCK_BACKOFF_POLLS = 3;
+
 const LOCKED = /Error acquiring the state lock|state lock|resource temporarily unavailable|already locked/i;
 
 /**
@@ -138,8 +141,11 @@ export class Controller {
   private facts: Record<string, StackFacts | undefined> = {};
   private enabledLine: Record<string, string> = {};
   private readonly initialized = new Set<string>();
-  private synthesized?: string;
   private readonly warned = new Map<string, number>();
+  /** When each stack may be tried again after a lost lock (real time, ms). */
+  private readonly backoff: Record<string, number> = {};
+  /** The last synth into the outdir: its context, deploy key and the controller clock then. */
+  private synthesized?: { readonly context: string; readonly key: string; readonly at: number };
   private stopping = false;
   private wake?: () => void;
 
@@ -172,7 +178,8 @@ export class Controller {
     });
     // What the stacks enable comes from their synth: one synth before the first cycle.
     const first = c.stacks[0];
-    await this.synth(deployContext(first, this.decideInput()).context, first).catch(() => undefined);
+    const start = deployContext(first, this.decideInput());
+    await this.synth(start.context, first, start.key).catch(() => undefined);
     this.logEnabled(true);
     this.decisions = baseline(this.decideInput());
     this.saveDecisions();
@@ -205,6 +212,8 @@ export class Controller {
   public async cycle(): Promise<void> {
     await this.observe();
     const failures: { fence: Record<string, string>; deploy: Record<string, string>; synth: Record<string, string> } = { fence: {}, deploy: {}, synth: {} };
+    // A stack whose locks another applier held waits a few cycles: that applier is mid-deploy.
+    for (const [stack, until] of Object.entries(this.backoff)) if (Date.now() < until) failures.deploy[stack] = 'lost the lock moments ago';
     for (let i = 0; i < 20 && !this.stopping; i++) {
       const { step, warnings } = decide({ ...this.decideInput(), failures });
       for (const w of warnings) this.warn(w.key, { event: w.event, host: w.host, stack: w.stack, detail: w.detail });
@@ -280,7 +289,7 @@ export class Controller {
     const started = Date.now();
     this.event({ event: 'decided', stack, detail: `deploy ${stack}: ${step.reason}` });
     try {
-      await this.synth(step.context, stack);
+      await this.synth(step.context, stack, step.key);
     } catch (err) {
       failures.synth[stack] = (err as Error).message;
       failures.deploy[stack] = (err as Error).message;
@@ -301,7 +310,8 @@ export class Controller {
     const mutex = await this.acquireMutex(stackDir, engine);
     if (typeof mutex === 'string') {
       failures.deploy[stack] = mutex;
-      this.event({ event: mutex === 'locked' ? 'lost-lock' : 'error', stack, detail: mutex === 'locked' ? 'another controller is deploying this stack (its mutex is held): trying again next cycle, after a fresh synth' : mutex });
+      if (mutex === 'locked') this.backoff[stack] = Date.now() + LOST_LOCK_BACKOFF_POLLS * this.config.pollMs;
+      this.event({ event: mutex === 'locked' ? 'lost-lock' : 'error', stack, detail: mutex === 'locked' ? 'another controller is deploying this stack (its mutex is held): trying again in a few cycles, re-synthesized if anything changed' : mutex });
       return;
     }
     try {
@@ -327,10 +337,12 @@ export class Controller {
         return;
       }
       const apply = await runCommand([engine, 'apply', '-auto-approve', '-input=false', '-lock-timeout=0s', '-no-color'], { cwd: stackDir, env: this.env, timeoutMs: 30 * 60_000 });
+      fs.writeFileSync(path.join(stackDir, 'controller-apply.log'), `${apply.stdout}${apply.stderr}`);
       if (apply.code !== 0) {
         failures.deploy[stack] = 'apply failed';
         if (LOCKED.test(apply.stderr)) {
-          this.event({ event: 'lost-lock', stack, detail: `the state is locked by another applier: ${lastLines(apply.stderr.split('Lock Info:')[0], 2)}; trying again next cycle, after a fresh synth and plan`, ms: apply.ms });
+          this.backoff[stack] = Date.now() + LOST_LOCK_BACKOFF_POLLS * this.config.pollMs;
+          this.event({ event: 'lost-lock', stack, detail: `the state is locked by another applier: ${lastLines(apply.stderr.split('Lock Info:')[0], 2)}; trying again in a few cycles, re-synthesized if anything changed and re-planned by the apply`, ms: apply.ms });
         } else {
           this.event({ event: 'error', stack, detail: `${engine} apply failed: ${lastLines(apply.stderr, 4)}`, ms: apply.ms });
         }
@@ -358,10 +370,18 @@ export class Controller {
       .filter((h) => this.tracks[h]?.answering && this.decisions.hostStates[h] !== 'failed' && !(this.decisions.hostStates[h] === 'standby' && this.decisions.poweredOff.includes(h)));
   }
 
-  /** Runs the app with the context, unless the last synth into the outdir had exactly it; then reads every stack's controller.json. */
-  private async synth(context: Readonly<Record<string, string>>, stack: string): Promise<void> {
-    const key = JSON.stringify(context);
-    if (this.synthesized === key) return;
+  /**
+   * Runs the app with the context, then reads every stack's controller.json; unless the last synth
+   * had the same context, or differs only by an instant nobody pinned with no window boundary
+   * since (a controller that lost the lock retries without a synth per cycle).
+   */
+  private async synth(context: Readonly<Record<string, string>>, stack: string, key: string): Promise<void> {
+    const text = JSON.stringify(context);
+    const last = this.synthesized;
+    const unpinned = JSON.parse(key).instant === null;
+    const boundaries = Object.values(this.facts).flatMap((f) => f?.clusters ?? []).map((c) => c.nextWindowStart);
+    const noBoundary = this.facts[stack] !== undefined ? boundaries.every((b) => b === null || Date.parse(b) > this.now()) : last !== undefined && this.now() - last.at < 60_000;
+    if (last !== undefined && (last.context === text || (unpinned && last.key === key && noBoundary))) return;
     this.synthesized = undefined;
     let base: Record<string, unknown> = {};
     try {
@@ -381,7 +401,7 @@ export class Controller {
       this.event({ event: 'error', stack, detail: `${message}; context ${described}`, ms: run.ms });
       throw new Error(message);
     }
-    this.synthesized = key;
+    this.synthesized = { context: text, key, at: this.now() };
     this.readFacts();
     this.event({ event: 'synth', stack, detail: `context ${described}`, ms: run.ms });
     this.logEnabled(false);
@@ -405,7 +425,7 @@ export class Controller {
       const enabled = enabledActions(this.config, this.facts[stack]);
       const line = UNATTENDED_NAMES.map((name) => (enabled.has(name) ? `${name}: on (${enabled.get(name)!.join(' and ')})` : `${name}: off`)).join('; ');
       const source = this.facts[stack] === undefined ? ' [no controller.json from the synth: only the controller configuration counts]' : '';
-      if (!always && this.enabledLine[stack] === line + source) continue;
+      if (this.enabledLine[stack] === line + source || (!always && this.enabledLine[stack] === undefined)) continue;
       this.enabledLine[stack] = line + source;
       this.event({ event: 'enabled', stack, detail: line + source });
     }
