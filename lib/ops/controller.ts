@@ -111,6 +111,8 @@ function lastLines(text: string, count = 3): string {
 
 /** Cycles a stack waits after finding another applier's lock. */
 const LOST_LOCK_BACKOFF_POLLS = 3;
+/** Cycles a stack waits after a deploy that failed otherwise (synth, reconcile, apply). */
+const ERROR_BACKOFF_POLLS = 5;
 
 const LOCKED = /Error acquiring the state lock|state lock|resource temporarily unavailable|already locked/i;
 
@@ -286,6 +288,8 @@ export class Controller {
   /** Synth, then under the controllers' mutex: reconcile, apply. */
   private async deploy(step: Extract<Step, { kind: 'deploy' }>, failures: { deploy: Record<string, string>; synth: Record<string, string> }): Promise<void> {
     const { stack } = step;
+    // A deploy that fails is not tried again for a while (a broken synth would otherwise run every cycle).
+    this.backoff[stack] = Date.now() + ERROR_BACKOFF_POLLS * this.config.pollMs;
     const started = Date.now();
     this.event({ event: 'decided', stack, detail: `deploy ${stack}: ${step.reason}` });
     try {
@@ -352,6 +356,7 @@ export class Controller {
       const changed = summary !== null && summary.slice(1).some((n) => n !== '0');
       this.decisions = afterDeploy(this.decisions, step);
       this.saveDecisions();
+      delete this.backoff[stack];
       this.event({
         event: 'applied',
         stack,
