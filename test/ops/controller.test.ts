@@ -71,6 +71,50 @@ test('no VM of a host that was not fenced is restarted: a controller whose fence
   expect(lines.some((l) => /WARNING refused h1: /.test(l))).toBe(true);
 }, 30_000);
 
+test('a schedule boundary on the controller clock: one synth pinned to exactly the boundary, reconciled and applied under the mutex, all in the event log', async () => {
+  const boundary = new Date(Date.now() + 1_500).toISOString();
+  const synths = path.join(dir, 'synths');
+  // The app: writes the stack folder with a local backend and controller.json; records each context.
+  const app = path.join(dir, 'app.js');
+  fs.writeFileSync(app, `
+    const fs = require('fs'); const path = require('path');
+    const context = JSON.parse(process.env.CDKTF_CONTEXT_JSON);
+    fs.appendFileSync(${JSON.stringify(synths)}, JSON.stringify(context) + '\\n');
+    const dir = path.join(process.env.CDKTF_OUTDIR, 'stacks', 'mail');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'cdk.tf.json'), JSON.stringify({ terraform: { backend: { local: { path: 'terraform.tfstate' } } } }));
+    const instant = Date.parse(context['libvirt-cluster:instant']);
+    fs.writeFileSync(path.join(dir, 'controller.json'), JSON.stringify({ version: 1, stack: 'mail', clusters: [{ id: 'cluster', timeZone: 'Europe/Zurich', instant: new Date(instant).toISOString(),
+      unattended: ['schedule'], windowStarts: ['08:00', '20:00'], nextWindowStart: instant < Date.parse(process.env.BOUNDARY) ? process.env.BOUNDARY : null,
+      hosts: [{ name: 'h1', state: 'active' }], standbyCandidates: [], recoverySeconds: 120 }] }));
+  `);
+  // The engine: what reconcile and the apply need, recorded.
+  const engine = path.join(dir, 'engine');
+  fs.writeFileSync(engine, `#!/bin/sh\necho "$*" >> ${path.join(dir, 'engine-calls')}\ncase "$1" in show) echo '{}';; apply) echo 'Apply complete! Resources: 1 added, 0 changed, 0 destroyed.';; esac\n`, { mode: 0o755 });
+  const config = resolveConfig(
+    { app: `node ${app}`, stacks: ['mail'], hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}` } }, engine, env: { BOUNDARY: boundary }, pollSeconds: 0.2, probeTimeoutSeconds: 2 },
+    { cwd: dir, id: 's' },
+  );
+  const controller = new Controller({ config, print: () => undefined });
+  const running = controller.run();
+  const read = (): ControllerEvent[] => (fs.existsSync(config.eventLog) ? fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : []);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && !read().some((e) => e.event === 'applied')) await new Promise((r) => setTimeout(r, 100));
+  controller.stop();
+  await running;
+
+  const events = read();
+  expect(events.find((e) => e.event === 'enabled')!.detail).toBe('failover: off; schedule: on (stack (cluster cluster)); standby-power: off');
+  expect(events.find((e) => e.event === 'decided' && e.stack === 'mail')!.detail).toMatch(new RegExp(`^window boundary \\d\\d:\\d\\d Europe/Zurich passed \\(controller clock .*\\): instant pinned to ${boundary.replace(/[.]/g, '\\.')}$`));
+  expect(events.filter((e) => ['synth', 'reconcile', 'applied'].includes(e.event)).map((e) => e.event)).toEqual(['synth', 'synth', 'reconcile', 'applied']);
+  expect(events.find((e) => e.event === 'applied')!.detail).toMatch(/^Apply complete! Resources: 1 added, 0 changed, 0 destroyed; instant now → .*; whole deploy/);
+  const contexts = fs.readFileSync(synths, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(contexts[1]).toEqual({ 'libvirt-cluster:instant': boundary });
+  const calls = fs.readFileSync(path.join(dir, 'engine-calls'), 'utf8').trim().split('\n');
+  expect(calls).toEqual(['init -input=false -no-color', 'show -json -no-color', 'apply -auto-approve -input=false -lock-timeout=0s -no-color']);
+  expect(JSON.parse(fs.readFileSync(config.decisionFile, 'utf8')).instants).toEqual({ mail: boundary });
+}, 30_000);
+
 test('the command line of controller', () => {
   expect(parseControllerArguments(['--config', 'c.json', '--once', '--clock-offset-seconds', '-3600.5', '--id', 'a'])).toEqual({ config: 'c.json', once: true, clockOffsetSeconds: -3600.5, id: 'a' });
   expect(() => parseControllerArguments(['--once'])).toThrow('give --config FILE');
