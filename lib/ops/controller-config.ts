@@ -5,10 +5,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { UnattendedAction } from '../core/model';
 
 /** The unattended actions, each off until named in the controller's configuration or in a stack. */
-export type UnattendedName = 'failover' | 'schedule' | 'standby-power';
-export const UNATTENDED_NAMES: readonly UnattendedName[] = ['failover', 'schedule', 'standby-power'];
+export type UnattendedName = `${UnattendedAction}`;
+export const UNATTENDED_NAMES: readonly UnattendedName[] = Object.values(UnattendedAction);
 
 /** How to power a host off and on: a command with the contract of the fence-agents package. */
 export interface FenceConfig {

@@ -21,31 +21,14 @@
  * 7. a stack whose wanted host states or instant differ from what the controller last applied is
  *    deployed: synth, reconcile, apply.
  */
+import type { ControllerCluster, ControllerFile } from '../core/controller-file';
 import { UnattendedName, UNATTENDED_NAMES } from './controller-config';
 
-/** One cluster of a stack, as the synth describes it in `stacks/<stack>/controller.json`. */
-export interface ClusterFacts {
-  readonly id: string;
-  readonly timeZone: string;
-  /** The instant the synth evaluated the schedule for. */
-  readonly instant: string;
-  /** The unattended actions the stack enables for this cluster. */
-  readonly unattended: readonly string[];
-  /** Local window starts, 'HH:MM'. */
-  readonly windowStarts: readonly string[];
-  /** The first window start after `instant`, or null without a schedule. */
-  readonly nextWindowStart: string | null;
-  readonly hosts: readonly { readonly name: string; readonly state: string; readonly wakeSeconds?: number }[];
-  readonly standbyCandidates: readonly string[];
-  readonly recoverySeconds?: number;
-}
+/** One cluster of a stack, as the synth describes it in `stacks/<stack>/controller.json` (written by lib/core/controller-file.ts). */
+export type ClusterFacts = ControllerCluster;
 
 /** `stacks/<stack>/controller.json`. */
-export interface StackFacts {
-  readonly version: 1;
-  readonly stack: string;
-  readonly clusters: readonly ClusterFacts[];
-}
+export type StackFacts = ControllerFile;
 
 /** Reads controller.json; throws saying what is wrong. */
 export function parseStackFacts(text: string, stack: string): StackFacts {

@@ -3,6 +3,7 @@ import {
   HostTrack, parseStackFacts, StackFacts, Step,
 } from '../../lib/ops/controller-core';
 import { configProblems, resolveConfig } from '../../lib/ops/controller-config';
+import { HostState, UnattendedAction } from '../../lib/core/model';
 
 const T0 = Date.parse('2026-11-27T02:00:00Z'); // 03:00 in Zurich
 const FENCE = { command: ['fence_ipmilan'], options: { ip: '10.0.0.1' } };
@@ -14,7 +15,7 @@ function config(over: Partial<DecideConfig> = {}): DecideConfig {
 function cluster(over: Partial<ClusterFacts> = {}): ClusterFacts {
   return {
     id: 'cluster', timeZone: 'Europe/Zurich', instant: new Date(T0).toISOString(), unattended: [], windowStarts: ['08:00', '20:00'],
-    nextWindowStart: '2026-11-27T07:00:00.000Z', hosts: [{ name: 'h1', state: 'active', wakeSeconds: 60 }, { name: 'h2', state: 'active', wakeSeconds: 60 }],
+    nextWindowStart: '2026-11-27T07:00:00.000Z', hosts: [{ name: 'h1', state: HostState.ACTIVE, wakeSeconds: 60 }, { name: 'h2', state: HostState.ACTIVE, wakeSeconds: 60 }],
     standbyCandidates: [], recoverySeconds: 120, ...over,
   };
 }
@@ -83,7 +84,7 @@ describe('failover: fenced first, failed only once the fence succeeded', () => {
   });
 
   test('a stack can enable failover itself (controller.json), and the source is named', () => {
-    const mine = facts({ unattended: ['failover', 'schedule'] });
+    const mine = facts({ unattended: [UnattendedAction.FAILOVER, UnattendedAction.SCHEDULE] });
     expect([...enabledActions({ unattended: [] }, mine)]).toEqual([['failover', ['stack (cluster cluster)']], ['schedule', ['stack (cluster cluster)']]]);
     expect(enabledActions({ unattended: ['failover'] }, mine).get('failover')).toEqual(['controller configuration', 'stack (cluster cluster)']);
     const { step } = decide(input({ now: T0 + 20_000, config: config({ unattended: [] }), facts: { mail: mine }, tracks: { h1: down(T0), h2: up() } }));
@@ -91,7 +92,7 @@ describe('failover: fenced first, failed only once the fence succeeded', () => {
   });
 
   test('a host failed or in standby in code is expected to be silent', () => {
-    const inCode = facts({ hosts: [{ name: 'h1', state: 'failed' }, { name: 'h2', state: 'active' }] });
+    const inCode = facts({ hosts: [{ name: 'h1', state: HostState.FAILED }, { name: 'h2', state: HostState.ACTIVE }] });
     expect(decide(input({ now: T0 + 60_000, facts: { mail: inCode }, tracks: { h1: down(T0), h2: up() } })).step).toBeUndefined();
   });
 
@@ -108,7 +109,7 @@ describe('failover: fenced first, failed only once the fence succeeded', () => {
 
 describe('schedule switches', () => {
   const boundary = '2026-11-27T07:00:00.000Z'; // 08:00 in Zurich
-  const scheduled = { mail: facts({ unattended: ['schedule'] }) };
+  const scheduled = { mail: facts({ unattended: [UnattendedAction.SCHEDULE] }) };
 
   test('before the boundary nothing; once the clock passes it, the instant is pinned to exactly the boundary and deployed', () => {
     expect(decide(input({ now: Date.parse(boundary) - 1, facts: scheduled })).step).toBeUndefined();
@@ -135,7 +136,7 @@ describe('schedule switches', () => {
 });
 
 describe('standby power', () => {
-  const sleepy = (over: Partial<ClusterFacts> = {}) => ({ mail: facts({ unattended: ['standby-power', 'failover'], standbyCandidates: ['h2'], ...over }) });
+  const sleepy = (over: Partial<ClusterFacts> = {}) => ({ mail: facts({ unattended: [UnattendedAction.STANDBY_POWER, UnattendedAction.FAILOVER], standbyCandidates: ['h2'], ...over }) });
 
   /** Runs decide → step until nothing is left, with every fence and deploy succeeding; returns the steps. */
   function settle(start: DecideInput, max = 10): { steps: Step[]; decisions: Decisions } {
