@@ -9,9 +9,6 @@ const Sequencer = require('@jest/test-sequencer').default;
 const LABS = [
   'test/e2e/cdktf-deploy.e2e.test.ts',
   'test/e2e/ssh-hosts.e2e.test.ts',
-  'test/lab/lab.e2e.test.ts',
-  'test/lab/fence.e2e.test.ts',
-  'test/e2e/test-guest.e2e.test.ts',
   'test/e2e/drills.e2e.test.ts',
   'test/e2e/controller.e2e.test.ts',
 ];

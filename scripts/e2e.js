@@ -4,11 +4,11 @@
  * one after the other. The test files spend much of their time waiting (engine start-up, guests
  * booting), and one process alone kept only about one of the two cores busy.
  *
- *   labs: the multi-host lab drills, in a fixed order that ends with the controller drills, whose
+ *   labs: the longest lab drills, in a fixed order that ends with the controller drills, whose
  *         timings (recovery, a window switch within 30 s) are the most sensitive to load: by then
- *         the other stream is done;
+ *         the other stream is done (13 of 14 minutes: it was done after about 10);
  *   rest: every other e2e file (single-host tests on the machine's libvirtd run one at a time there,
- *         as its daemon is shared).
+ *         as its daemon is shared; the lab's own tests, the guest's, the live drills).
  *
  * Arguments are passed to jest. With a test path among them (e.g. `npm run test:e2e --
  * test/e2e/live`), one jest process runs just that. `--outputFile=F` (with `--json`) gets the results
