@@ -97,14 +97,7 @@ class Running {
 }
 
 const missingPostgres = postgresMissing();
-const describePg = (name: string, body: () => void) =>
-  missingPostgres === undefined
-    ? describeE2e(name, body)
-    : process.env.REQUIRE_E2E === '1'
-      ? describe(name, () => test('prerequisites (REQUIRE_E2E=1)', () => { throw new Error(`REQUIRE_E2E=1 but ${missingPostgres}`); }))
-      : describe.skip(`${name} [skipped: ${missingPostgres}]`, body);
-
-describePg('remote state in PostgreSQL with locking (PostgresBackend)', () => {
+describeE2e('remote state in PostgreSQL with locking (PostgresBackend)', () => {
   let daemon: SystemLibvirtd;
   let pg: Postgres;
   let work: string;
@@ -251,4 +244,4 @@ describePg('remote state in PostgreSQL with locking (PostgresBackend)', () => {
     expect(stateList(dirs.b)).not.toContain('libvirt_volume.volume-3');
     expect(stateRows()).toEqual(['default']);
   });
-});
+}, missingPostgres);

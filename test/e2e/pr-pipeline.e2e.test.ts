@@ -27,14 +27,7 @@ const missing = (() => {
   const lab = labPrerequisites();
   return lab.ok ? postgresMissing() : lab.reason;
 })();
-const describePipeline = (name: string, body: () => void) =>
-  missing === undefined
-    ? describeE2e(name, body)
-    : process.env.REQUIRE_E2E === '1'
-      ? describe(name, () => test('prerequisites (REQUIRE_E2E=1)', () => { throw new Error(`REQUIRE_E2E=1 but ${missing}`); }))
-      : describe.skip(`${name} [skipped: ${missing}]`, body);
-
-describePipeline('the pull-request pipeline against a lab, with the state in PostgreSQL', () => {
+describeE2e('the pull-request pipeline against a lab, with the state in PostgreSQL', () => {
   let lab: Lab;
   let pg: Postgres;
   let work: string;
@@ -194,4 +187,4 @@ describePipeline('the pull-request pipeline against a lab, with the state in Pos
     expect(stale.output).toContain('Saved plan is stale');
     expect(running()).toHaveLength(1);
   });
-});
+}, missing);

@@ -18,14 +18,7 @@ const missing = (() => {
   const lab = labPrerequisites();
   return lab.ok ? sshMissing() : lab.reason;
 })();
-const describeSsh = (name: string, body: () => void) =>
-  missing === undefined
-    ? describeE2e(name, body)
-    : process.env.REQUIRE_E2E === '1'
-      ? describe(name, () => test('prerequisites (REQUIRE_E2E=1)', () => { throw new Error(`REQUIRE_E2E=1 but ${missing}`); }))
-      : describe.skip(`${name} [skipped: ${missing}]`, body);
-
-describeSsh('lab hosts over SSH, host keys checked against a known_hosts the test writes', () => {
+describeE2e('lab hosts over SSH, host keys checked against a known_hosts the test writes', () => {
   let lab: Lab;
   let work: string;
   let client: SshClientKey;
@@ -114,4 +107,4 @@ describeSsh('lab hosts over SSH, host keys checked against a known_hosts the tes
     expect(actions.map((a) => a.action)).toEqual(['host-unreachable']);
     expect(fs.readFileSync(empty, 'utf8')).toBe('');
   });
-});
+}, missing);

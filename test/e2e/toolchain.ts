@@ -42,10 +42,12 @@ export function missingPrerequisite(): string | undefined {
 
 /**
  * `describe` for real-libvirt tests: runs them when the toolchain is there, skips them with the
- * reason otherwise, and fails loudly instead of skipping when REQUIRE_E2E=1.
+ * reason otherwise, and fails loudly instead of skipping when REQUIRE_E2E=1. `more` are what else
+ * the file needs (a lab, PostgreSQL, sshd, the test guest): each undefined when present, else why
+ * not; the first missing one counts like a missing toolchain.
  */
-export function describeE2e(name: string, body: () => void): void {
-  const missing = missingPrerequisite();
+export function describeE2e(name: string, body: () => void, ...more: (string | undefined)[]): void {
+  const missing = missingPrerequisite() ?? more.find((reason) => reason !== undefined);
   if (!missing) {
     describe(name, body);
   } else if (process.env.REQUIRE_E2E === '1') {
