@@ -115,6 +115,30 @@ export function describeNic(nic: NicSource): string {
   return nic.kind === 'direct' ? `device ${nic.source} (macvtap)` : `${nic.kind} ${nic.source}`;
 }
 
+/** A domain's vCPUs and memory: ceilings and current values, memory in MiB. */
+export interface DomainSize {
+  readonly vcpus: number;
+  readonly currentVcpus: number;
+  readonly memoryMiB: number;
+  readonly currentMemoryMiB: number;
+}
+
+/**
+ * The size a `libvirt_domain`'s attributes declare (`vcpu`, `vcpu_current`, `memory`,
+ * `current_memory` and their units; a current value left out is the ceiling), as in the
+ * synthesized JSON, the state and a plan.
+ */
+export function domainSize(d: Readonly<Record<string, any>>): DomainSize {
+  const vcpus = Number(d.vcpu ?? 1);
+  const memoryMiB = toMebibytes(Number(d.memory ?? 0), d.memory_unit ?? 'KiB');
+  return {
+    vcpus,
+    currentVcpus: Number(d.vcpu_current ?? vcpus),
+    memoryMiB,
+    currentMemoryMiB: d.current_memory !== undefined && d.current_memory !== null ? toMebibytes(Number(d.current_memory), d.current_memory_unit ?? 'KiB') : memoryMiB,
+  };
+}
+
 /** What a running VM on its own host needs for the configuration's vCPUs and memory. */
 export type ResizeDecision =
   | { readonly kind: 'none' }
@@ -126,7 +150,7 @@ export type ResizeDecision =
  * already reserves the ceilings, so it never overbooks the host). A changed ceiling or a lowered
  * value is left to the apply, which restarts the domain: reported so the operator sees it first.
  */
-export function planResize(running: RunningDomain, desired: DesiredDomain): ResizeDecision {
+export function planResize(running: DomainSize, desired: DomainSize): ResizeDecision {
   const restart: string[] = [];
   if (desired.vcpus !== running.vcpus) restart.push(`vCPU ceiling ${running.vcpus} → ${desired.vcpus}`);
   if (desired.memoryMiB !== running.memoryMiB) restart.push(`memory ceiling ${running.memoryMiB} → ${desired.memoryMiB} MiB`);

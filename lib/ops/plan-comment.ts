@@ -2,6 +2,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { terraformEngine } from './engine';
+import { domainSize, planResize } from './live';
 
 /** The part of `<engine> show -json <plan file>` the comment reads. */
 export interface PlanJson {
@@ -14,12 +15,13 @@ export interface PlanJson {
 }
 
 /** The attributes `reconcile` applies to a running domain without a restart (when they rise). */
-const LIVE_ATTRIBUTES = ['vcpu_current', 'current_memory'] as const;
+const LIVE_ATTRIBUTES: readonly string[] = ['vcpu_current', 'current_memory'];
 
 /**
  * What an in-place update of a domain does to the running VM: `live` when only the current vCPUs
- * or memory rise within unchanged ceilings (reconcile hot-adds them before the apply), else
- * `restart` with the attributes that force it (the provider shuts the guest down and starts it).
+ * or memory change and `reconcile` would hot-add them (the same `planResize` decides: raised within
+ * unchanged ceilings), else `restart` with the attributes that force it (the provider shuts the
+ * guest down and starts it).
  */
 export function domainUpdateEffect(before: unknown, after: unknown): { readonly effect: 'live' | 'restart'; readonly detail: string } {
   const b = (before ?? {}) as Record<string, unknown>;
@@ -27,17 +29,10 @@ export function domainUpdateEffect(before: unknown, after: unknown): { readonly 
   const changed = [...new Set([...Object.keys(b), ...Object.keys(a)])]
     .filter((k) => JSON.stringify(b[k] ?? null) !== JSON.stringify(a[k] ?? null))
     .sort();
-  const number = (v: unknown) => (typeof v === 'number' ? v : undefined);
-  const rises = (k: string) => {
-    const from = number(b[k]);
-    const to = number(a[k]);
-    return from !== undefined && to !== undefined && to > from;
-  };
-  const within = number(a.vcpu_current) === undefined || number(a.vcpu_current)! <= (number(a.vcpu) ?? Infinity);
-  const live = changed.length > 0 && changed.every((k) => (LIVE_ATTRIBUTES as readonly string[]).includes(k) && rises(k)) && within;
+  const live = changed.length > 0 && changed.every((k) => LIVE_ATTRIBUTES.includes(k)) && planResize(domainSize(b), domainSize(a)).kind === 'hot-add';
   const describe = (k: string) => `${k} ${JSON.stringify(b[k] ?? null)} → ${JSON.stringify(a[k] ?? null)}`;
   if (live) return { effect: 'live', detail: `${changed.map(describe).join(', ')}: hot-added by reconcile, no restart` };
-  return { effect: 'restart', detail: `${changed.map((k) => ((LIVE_ATTRIBUTES as readonly string[]).includes(k) || ['vcpu', 'memory'].includes(k) ? describe(k) : k)).join(', ')}: the VM restarts` };
+  return { effect: 'restart', detail: `${changed.map((k) => (LIVE_ATTRIBUTES.includes(k) || ['vcpu', 'memory'].includes(k) ? describe(k) : k)).join(', ')}: the VM restarts` };
 }
 
 export interface PlanCommentInput {

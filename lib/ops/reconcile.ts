@@ -5,7 +5,7 @@ import * as path from 'path';
 import { LOCAL_POOL_NAME } from '../constructs/host';
 import { terraformEngine } from './engine';
 import {
-  applyStateUpdates, DesiredDomain, describeNic, DestinationFacts, devicesNeeded, liveMigrationBlocker, NicSource, parseJobInfo, planResize,
+  applyStateUpdates, DesiredDomain, describeNic, DestinationFacts, devicesNeeded, domainSize, liveMigrationBlocker, NicSource, parseJobInfo, planResize,
   RunningDomain, StateUpdate, toMebibytes,
 } from './live';
 
@@ -640,8 +640,6 @@ export function desiredDomains(json: any): Map<string, DesiredDomain> {
   const refersTo = (value: unknown) => (typeof value === 'string' ? /^\$\{(\w+)\.([^.}]+)\.\w+\}$/.exec(value) : null);
   const vms = new Map<string, DesiredDomain>();
   for (const [key, d] of Object.entries<any>(resources.libvirt_domain ?? {})) {
-    const vcpus = Number(d.vcpu ?? 1);
-    const memoryMiB = toMebibytes(Number(d.memory ?? 0), d.memory_unit ?? 'KiB');
     const stateValues: Record<string, number | string> = {};
     for (const k of ['vcpu_current', 'current_memory', 'current_memory_unit']) if (d[k] !== undefined) stateValues[k] = d[k];
     const nics = (d.devices?.interfaces ?? []).map((nic: any): NicSource => {
@@ -663,10 +661,7 @@ export function desiredDomains(json: any): Map<string, DesiredDomain> {
       name: d.name,
       host: String(d.provider ?? '').replace(/^libvirt\./, ''),
       address: `libvirt_domain.${key}`,
-      vcpus,
-      currentVcpus: Number(d.vcpu_current ?? vcpus),
-      memoryMiB,
-      currentMemoryMiB: d.current_memory !== undefined ? toMebibytes(Number(d.current_memory), d.current_memory_unit ?? 'KiB') : memoryMiB,
+      ...domainSize(d),
       stateValues,
       nics,
       seed,
