@@ -41,6 +41,8 @@ export interface ResolvedNic {
   readonly dhcp: boolean;
   /** Whether the MAC was derived (not given). */
   readonly derivedMac: boolean;
+  /** Whether the NIC asks anything of the guest's network configuration (addresses or `dhcp` given). */
+  readonly configured: boolean;
 }
 
 const NIC_NAME = /^[a-z][a-z0-9]{0,14}$/;
@@ -78,7 +80,7 @@ export function resolveNics(nics: readonly NicProps[], seed: string): { nics: Re
       }
     }
     const hasIpv4 = addresses.some((a) => a.family === 4);
-    return { name, segment: nic.segment, mac, addresses, dhcp: nic.dhcp ?? !hasIpv4, derivedMac: nic.mac === undefined };
+    return { name, segment: nic.segment, mac, addresses, dhcp: nic.dhcp ?? !hasIpv4, derivedMac: nic.mac === undefined, configured: nic.addresses !== undefined || nic.dhcp !== undefined };
   });
   const names = resolved.map((n) => n.name);
   for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) problems.push(`two NICs are named ${name}; give each a different name`);
@@ -90,8 +92,8 @@ export function resolveNics(nics: readonly NicProps[], seed: string): { nics: Re
  * any (then the guest's image decides, as before NICs were configurable). Each NIC is matched by
  * MAC and renamed, so the configuration holds wherever the VM runs.
  */
-export function networkConfig(nics: readonly ResolvedNic[], props: readonly NicProps[]): string | undefined {
-  if (!props.some((p) => p.addresses !== undefined || p.dhcp !== undefined)) return undefined;
+export function networkConfig(nics: readonly ResolvedNic[]): string | undefined {
+  if (!nics.some((nic) => nic.configured)) return undefined;
   const lines = ['version: 2', 'ethernets:'];
   const list = (indent: string, key: string, items: readonly string[]) => (items.length > 0 ? [`${indent}${key}:`, ...items.map((i) => `${indent}  - ${i}`)] : []);
   for (const nic of nics) {

@@ -279,7 +279,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? Lazy.numberValue({ produce: () => (baseCapacity ??= base()?.capacity) ?? 0 }),
         backingStore: { path: Lazy.stringValue({ produce: () => (basePath ??= base()?.path) ?? '' }), format: { type: 'qcow2' } },
       });
-      const network = networkConfig(this.nics, nicProps);
+      const network = networkConfig(this.nics);
       const seed = new SeedDisk([
         { name: 'meta-data', content: cloudInit.metaData(this.vmName, this.vmName) },
         { name: 'user-data', content: cloudInit.userData(this.vmName) },
