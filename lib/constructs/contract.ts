@@ -37,6 +37,11 @@ export interface IPlacementHost extends IConstruct {
    * is unreachable, but it is remembered for the `removed` blocks). Call while building the tree.
    */
   ensureNetwork(segment: Segment): void;
+  /**
+   * A standalone VM has a NIC on `segment`: creates its network like `ensureNetwork`, and checks
+   * the segment's settings at synth (a cluster checks its own segments), once per host.
+   */
+  useStandaloneSegment(segment: Segment): void;
   /** The name of the segment's libvirt network as a reference to it, so domains are created after it. */
   networkNameFor(segment: Segment): string;
   /** The host as the planner sees it, or a reason it cannot be planned with (no capacity). */

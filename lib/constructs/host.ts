@@ -164,6 +164,8 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public readonly defaultSegment: Segment;
   /** Isolated segments' networks on this host, by segment name (none while unreachable). */
   private readonly segmentNetworks = new Map<string, { readonly segment: Segment; readonly name?: string }>();
+  /** Segments of standalone VMs' NICs, checked by this host (a cluster checks its own). */
+  private readonly standaloneSegments = new Set<Segment>();
   /** Names two different isolated segments on this host share. */
   private readonly segmentClashes = new Set<string>();
   private readonly poolPath: string;
@@ -213,6 +215,12 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public get localPoolName(): string {
     // Read once: each read of a resource attribute makes a new token, kept until synth ends.
     return (this.poolNameToken ??= this.pool?.name ?? LOCAL_POOL_NAME);
+  }
+
+  /** A standalone VM's segment: its network is created here, and its settings checked here. */
+  public useStandaloneSegment(segment: Segment): void {
+    if (segment !== this.defaultSegment) this.standaloneSegments.add(segment);
+    this.ensureNetwork(segment);
   }
 
   /** Creates the libvirt network of an isolated segment on this host, once. */
@@ -311,6 +319,9 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
 
   private validateProps(architecture: string, override: unknown): string[] {
     const problems: string[] = [];
+    for (const segment of this.standaloneSegments) {
+      for (const p of segment.validate()) problems.push(`${p} (a NIC of a VM on host ${this.hostName})`);
+    }
     for (const name of this.segmentClashes) {
       problems.push(`two different segments are named ${name} on host ${this.hostName}: the name is their libvirt network; declare the segment once and share it, or rename one`);
     }

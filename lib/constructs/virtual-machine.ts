@@ -413,15 +413,15 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
 
   /**
    * The NICs asked for: `nics`, else one on the default segment (the cluster's, which is then
-   * created on every host, or the standalone host's own network). Isolated segments' networks
-   * are created on a standalone VM's host here.
+   * created on every host, or the standalone host's own network). A standalone VM's segments are
+   * handed to its host here, which creates isolated segments' networks and checks their settings.
    */
   private nicProps(props: VirtualMachineProps): NicProps[] {
     if (props.network === false) return [];
     const segment = props.cluster?.defaultSegment ?? props.host?.defaultSegment;
     const asked = props.nics ?? (segment ? [{ segment }] : []);
     if (props.nics === undefined && props.cluster && segment) props.cluster.useSegment(segment);
-    if (!props.cluster && props.host) for (const nic of asked) props.host.ensureNetwork(nic.segment);
+    if (!props.cluster && props.host) for (const nic of asked) props.host.useStandaloneSegment(nic.segment);
     return [...asked];
   }
 

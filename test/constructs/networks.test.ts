@@ -218,4 +218,24 @@ describe('segments and NICs', () => {
     });
     expect(problems).toEqual(['[test/kvm1] two different segments are named backend on host kvm1: the name is their libvirt network; declare the segment once and share it, or rename one']);
   });
+
+  test("a standalone VM's segments are checked by its host at synth, once per host however many VMs use them", () => {
+    const problems = synthProblems((app) => {
+      const stack = new TerraformStack(app, 'test');
+      const host = new Host(stack, 'kvm1', { domainType: DomainType.QEMU });
+      const other = new Host(stack, 'kvm2', { domainType: DomainType.QEMU });
+      const dmz = Segment.openVSwitch('dmz', 'ovs br', { vlan: 4095 });
+      const good = Segment.hostBridge('lan', 'br0', { subnets: ['192.0.2.0/24'] });
+      new VirtualMachine(stack, 'a', { host, image, memory: Size.mebibytes(64), nics: [{ segment: dmz }, { segment: good }] });
+      new VirtualMachine(stack, 'b', { host, image, memory: Size.mebibytes(64), nics: [{ segment: dmz }] });
+      new VirtualMachine(stack, 'c', { host: other, image, memory: Size.mebibytes(64), nics: [{ segment: Segment.macvtap('wan', 'eno1', { subnets: ['198.51.100.1/24'] }) }] });
+    });
+    expect(problems.sort()).toEqual(
+      [
+        "[test/kvm1] segment 'dmz': 'ovs br' is not a host network device name (at most 15 characters, no spaces or slashes) (a NIC of a VM on host kvm1)",
+        "[test/kvm1] segment 'dmz': VLAN 4095 is not a tag from 1 to 4094 (a NIC of a VM on host kvm1)",
+        "[test/kvm2] segment 'wan': subnet 198.51.100.1/24 has host bits set; write 198.51.100.0/24 (a NIC of a VM on host kvm2)",
+      ].sort(),
+    );
+  });
 });
