@@ -49,6 +49,8 @@ if (!prerequisites.ok) {
     let disk1: string;
     let disk2: string;
     let machineIpv6: string | undefined;
+    /** h1's PID namespace before stopHard */
+    let stoppedPidNs: string;
 
     beforeAll(async () => {
       machineIpv6 = machineSysctl('/proc/sys/net/ipv6/conf/all/disable_ipv6');
@@ -121,6 +123,7 @@ if (!prerequisites.ok) {
       const qemu = h1.qemuPid('vm-h1')!;
       const h1Processes = lab.processes().filter((p) => p.role.startsWith('h1 '));
       const namespaces = [h1.namespace!, h1.pidNamespace!];
+      stoppedPidNs = h1.pidNamespace!;
 
       await timed('stopHard', () => h1.stopHard());
 
@@ -134,6 +137,14 @@ if (!prerequisites.ok) {
       // Failover: the fence is gone with h1, so the copy starts on h2.
       h2.virsh('start', 'vm-h1');
       expect(lab.leaseHolder(disk1)).toBe(h2);
+    });
+
+    test("the stopped host's PID namespace keeps its id: namespaces made after it get others", () => {
+      // The kernel gives a new namespace the lowest free id; the lab holds its namespaces open, so a
+      // lab in the other e2e stream cannot get this one and answer for it in "no process left in it".
+      const made = [1, 2, 3].map(() => execFileSync('unshare', ['--pid', '--fork', '--', 'readlink', '/proc/self/ns/pid'], { encoding: 'utf8' }).trim());
+      expect(made.every((ns) => /^pid:\[\d+\]$/.test(ns))).toBe(true);
+      expect(made).not.toContain(stoppedPidNs);
     });
 
     test('restart(h1) brings it back with its domain defined but not running, and fenced off by h2', async () => {

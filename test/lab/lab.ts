@@ -36,6 +36,7 @@ import { HostConfigOptions, hostConfigFiles, PORTS_PER_HOST } from './host-confi
 import { FENCE_AGENT, FenceFailure, PowerRequest, PowerSwitch, PowerTarget } from './power';
 import {
   childrenOf,
+  holdNamespace,
   isStillRunning,
   killInNamespace,
   LabProcess,
@@ -474,7 +475,8 @@ export class Lab {
     const tail = () => readFileSync(join(this.root, 'net.log'), 'utf8').trim();
     await waitFor(() => existsSync(ready) || exited(), 10_000, () => `Lab: the network namespace did not get ready: ${tail()}`);
     const proc = holder.pid === undefined || exited() ? undefined : recordProcess(holder.pid, 'lab netns holder');
-    const netNs = proc === undefined ? undefined : namespaceOf(proc.pid, 'net');
+    // Held open, so its id stays the lab's (see processes.ts).
+    const netNs = proc === undefined ? undefined : holdNamespace(proc.pid, 'net');
     if (proc === undefined || netNs === undefined || netNs === namespaceOf('self', 'net')) {
       throw new Error(`Lab: the network namespace holder failed: ${tail()}`);
     }
@@ -829,7 +831,8 @@ class Host implements LabHost, PowerTarget {
     const init = initPid === undefined ? undefined : recordProcess(initPid, `${this.name} init`);
     if (this.holderExited() || init === undefined) throw new Error(`${this.name}: the host's init failed: ${this.tail('init.log')}`);
     const mountNs = namespaceOf(init.pid, 'mnt');
-    const pidNs = namespaceOf(init.pid, 'pid');
+    // Held open, so its id stays this boot's (see processes.ts).
+    const pidNs = holdNamespace(init.pid, 'pid');
     if (mountNs === undefined || pidNs === undefined || mountNs === namespaceOf('self', 'mnt') || pidNs === namespaceOf('self', 'pid')) {
       throw new Error(`${this.name}: the host's init ${init.pid} is not in namespaces of its own`);
     }

@@ -4,8 +4,13 @@
  * `killInNamespace`, so a pid that was reused (pids wrap at 32768 here) can never hit a process the
  * lab did not start: the process must live in a namespace the lab made (a host's PID namespace, or
  * the lab's network namespace for the process that holds it).
+ *
+ * The kernel gives a new namespace the lowest free id, so the id of a namespace that is gone comes
+ * back at once for the next one made, by this lab or by a lab of the other e2e stream. A lab therefore
+ * holds its PID and network namespaces open (`holdNamespace`) until this process exits: their ids stay
+ * theirs, and "no process left in it" cannot be answered by another lab's processes.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'fs';
 
 /** A process as recorded by the lab: the pid plus its start time, which tells it apart from a later process reusing the pid. */
 export interface LabProcess {
@@ -66,10 +71,46 @@ export function namespaceOf(pid: number | 'self', kind: NamespaceKind): string |
   }
 }
 
-/** Every live process in the given namespace. */
+/** Open files on namespaces held by `holdNamespace`, by namespace; closed only when this process exits. */
+const held = new Map<string, number>();
+
+/**
+ * Holds the `kind` namespace of `pid` open until this process exits, so its id is never given to
+ * another namespace meanwhile (an empty PID or network namespace costs the kernel little; a mount
+ * namespace is not held: it would keep a host's mounts). Returns the namespace, or undefined when
+ * the process is gone.
+ */
+export function holdNamespace(pid: number, kind: 'pid' | 'net'): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/ns/${kind}`, 'r');
+  } catch {
+    return undefined;
+  }
+  // The namespace of the open file, which can no longer change under us.
+  const namespace = readlinkSync(`/proc/self/fd/${fd}`);
+  if (held.has(namespace)) closeSync(fd);
+  else held.set(namespace, fd);
+  return namespace;
+}
+
+/**
+ * Every live process in the given namespace. Exact for a namespace held here (`holdNamespace`). A
+ * mount namespace is not held, and its id may since belong to a namespace someone else made: only
+ * processes in a PID namespace held here, or children of this process (a host's holder), count.
+ */
 export function pidsInNamespace(namespace: string): number[] {
   const kind = namespace.slice(0, namespace.indexOf(':')) as NamespaceKind;
-  return allPids().filter((pid) => namespaceOf(pid, kind) === namespace && isRunning(pid));
+  const ours = (pid: number) => held.has(namespace) || held.has(namespaceOf(pid, 'pid') ?? '') || parentOf(pid) === process.pid;
+  return allPids().filter((pid) => namespaceOf(pid, kind) === namespace && isRunning(pid) && ours(pid));
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    return Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The pid, as seen from here, of the process that has pid `inner` inside the PID namespace `pidNamespace`. */
