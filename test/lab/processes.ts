@@ -25,6 +25,8 @@ export type NamespaceKind = 'mnt' | 'pid' | 'net';
 
 interface ProcStat {
   readonly state: string;
+  /** the parent's pid (field 4) */
+  readonly parent: number;
   readonly startTime: number;
 }
 
@@ -37,7 +39,7 @@ function procStat(pid: number): ProcStat | undefined {
   }
   // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0], startTime: Number(fields[19]) };
+  return { state: fields[0], parent: Number(fields[1]), startTime: Number(fields[19]) };
 }
 
 function alive(stat: ProcStat | undefined): stat is ProcStat {
@@ -101,16 +103,8 @@ export function holdNamespace(pid: number, kind: 'pid' | 'net'): string | undefi
  */
 export function pidsInNamespace(namespace: string): number[] {
   const kind = namespace.slice(0, namespace.indexOf(':')) as NamespaceKind;
-  const ours = (pid: number) => held.has(namespace) || held.has(namespaceOf(pid, 'pid') ?? '') || parentOf(pid) === process.pid;
+  const ours = (pid: number) => held.has(namespace) || held.has(namespaceOf(pid, 'pid') ?? '') || procStat(pid)?.parent === process.pid;
   return allPids().filter((pid) => namespaceOf(pid, kind) === namespace && isRunning(pid) && ours(pid));
-}
-
-function parentOf(pid: number): number | undefined {
-  try {
-    return Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  } catch {
-    return undefined;
-  }
 }
 
 /** The pid, as seen from here, of the process that has pid `inner` inside the PID namespace `pidNamespace`. */
