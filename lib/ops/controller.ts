@@ -16,6 +16,7 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { CONTROLLER_FILE } from '../core/controller-file';
 import { ResolvedControllerConfig, UNATTENDED_NAMES } from './controller-config';
 import {
   afterDeploy, afterFence, baseline, CycleFailures, decide, Decisions, deployContext, emptyDecisions, enabledActions, HostTrack, parseStackFacts, StackFacts, Step,
@@ -116,6 +117,9 @@ const ERROR_BACKOFF_POLLS = 5;
 
 const LOCKED = /Error acquiring the state lock|state lock|resource temporarily unavailable|already locked/i;
 
+/** {@link CycleFailures} as a cycle fills them in, step by step. */
+type Failures = { -readonly [K in keyof CycleFailures]: Record<string, string> };
+
 /**
  * Runs a fence agent with the fence-agents contract: options on stdin as `name=value` lines, then
  * `action=…`; exit 0 is success (for `status`, on; 2, off). A killed or timed-out agent has not
@@ -125,11 +129,8 @@ export async function runFence(fence: { command: readonly string[]; options?: Re
   const input = [...Object.entries(fence.options ?? {}).map(([k, v]) => `${k}=${v}`), `action=${action}`, ''].join('\n');
   const run = await runCommand(fence.command, { input, timeoutMs, env });
   const ok = run.code === 0 && !run.timedOut;
-  const why = run.timedOut
-    ? `timed out after ${timeoutMs / 1000} s and was killed`
-    : run.signal !== null
-      ? `killed by ${run.signal}`
-      : `exit ${run.code}${lastLines(run.stderr || run.stdout, 2) ? `: ${lastLines(run.stderr || run.stdout, 2)}` : ''}`;
+  const said = lastLines(run.stderr || run.stdout, 2);
+  const why = run.timedOut ? `timed out after ${timeoutMs / 1000} s and was killed` : run.signal !== null ? `killed by ${run.signal}` : `exit ${run.code}${said ? `: ${said}` : ''}`;
   return { ok, code: run.code, message: ok ? 'exit 0' : why, ms: run.ms };
 }
 
@@ -213,7 +214,7 @@ export class Controller {
   /** One cycle: probe every host, then take the steps decided, one after the other. */
   public async cycle(): Promise<void> {
     await this.observe();
-    const failures: { fence: Record<string, string>; deploy: Record<string, string>; synth: Record<string, string> } = { fence: {}, deploy: {}, synth: {} };
+    const failures: Failures = { fence: {}, deploy: {}, synth: {} };
     // A stack whose locks another applier held waits a few cycles: that applier is mid-deploy.
     for (const [stack, until] of Object.entries(this.backoff)) if (Date.now() < until) failures.deploy[stack] = 'lost the lock moments ago';
     for (let i = 0; i < 20 && !this.stopping; i++) {
@@ -259,7 +260,7 @@ export class Controller {
     return { ok: false, error: run.timedOut ? `no answer within ${this.config.probeTimeoutMs / 1000} s` : lastLines(run.stderr, 1).replace(/^error: /, '') || `virsh exit ${run.code}` };
   }
 
-  private async carryOut(step: Step, failures: { fence: Record<string, string>; deploy: Record<string, string>; synth: Record<string, string> }): Promise<void> {
+  private async carryOut(step: Step, failures: Failures): Promise<void> {
     if (step.kind === 'decide') {
       this.decisions = step.decisions;
       this.saveDecisions();
@@ -286,7 +287,7 @@ export class Controller {
   }
 
   /** Synth, then under the controllers' mutex: reconcile, apply. */
-  private async deploy(step: Extract<Step, { kind: 'deploy' }>, failures: { deploy: Record<string, string>; synth: Record<string, string> }): Promise<void> {
+  private async deploy(step: Extract<Step, { kind: 'deploy' }>, failures: Failures): Promise<void> {
     const { stack } = step;
     // A deploy that fails is not tried again for a while (a broken synth would otherwise run every cycle).
     this.backoff[stack] = Date.now() + ERROR_BACKOFF_POLLS * this.config.pollMs;
@@ -314,7 +315,7 @@ export class Controller {
     const mutex = await this.acquireMutex(stackDir, engine);
     if (typeof mutex === 'string') {
       failures.deploy[stack] = mutex;
-      if (mutex === 'locked') this.backoff[stack] = Date.now() + LOST_LOCK_BACKOFF_POLLS * this.config.pollMs;
+      if (mutex === 'locked') this.backOffAfterLostLock(stack);
       this.event({ event: mutex === 'locked' ? 'lost-lock' : 'error', stack, detail: mutex === 'locked' ? 'another controller is deploying this stack (its mutex is held): trying again in a few cycles, re-synthesized if anything changed' : mutex });
       return;
     }
@@ -345,7 +346,7 @@ export class Controller {
       if (apply.code !== 0) {
         failures.deploy[stack] = 'apply failed';
         if (LOCKED.test(apply.stderr)) {
-          this.backoff[stack] = Date.now() + LOST_LOCK_BACKOFF_POLLS * this.config.pollMs;
+          this.backOffAfterLostLock(stack);
           this.event({ event: 'lost-lock', stack, detail: `the state is locked by another applier: ${lastLines(apply.stderr.split('Lock Info:')[0], 2)}; trying again in a few cycles, re-synthesized if anything changed and re-planned by the apply`, ms: apply.ms });
         } else {
           this.event({ event: 'error', stack, detail: `${engine} apply failed: ${lastLines(apply.stderr, 4)}`, ms: apply.ms });
@@ -366,6 +367,11 @@ export class Controller {
     } finally {
       await mutex.release();
     }
+  }
+
+  /** Another applier holds a lock of the stack: it is mid-deploy, so the stack waits a few cycles. */
+  private backOffAfterLostLock(stack: string): void {
+    this.backoff[stack] = Date.now() + LOST_LOCK_BACKOFF_POLLS * this.config.pollMs;
   }
 
   /** Hosts reconcile may contact: answering, and not failed or asleep by this controller's decision. */
@@ -414,7 +420,7 @@ export class Controller {
 
   private readFacts(): void {
     for (const stack of this.config.stacks) {
-      const file = path.join(this.config.outdir, 'stacks', stack, 'controller.json');
+      const file = path.join(this.config.outdir, 'stacks', stack, CONTROLLER_FILE);
       try {
         this.facts[stack] = parseStackFacts(fs.readFileSync(file, 'utf8'), stack);
       } catch (err) {
