@@ -3,7 +3,7 @@ import { Annotations, Lazy, TerraformOutput, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { ControllerCluster, controllerCluster, parseUnattendedActions } from '../core/controller-file';
 import { Duration } from '../core/duration';
-import { ClusterSpec, HostSpec, PlacementPolicy, UnattendedAction, VmSpec, compareNames } from '../core/model';
+import { ClusterSpec, HostSpec, INSTANT_CONTEXT, PlacementPolicy, UnattendedAction, VmSpec, compareNames } from '../core/model';
 import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
 import { isTimeZone } from '../core/schedule';
@@ -22,7 +22,7 @@ export type { ControllerCluster, ControllerFile, ControllerHost } from '../core/
 /** Context keys a scheduled CI job or an operator can set without touching code. */
 export const CLUSTER_CONTEXT = {
   /** ISO instant the schedule windows are evaluated for, e.g. `2026-11-26T03:00:00Z`. */
-  instant: 'libvirt-cluster:instant',
+  instant: INSTANT_CONTEXT,
   /** `true`: place every VM from scratch, ignoring the lock. */
   rebalance: 'libvirt-cluster:rebalance',
   /** `true`: fail the synth when the placement lock would change (also on when CI=true). */

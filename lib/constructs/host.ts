@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import { Lazy, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { Duration } from '../core/duration';
-import { HostSpec, HostState } from '../core/model';
+import { HOST_STATE_CONTEXT, HostSpec, HostState } from '../core/model';
 import { Size } from '../core/size';
 import { LibvirtProvider } from '../generated/libvirt/provider';
 import { Network } from '../generated/libvirt/network';
@@ -59,8 +59,7 @@ export interface HostCapacity {
 /** Name of every host's local storage pool. */
 export const LOCAL_POOL_NAME = 'cdktf-local';
 
-/** Context key prefix for emergency state overrides: `libvirt-cluster:host-state:<host name>`. */
-export const HOST_STATE_CONTEXT = 'libvirt-cluster:host-state:';
+export { HOST_STATE_CONTEXT } from '../core/model';
 
 export interface HostProps {
   /**

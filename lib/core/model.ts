@@ -35,6 +35,11 @@ export enum RestartPriority {
   NONE = 'none',
 }
 
+/** Context key prefix for emergency state overrides: `libvirt-cluster:host-state:<host name>`. */
+export const HOST_STATE_CONTEXT = 'libvirt-cluster:host-state:';
+/** Context key of the ISO instant the schedule windows are evaluated for. */
+export const INSTANT_CONTEXT = 'libvirt-cluster:instant';
+
 /**
  * What the controller may do on its own, each off until named (in `ClusterProps.unattended` or the
  * context value `libvirt-cluster:unattended`). Each runs the path a person runs: a host-state

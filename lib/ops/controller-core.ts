@@ -22,6 +22,7 @@
  *    deployed: synth, reconcile, apply.
  */
 import type { ControllerCluster, ControllerFile } from '../core/controller-file';
+import { HOST_STATE_CONTEXT, INSTANT_CONTEXT } from '../core/model';
 import { UnattendedName, UNATTENDED_NAMES } from './controller-config';
 
 /** One cluster of a stack, as the synth describes it in `stacks/<stack>/controller.json` (written by lib/core/controller-file.ts). */
@@ -122,8 +123,6 @@ export interface Warning {
 /** A host that stays asleep after being woken for this long at least. */
 const STANDBY_COOLDOWN_MS = 5 * 60_000;
 
-export const HOST_STATE_CONTEXT = 'libvirt-cluster:host-state:';
-export const INSTANT_CONTEXT = 'libvirt-cluster:instant';
 
 /** Where each unattended action of a stack is enabled: 'controller configuration' and/or 'stack (cluster <id>)'. */
 export function enabledActions(config: Pick<DecideConfig, 'unattended'>, facts: StackFacts | undefined): Map<UnattendedName, string[]> {
