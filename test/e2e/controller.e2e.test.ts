@@ -77,7 +77,6 @@ describeE2e('controller drills on a two-host lab', () => {
   const controllers: RunningController[] = [];
   const drill = drillTest(durations);
   const host = (name: string) => theLab.host(name);
-  const consoleLog = (h: string, vm: string) => path.join(host(h).dir, 'log', 'qemu', `${vm}-console.log`);
 
   /** Where each VM runs; throws when one runs twice. Frozen or powered-off hosts are skipped. */
   const where = (): Record<string, string> => {
@@ -192,11 +191,7 @@ describeE2e('controller drills on a two-host lab', () => {
     fs.writeFileSync(path.join(work, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `${TSX} main.ts` }));
     const shared = path.join(theLab.sharedDir, 'pool');
     fs.mkdirSync(shared);
-    for (const h of HOSTS) {
-      host(h).virsh('pool-define-as', 'shared', 'dir', '--target', shared);
-      host(h).virsh('pool-autostart', 'shared'); // back by itself after a power-on, like a site's NFS pool
-      host(h).virsh('pool-start', 'shared');
-    }
+    theLab.defineSharedPool('shared', shared, { autostart: true }); // back by itself after a power-on, like a site's NFS pool
   });
 
   afterAll(async () => {
@@ -220,7 +215,7 @@ describeE2e('controller drills on a two-host lab', () => {
     tofu(stackDir, ['init', '-input=false']);
     tofu(stackDir, ['apply', '-auto-approve', '-input=false']);
     expect(Object.keys(where()).sort()).toEqual(NIGHT);
-    for (const [vm, h] of Object.entries(where())) await waitForGuestReport(consoleLog(h, vm), (r) => r.instanceId === vm, 120_000);
+    for (const [vm, h] of Object.entries(where())) await waitForGuestReport(host(h).consoleLog(vm), (r) => r.instanceId === vm, 120_000);
     void watchTwice();
   });
 
@@ -232,7 +227,7 @@ describeE2e('controller drills on a two-host lab', () => {
     const victim = before['directory-1'];
     const survivor = HOSTS.find((h) => h !== victim)!;
     const moving = Object.keys(before).filter((vm) => before[vm] === victim).sort();
-    const boots = Object.fromEntries(moving.map((vm) => [vm, guestReports(consoleLog(victim, vm)).pop()!.bootId]));
+    const boots = Object.fromEntries(moving.map((vm) => [vm, guestReports(host(victim).consoleLog(vm)).pop()!.bootId]));
     const checksums = dataChecksums();
     await sleep(3000); // both controllers have seen both hosts answer
     const from = readEvents().length;
@@ -243,7 +238,7 @@ describeE2e('controller drills on a two-host lab', () => {
     const seen: Record<string, number> = {};
     await Promise.all(
       moving.map(async (vm) => {
-        reports[vm] = await waitForGuestReport(consoleLog(survivor, vm), (r) => r.instanceId === vm && r.bootId !== boots[vm], 180_000);
+        reports[vm] = await waitForGuestReport(host(survivor).consoleLog(vm), (r) => r.instanceId === vm && r.bootId !== boots[vm], 180_000);
         seen[vm] = Date.now();
       }),
     );

@@ -42,15 +42,13 @@ describeE2e('failover drills on a two-host lab', () => {
   const host = (name: string) => theLab.host(name);
   const running = () => Object.fromEntries(['h1', 'h2'].map((h) => [h, host(h).isUp() ? host(h).runningDomains().sort() : []]));
   const runningEverywhere = () => Object.values(running()).flat().sort();
-  /** The serial console log of `vm` on host `h`, as libvirt writes it in the host's /var/log/libvirt. */
-  const consoleLog = (h: string, vm: string) => path.join(host(h).dir, 'log', 'qemu', `${vm}-console.log`);
   /** Waits for every running VM's guest to report from its current host; checks what it read of its seed. */
   const guestsReport = async (since: Record<string, GuestReport> = {}) => {
     const reports: Record<string, GuestReport> = {};
     for (const [h, vms] of Object.entries(running())) {
       for (const vm of vms) {
         const nic = host(h).interfaces(vm)[0];
-        const report = await waitForGuestReport(consoleLog(h, vm), (r) => r.instanceId === vm && (since[vm] === undefined || r.bootId !== since[vm].bootId || r.seq > since[vm].seq), 120_000);
+        const report = await waitForGuestReport(host(h).consoleLog(vm), (r) => r.instanceId === vm && (since[vm] === undefined || r.bootId !== since[vm].bootId || r.seq > since[vm].seq), 120_000);
         expect({ vm, hostname: report.hostname, macs: report.macs, addresses: report.addresses }).toEqual({ vm, hostname: vm, macs: [nic.mac], addresses: ADDRESSES[vm] });
         reports[vm] = report;
       }
@@ -105,10 +103,7 @@ describeE2e('failover drills on a two-host lab', () => {
     // Shared storage is site infrastructure (an NFS mount in real life): the pool exists on every host beforehand.
     const shared = path.join(theLab.sharedDir, 'pool');
     fs.mkdirSync(shared);
-    for (const h of ['h1', 'h2']) {
-      host(h).virsh('pool-define-as', 'shared', 'dir', '--target', shared);
-      host(h).virsh('pool-start', 'shared');
-    }
+    theLab.defineSharedPool('shared', shared);
   });
 
   afterAll(async () => {

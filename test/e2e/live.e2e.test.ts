@@ -81,7 +81,6 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     return found;
   };
   const uuids = () => Object.fromEntries(Object.entries(where()).map(([vm, h]) => [vm, host(h).virsh('domuuid', vm).trim()]));
-  const consoleLog = (h: string, vm: string) => path.join(host(h).dir, 'log', 'qemu', `${vm}-console.log`);
 
   function apply(): void {
     applied = true;
@@ -122,11 +121,7 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     fs.mkdirSync(work);
     stackDir = path.join(work, 'out', 'stacks', 'mail-service');
     fs.mkdirSync(path.join(sharedMount, 'pool'));
-    for (const h of HOSTS) {
-      host(h).virsh('pool-define-as', 'shared', 'dir', '--target', path.join(sharedMount, 'pool'));
-      host(h).virsh('pool-autostart', 'shared'); // back by itself after a reboot, like a site's NFS pool
-      host(h).virsh('pool-start', 'shared');
-    }
+    theLab.defineSharedPool('shared', path.join(sharedMount, 'pool'), { autostart: true }); // back by itself after a reboot, like a site's NFS pool
     synth();
     tofu(stackDir, ['init', '-input=false']);
     apply();
@@ -152,7 +147,7 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     const ids = uuids();
     const moving = Object.keys(before).filter((vm) => before[vm] === drained);
     const nics = Object.fromEntries(moving.map((vm) => [vm, host(drained).interfaces(vm).map((i) => `${i.type} ${i.source} ${i.model} ${i.mac}`)]));
-    const reports = Object.fromEntries(guest.ok ? await Promise.all(moving.map(async (vm) => [vm, await waitForGuestReport(consoleLog(drained, vm), () => true, 90_000)])) : []);
+    const reports = Object.fromEntries(guest.ok ? await Promise.all(moving.map(async (vm) => [vm, await waitForGuestReport(host(drained).consoleLog(vm), () => true, 90_000)])) : []);
 
     synth({ context: { [`libvirt-cluster:host-state:${drained}`]: 'maintenance' } });
     const { code, output } = await reconcileCommand();
@@ -176,7 +171,7 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     expect(plan.code).toBe(0);
     for (const vm of Object.keys(reports)) {
       // The guest did not reboot: the same boot, reporting on from its new host.
-      const next = await waitForGuestReport(consoleLog(after[vm], vm), () => true, 30_000);
+      const next = await waitForGuestReport(host(after[vm]).consoleLog(vm), () => true, 30_000);
       expect(next.bootId).toBe(reports[vm].bootId);
       expect({ macs: next.macs, addresses: next.addresses }).toEqual({ macs: reports[vm].macs, addresses: reports[vm].addresses });
     }
@@ -186,7 +181,7 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     const placed = where();
     const mails = ['mail-1', 'mail-2'];
     const pids = Object.fromEntries(mails.map((vm) => [vm, host(placed[vm]).qemuPid(vm)]));
-    const reports = Object.fromEntries(guest.ok ? await Promise.all(mails.map(async (vm) => [vm, await waitForGuestReport(consoleLog(placed[vm], vm), () => true, 30_000)])) : []);
+    const reports = Object.fromEntries(guest.ok ? await Promise.all(mails.map(async (vm) => [vm, await waitForGuestReport(host(placed[vm]).consoleLog(vm), () => true, 30_000)])) : []);
     const maintenance = Object.fromEntries(HOSTS.filter((h) => runningOn()[h].length === 0).map((h) => [`libvirt-cluster:host-state:${h}`, 'maintenance']));
 
     synth({ vcpus: 2, memoryMiB: 384, context: maintenance });
@@ -207,7 +202,7 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     const plan = tofuPlan(stackDir);
     expect(plan.output).toContain('No changes.');
     for (const vm of Object.keys(reports)) {
-      const grown = await waitForGuestReport(consoleLog(placed[vm], vm), (r) => r.cpusOnline === 2 && r.memTotalKib > reports[vm].memTotalKib, 60_000, reports[vm]);
+      const grown = await waitForGuestReport(host(placed[vm]).consoleLog(vm), (r) => r.cpusOnline === 2 && r.memTotalKib > reports[vm].memTotalKib, 60_000, reports[vm]);
       expect(grown.bootId).toBe(reports[vm].bootId);
       console.log(`${vm} in the guest: ${reports[vm].cpusOnline} → ${grown.cpusOnline} CPUs online, MemTotal ${reports[vm].memTotalKib} → ${grown.memTotalKib} KiB`);
     }

@@ -112,10 +112,7 @@ describeE2e('the pull-request pipeline against a lab, with the state in PostgreS
     lockFile = path.join(work, 'web.placement-lock.json');
     const shared = path.join(lab.sharedDir, 'pool');
     fs.mkdirSync(shared);
-    for (const h of ['h1', 'h2']) {
-      lab.host(h).virsh('pool-define-as', 'shared', 'dir', '--target', shared);
-      lab.host(h).virsh('pool-start', 'shared');
-    }
+    lab.defineSharedPool('shared', shared);
     fs.writeFileSync(path.join(work, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `${TSX} ${path.join(__dirname, 'pipeline-app.ts')}`, output: path.join(work, 'cdktf.out') }));
   });
 

@@ -96,8 +96,7 @@ describeE2e('the test guest on a real libvirt host', () => {
     h1.virsh('define', lab.writeFile(`${name}.xml`, guestXml({ name, type, disk, seed })));
     const started = Date.now();
     h1.virsh('start', name);
-    // The host's /var/log/libvirt is its log folder.
-    return { log: path.join(h1.dir, 'log', 'qemu', `${name}-console.log`), started };
+    return { log: h1.consoleLog(name), started };
   }
 
   describe(`booted as <domain type='${virt.type}'> (${virt.reason})`, () => {

@@ -117,6 +117,11 @@ export interface LabHost {
   qemuPid(domain: string): number | undefined;
   /** A domain's NICs as `virsh domiflist` lists them. */
   interfaces(domain: string): DomainInterface[];
+  /**
+   * Where the host's `/var/log/libvirt/qemu/<domain>-console.log` is, as seen from the test: the
+   * serial console log the library's `console.logToFile` and the test guest's XML ask libvirt for.
+   */
+  consoleLog(domain: string): string;
 }
 
 /** One row of `virsh domiflist`. */
@@ -337,6 +342,18 @@ export class Lab {
   /** Every request the power switch read, oldest first (`off h1`, its answer, how long it took). */
   powerRequests(): readonly PowerRequest[] {
     return this.power?.requests ?? [];
+  }
+
+  /**
+   * Defines and starts a directory pool `name` at `target` on every host, as a site's shared pool
+   * (e.g. NFS) exists beforehand; with `autostart`, it is back by itself after a host powers on.
+   */
+  defineSharedPool(name: string, target: string, options: { autostart?: boolean } = {}): void {
+    for (const host of this.hosts) {
+      host.virsh('pool-define-as', name, 'dir', '--target', target);
+      if (options.autostart) host.virsh('pool-autostart', name);
+      host.virsh('pool-start', name);
+    }
   }
 
   /** The host named `name` (h1, h2, ...). */
@@ -691,6 +708,10 @@ class Host implements LabHost, PowerTarget {
     const pid = this.hostPid(join('qemu', `${domain}.pid`));
     this.lab.record(pid, `${this.name} qemu ${domain}`);
     return pid;
+  }
+
+  consoleLog(domain: string): string {
+    return join(this.dir, 'log', 'qemu', `${domain}-console.log`);
   }
 
   interfaces(domain: string): DomainInterface[] {
