@@ -4,13 +4,15 @@
  * LIBVIRT_HOSTS, LIBVIRT_SHARED_PATH (clustered stacks), LIBVIRT_DOMAIN_TYPE (see stacks/environment.ts).
  */
 import { App } from 'cdktf';
+import { RESOURCE_LOCK_CONTEXT } from '../lib';
 import { BranchOfficeStack } from './branch-office';
 import { DedicatedHostStack } from './dedicated-host';
 import { DemoStack } from './demo';
 import { stackEnvironment } from './environment';
 import { MailServiceStack } from './mail-service';
 
-const app = new App();
+// Each stack's resource lock is committed here, beside its placement lock.
+const app = new App({ context: { [RESOURCE_LOCK_CONTEXT.dir]: __dirname } });
 const environment = stackEnvironment();
 new DemoStack(app, 'demo', {
   uri: process.env.LIBVIRT_URI,

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { App } from 'cdktf';
+import { RESOURCE_LOCK_CONTEXT } from '../lib/constructs/stack-placement';
 
 /** How cdktf starts the one Error it throws when validations fail; each problem follows as `[path] message`. */
 export const VALIDATION_PREFIX = 'Validation failed with the following errors:';
@@ -85,7 +86,8 @@ export interface SynthOptions {
 export function synth(build: (app: App) => void, options: SynthOptions = {}): Synthesized {
   const outdir = options.outdir ?? scratchDir('out-');
   withShortStackTraces(() => {
-    const app = new App({ outdir, context: options.context });
+    // Each synth its own resource lock, written even under CI=true, unless the test says otherwise.
+    const app = new App({ outdir, context: { [RESOURCE_LOCK_CONTEXT.dir]: scratchDir('resource-lock-'), [RESOURCE_LOCK_CONTEXT.frozen]: false, ...options.context } });
     build(app);
     app.synth();
   });

@@ -3,7 +3,7 @@ import { Annotations, Lazy, TerraformOutput, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { ControllerCluster, controllerCluster, parseUnattendedActions } from '../core/controller-file';
 import { Duration } from '../core/duration';
-import { ClusterSpec, HostSpec, INSTANT_CONTEXT, PlacementPolicy, UnattendedAction, VmSpec, compareNames } from '../core/model';
+import { ClusterSpec, FROZEN_LOCK_CONTEXT, HostSpec, INSTANT_CONTEXT, PlacementPolicy, UnattendedAction, VmSpec, compareNames } from '../core/model';
 import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
 import { isTimeZone } from '../core/schedule';
@@ -12,7 +12,7 @@ import { IBaseImage, IPlaceable, IPlacementCluster, IPlacementHost, IReplicaPlac
 import { readLock, writeLock } from './lock-store';
 import { Segment } from './segment';
 import { SecureDefaults } from './secure-defaults';
-import { StackPlacement } from './stack-placement';
+import { locksFrozen, StackPlacement } from './stack-placement';
 import { VmLimits } from './vm-limits';
 
 export { PlacementPolicy, UnattendedAction } from '../core/model';
@@ -25,8 +25,8 @@ export const CLUSTER_CONTEXT = {
   instant: INSTANT_CONTEXT,
   /** `true`: place every VM from scratch, ignoring the lock. */
   rebalance: 'libvirt-cluster:rebalance',
-  /** `true`: fail the synth when the placement lock would change (also on when CI=true). */
-  frozenLock: 'libvirt-cluster:frozen-lock',
+  /** `true`: fail the synth when a lock would change (the default when CI=true); `false`: write locks even when CI=true. */
+  frozenLock: FROZEN_LOCK_CONTEXT,
   /**
    * Unattended actions to turn on in every cluster, on top of `unattended`: a comma-separated
    * string (`failover,schedule`) or a list of names.
@@ -97,7 +97,7 @@ export interface ClusterProps {
   readonly lockFile?: string;
   /**
    * Fail the synth when the lock would change instead of writing it.
-   * @default - true when CI=true or the context value libvirt-cluster:frozen-lock is true
+   * @default - the context value libvirt-cluster:frozen-lock when it is true or false, else true when CI=true
    */
   readonly frozenLock?: boolean;
   /**
@@ -193,7 +193,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     this.instantProblem = typeof instant === 'string' ? instant : undefined;
     const stackName = TerraformStack.of(this).node.id;
     this.lockFile = props.lockFile ?? path.join(process.cwd(), id === 'cluster' ? `${stackName}.placement-lock.json` : `${stackName}.${id}.placement-lock.json`);
-    this.frozenLock = props.frozenLock ?? (process.env.CI === 'true' || this.node.tryGetContext(CLUSTER_CONTEXT.frozenLock) === true);
+    this.frozenLock = props.frozenLock ?? locksFrozen(this);
     this.rebalance = props.rebalance ?? this.node.tryGetContext(CLUSTER_CONTEXT.rebalance) === true;
     this.segments = props.segments ?? [];
     this.defaultSegment = props.defaultSegment ?? Segment.isolated(`${id.toLowerCase().replace(/[^a-z0-9-]/g, '-')}-isolated`);
@@ -303,7 +303,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   }
 
   /** The placement report: where everything runs, what survives which failure, every warning. */
-  public renderReport(): { readonly markdown: string; readonly svg: string } {
+  public renderReport(failed?: readonly string[]): { readonly markdown: string; readonly svg: string } {
     const { spec, vms, plan } = this.planned();
     const stack = TerraformStack.of(this);
     const windows = this.groups.map((g) => g.describeSchedule());
@@ -319,6 +319,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       unattended: this.unattended,
       window: windows.length > 0 ? windows.join('; ') : 'no schedules',
       standbyCandidates: plan.standbyCandidates,
+      ...(failed ? { failed } : {}),
       notes: [
         ...(isTimeZone(this.timeZone) ? [] : [`timeZone '${this.timeZone}' is unknown: times are shown in UTC`]),
         ...(plan.degraded ? [plan.degraded] : []),
@@ -326,6 +327,10 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
         ...this.hosts
           .filter((h) => !h.reachable)
           .map((h) => `host ${h.hostName} is ${h.state}: not contacted; its provider alias points at another host and its own resources are forgotten (removed blocks)`),
+        ...StackPlacement.of(this)
+          .forgottenDisks()
+          .filter((f) => f.where === `cluster ${this.node.id}`)
+          .map((f) => `data disk ${f.volume} of VM ${f.vm.replace(/@.*$/, '')}, no longer in the code, is kept in pool ${f.pool}${this.sharedStorage ? '' : ' on the host it ran on'}: Terraform forgets ${f.address} (removed block)`),
       ],
     });
   }

@@ -12,6 +12,9 @@ import { Size } from '../core/size';
 import { Volume } from '../generated/libvirt/volume';
 import type { Segment } from './segment';
 
+/** Name of every host's local storage pool: the same on every host, so a moved VM's volumes are found by name. */
+export const LOCAL_POOL_NAME = 'cdktf-local';
+
 /** A libvirt host as placement and the resources on it see it. */
 export interface IPlacementHost extends IConstruct {
   /** The host's name in the cluster; names its provider alias. */
@@ -59,6 +62,8 @@ export interface IPlacementHost extends IConstruct {
 export interface IBaseImage {
   /** Volume name stem, unique per pool. */
   readonly name: string;
+  /** What the image is made from (name and source): a boot disk over another identity is a new disk. */
+  readonly identity: string;
   /** Creates the image's base volume in `pool` through `provider`. */
   createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): Volume;
 }
@@ -132,8 +137,8 @@ export interface IPlacementCluster extends IConstruct {
   saveLock(): void;
   /** The Terraform addresses its unreachable hosts had, for `removed` blocks. */
   forgottenAddresses(): string[];
-  /** The placement report of the cluster: Markdown and SVG. */
-  renderReport(): { readonly markdown: string; readonly svg: string };
+  /** The placement report of the cluster: Markdown and SVG; `failed`: the problems of a failed synth. */
+  renderReport(failed?: readonly string[]): { readonly markdown: string; readonly svg: string };
   /** The cluster's entry in the stack's controller.json. */
   controllerView(): ControllerCluster;
 }

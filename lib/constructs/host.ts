@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { Lazy, TerraformStack } from 'cdktf';
+import { Lazy } from 'cdktf';
 import { Construct } from 'constructs';
 import { Duration } from '../core/duration';
 import { HOST_STATE_CONTEXT, HostSpec, HostState } from '../core/model';
@@ -8,10 +8,10 @@ import { LibvirtProvider } from '../generated/libvirt/provider';
 import { Network } from '../generated/libvirt/network';
 import { Pool } from '../generated/libvirt/pool';
 import { Volume } from '../generated/libvirt/volume';
-import { IBaseImage, IPlacementHost } from './contract';
+import { IBaseImage, IPlacementHost, LOCAL_POOL_NAME } from './contract';
 import { Segment, SegmentKind } from './segment';
 import { IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults, unverifiedConnection } from './secure-defaults';
-import { StackPlacement } from './stack-placement';
+import { addressAt, StackPlacement } from './stack-placement';
 
 export { HostState } from '../core/model';
 
@@ -56,8 +56,7 @@ export interface HostCapacity {
   readonly reservedMemory?: Size;
 }
 
-/** Name of every host's local storage pool. */
-export const LOCAL_POOL_NAME = 'cdktf-local';
+export { LOCAL_POOL_NAME } from './contract';
 
 export { HOST_STATE_CONTEXT } from '../core/model';
 
@@ -305,14 +304,11 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
    */
   public forgottenAddresses(images: readonly IBaseImage[]): string[] {
     if (this.reachable) return [];
-    const stack = TerraformStack.of(this);
-    // Plain constructs at the resources' paths give the logical ids the resources had.
-    const idOf = (childId: string) => stack.getLogicalId((this.node.tryFindChild(childId) ?? new Construct(this, childId)).node);
     return [
-      `libvirt_pool.${idOf('Pool')}`,
-      `libvirt_network.${idOf('Network')}`,
-      ...[...this.segmentNetworks.keys()].map((name) => `libvirt_network.${idOf(`Segment-${name}`)}`),
-      ...images.map((image) => `libvirt_volume.${idOf(`Image-${image.name}`)}`),
+      addressAt(this, 'Pool', 'libvirt_pool'),
+      addressAt(this, 'Network', 'libvirt_network'),
+      ...[...this.segmentNetworks.keys()].map((name) => addressAt(this, `Segment-${name}`, 'libvirt_network')),
+      ...images.map((image) => addressAt(this, `Image-${image.name}`, 'libvirt_volume')),
     ];
   }
 

@@ -1,3 +1,4 @@
+import * as path from 'path';
 import { TerraformProvider } from 'cdktf';
 import { Construct } from 'constructs';
 import { Size } from '../core/size';
@@ -33,6 +34,11 @@ export class Image implements IBaseImage {
     public readonly size: Size | undefined,
   ) {}
 
+  /** What the image is made from: its name and its source file, or its size when blank. */
+  public get identity(): string {
+    return `${this.name} ${this.source !== undefined ? `from ${this.source}` : `blank ${this.size!.toBytes()} bytes`}`;
+  }
+
   /** The image's base volume in `pool`, a `libvirt_volume` through `provider`. */
   public createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): Volume {
     return new Volume(scope, id, {
@@ -46,8 +52,17 @@ export class Image implements IBaseImage {
 
   /** Problems with this image's definition, empty when valid. */
   public validate(): string[] {
-    return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(this.name)
-      ? []
-      : [`image name '${this.name}' must be letters, digits, '.', '_' or '-' (it names a volume file)`];
+    const problems: string[] = [];
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(this.name)) problems.push(`image name '${this.name}' must be letters, digits, '.', '_' or '-' (it names a volume file)`);
+    const source = this.source;
+    if (source !== undefined && !/^https?:\/\/\S+$/.test(source) && !path.isAbsolute(source)) {
+      problems.push(
+        source.trim() === ''
+          ? `image '${this.name}' has an empty source: give the absolute path of a qcow2 file, or an http(s) URL`
+          : `image '${this.name}' source '${source}' is neither an absolute path nor an http(s) URL: Terraform reads it from the stack's folder under cdktf.out, so a relative path breaks; give an absolute path (e.g. path.resolve('${source}'))`,
+      );
+    }
+    if (this.size !== undefined && this.size.toBytes() <= 0) problems.push(`blank image '${this.name}' has size ${this.size}; give a size above 0`);
+    return problems;
   }
 }

@@ -1,13 +1,46 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { App, Aspects, IAspect, Lazy, TerraformStack } from 'cdktf';
+import { Annotations, App, Aspects, IAspect, IStackSynthesizer, Lazy, TerraformResource, TerraformStack } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { CONTROLLER_FILE, renderControllerFile } from '../core/controller-file';
+import { FROZEN_LOCK_CONTEXT } from '../core/model';
+import { decideRecord, EMPTY_RECORD, RecordDecision, RecordedVm, ResourceRecord, recordProblem } from '../core/resource-record';
 import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
+import { readLock, writeLock } from './lock-store';
 import { ResolvedNic } from './nic';
 import { Segment } from './segment';
 
 const ID = 'LibvirtClusterPlacement';
+
+/** Context keys of the stack's resource lock (see {@link StackPlacement}). */
+export const RESOURCE_LOCK_CONTEXT = {
+  /** Folder of `<stack>.resources-lock.json`, relative to the working directory. */
+  dir: 'libvirt-cluster:resource-lock-dir',
+  /** `true`: fail the synth when a lock would change; `false`: write it even when CI=true. */
+  frozen: FROZEN_LOCK_CONTEXT,
+} as const;
+
+/** Whether locks are frozen: the context value when it is a boolean (or its string), else CI=true. */
+export function locksFrozen(scope: IConstruct): boolean {
+  const value = scope.node.tryGetContext(RESOURCE_LOCK_CONTEXT.frozen);
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  return process.env.CI === 'true';
+}
+
+/** The Terraform address of a resource, as `moved` and `removed` blocks name it. */
+export function addressOf(resource: TerraformResource): string {
+  return `${resource.terraformResourceType}.${resource.friendlyUniqueId}`;
+}
+
+/**
+ * The address a resource of `type` with construct id `id` under `scope` has, or would have: a plain
+ * construct at that path has the logical id the resource gets.
+ */
+export function addressAt(scope: Construct, id: string, type: string): string {
+  const node = scope.node.tryFindChild(id) ?? new Construct(scope, id);
+  return `${type}.${TerraformStack.of(scope).getLogicalId(node.node)}`;
+}
 
 /** A VM as the stack's cross-cluster checks see it: where it runs, once it runs somewhere. */
 type PlacedVm = IPlaceable & {
@@ -15,13 +48,25 @@ type PlacedVm = IPlaceable & {
   readonly placed: boolean;
   readonly vmName: string;
   readonly nics: readonly ResolvedNic[];
+  /** The VM's key in the resource lock: its libvirt name where that is unique. */
+  readonly recordKey: string;
+  /** What the VM owns in Terraform now, for the resource lock. */
+  recordEntry(): RecordedVm;
+  /** The VM's Terraform resources. */
+  resources(): TerraformResource[];
 };
 
 /**
- * What the clusters, hosts and VMs of one stack share: the stack's `removed` blocks (merged from
- * every cluster), the order of the synth steps (place, save locks, write the report), and the
- * rules that span clusters (a host in two clusters, two clusters on one lock file, two domains of
- * one name on a host, VMs beside a cluster on its hosts). One per stack, created on first use.
+ * What the clusters, hosts and VMs of one stack share: the stack's `removed` and `moved` blocks
+ * (from every cluster and from the resource lock), the order of the synth steps (place, check, then
+ * write locks, seed disks, reports), and the rules that span clusters (a host in two clusters, two
+ * clusters on one lock file, two domains of one name on a host, VMs beside a cluster on its hosts).
+ * One per stack, created on first use.
+ *
+ * The resource lock, `<stack>.resources-lock.json` (committed beside the code, like a placement
+ * lock), records each VM's Terraform addresses and disks. From it a renamed construct gets `moved`
+ * blocks instead of a destroy, a data disk whose VM left the code is forgotten (`removed`, the
+ * file stays) instead of destroyed, and a disk change the provider cannot apply is refused at synth.
  */
 export class StackPlacement extends Construct {
   /** The stack's instance, created on first use. */
@@ -34,13 +79,47 @@ export class StackPlacement extends Construct {
   private readonly hosts: IPlacementHost[] = [];
   private readonly clusters: IPlacementCluster[] = [];
   private readonly vms: { readonly vm: PlacedVm; readonly standalone: boolean }[] = [];
+  /** The resource lock's file. */
+  public readonly resourceLockFile: string;
+  private record?: { readonly previous: ResourceRecord; readonly problem?: string };
+  private decision?: RecordDecision;
 
   private constructor(stack: TerraformStack) {
     super(stack, ID);
+    const dir = this.node.tryGetContext(RESOURCE_LOCK_CONTEXT.dir);
+    this.resourceLockFile = path.resolve(typeof dir === 'string' && dir !== '' ? dir : process.cwd(), `${stack.node.id}.resources-lock.json`);
     stack.addOverride('removed', Lazy.anyValue({ produce: () => this.removedBlocks() }, { omitEmptyArray: true }));
-    const steps: IAspect = { visit: (node) => (node === stack ? this.synthesize(stack) : undefined) };
+    stack.addOverride('moved', Lazy.anyValue({ produce: () => [...this.decide().moved] }, { omitEmptyArray: true }));
+    const steps: IAspect = { visit: (node) => (node === stack ? this.prepare(stack) : undefined) };
     Aspects.of(stack).add(steps);
+    // Files are written once the stack's validations passed: a failed synth leaves no seed disk,
+    // lock or report of its own (cdktf still writes the stack's JSON).
+    const synthesizer: IStackSynthesizer = stack.synthesizer;
+    stack.synthesizer = {
+      synthesize: (session) => {
+        try {
+          synthesizer.synthesize(session);
+        } catch (err) {
+          this.writeReports(stack, failureLines(err));
+          throw err;
+        }
+        this.write(stack);
+      },
+    };
     this.node.addValidation({ validate: () => this.validate() });
+  }
+
+  /** The resource lock's entry of a VM at the last synth, if any. */
+  public recorded(key: string): RecordedVm | undefined {
+    const vms = this.previousRecord().previous.vms;
+    return Object.prototype.hasOwnProperty.call(vms, key) ? vms[key] : undefined;
+  }
+
+  /** What the resource lock refuses about the VM with `key`: each VM reports its own. */
+  public recordProblems(key: string): string[] {
+    return this.decide()
+      .problems.filter((p) => p.vm === key)
+      .map((p) => p.message);
   }
 
   public addHost(host: IPlacementHost): void {
@@ -65,15 +144,24 @@ export class StackPlacement extends Construct {
     return this.clusters.find((c) => c.hosts.includes(host))?.hosts.find((h) => h.reachable);
   }
 
-  /**
-   * Runs once per synth, before any resource is rendered: place, save locks, write the stack's
-   * files (seed disks), the report and controller.json, into the folder where cdktf writes the
-   * stack's JSON.
-   */
-  private synthesize(stack: TerraformStack): void {
+  /** Runs once per synth, before validation: place, and drop last synth's reports (a failed synth must not leave an "OK"). */
+  private prepare(stack: TerraformStack): void {
     for (const c of this.clusters) c.ensurePlaced();
+    const dir = this.outputDir(stack);
+    for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      if (/^placement-report.*\.(md|svg)$/.test(name) || name === CONTROLLER_FILE) fs.rmSync(path.join(dir, name), { force: true });
+    }
+  }
+
+  /**
+   * Runs once the stack's validations passed: save the locks, write the stack's files (seed
+   * disks), the report and controller.json, into the folder where cdktf writes the stack's JSON.
+   */
+  private write(stack: TerraformStack): void {
     for (const c of this.clusters) c.saveLock();
-    const dir = path.join(App.of(stack).outdir, 'stacks', stack.node.id);
+    const decision = this.decide();
+    if (decision.changed && !locksFrozen(this)) writeLock(this.resourceLockFile, decision.next);
+    const dir = this.outputDir(stack);
     const folders = new Set<string>(); // made once each, not once per file
     for (const [relative, produce] of this.files) {
       const target = path.join(dir, relative);
@@ -83,22 +171,71 @@ export class StackPlacement extends Construct {
       fs.writeFileSync(`${target}.tmp`, produce());
       fs.renameSync(`${target}.tmp`, target); // a killed synth never leaves half a file under the name
     }
+    this.writeReports(stack);
+  }
+
+  /** The placement reports and controller.json; after a failed synth, reports that say so and no controller.json. */
+  private writeReports(stack: TerraformStack, failed?: readonly string[]): void {
     if (this.clusters.length === 0) return;
-    const reports = this.clusters.map((c) => c.renderReport());
+    const dir = this.outputDir(stack);
+    const reports = this.clusters.map((c) => c.renderReport(failed));
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'placement-report.md'), reports.map((r) => r.markdown).join('\n'));
     reports.forEach((r, i) => {
       const name = reports.length === 1 ? 'placement-report.svg' : `placement-report-${this.clusters[i].node.id}.svg`;
       fs.writeFileSync(path.join(dir, name), r.svg);
     });
+    if (failed) return;
     fs.writeFileSync(path.join(dir, CONTROLLER_FILE), renderControllerFile(stack.node.id, this.clusters.map((c) => c.controllerView())));
   }
 
+  private outputDir(stack: TerraformStack): string {
+    return path.join(App.of(stack).outdir, 'stacks', stack.node.id);
+  }
+
+  private previousRecord(): NonNullable<StackPlacement['record']> {
+    if (this.record) return this.record;
+    const read = readLock<ResourceRecord>(this.resourceLockFile, 'resource lock');
+    const problem = read.problem ?? (read.lock !== undefined ? recordProblem(read.lock) : undefined);
+    this.record = problem
+      ? { previous: EMPTY_RECORD, problem: read.problem ?? `resource lock ${this.resourceLockFile} cannot be used: ${problem}; restore it from version control` }
+      : { previous: read.lock ?? EMPTY_RECORD };
+    return this.record;
+  }
+
+  /**
+   * The resource lock's decisions for this synth, once every VM is placed: moves, disks to forget,
+   * refusals. Computed once, and shown once in the synth output.
+   */
+  private decide(): RecordDecision {
+    if (this.decision) return this.decision;
+    for (const c of this.clusters) c.ensurePlaced();
+    const stack = TerraformStack.of(this);
+    const configured = new Set(stack.node.findAll().filter(TerraformResource.isTerraformResource).map((r) => addressOf(r as TerraformResource)));
+    const current = Object.fromEntries(this.vms.map(({ vm }) => [vm.recordKey, vm.recordEntry()] as const));
+    const decision = decideRecord(this.previousRecord().previous, current, configured);
+    this.decision = decision;
+    const byKey = new Map(this.vms.map(({ vm }) => [vm.recordKey, vm]));
+    for (const m of decision.newMoves) {
+      const vm = [...byKey.values()].find((v) => v.resources().some((r) => addressOf(r) === m.to));
+      Annotations.of(vm ?? this).addWarning(`${m.from} moves to ${m.to} (a renamed construct: a moved block, nothing is destroyed)`);
+    }
+    for (const f of decision.newlyForgotten) {
+      Annotations.of(byKey.get(f.vm) ?? this).addWarning(
+        `the data disk of VM ${f.vm} (${f.volume} in pool ${f.pool}, ${f.where}) is kept: Terraform forgets ${f.address} (a removed block), the file stays; RemovalPolicy.DESTROY lets a data disk go with its VM`,
+      );
+    }
+    return decision;
+  }
+
   private removedBlocks(): { from: string; lifecycle: { destroy: false } }[] {
-    return this.clusters
-      .flatMap((c) => c.forgottenAddresses())
-      .sort()
-      .map((from) => ({ from, lifecycle: { destroy: false } }));
+    const forgotten = new Set([...this.clusters.flatMap((c) => c.forgottenAddresses()), ...this.decide().forgotten.map((f) => f.address)]);
+    return [...forgotten].sort().map((from) => ({ from, lifecycle: { destroy: false } }));
+  }
+
+  /** The data disks the resource lock keeps forgotten, for the cluster reports. */
+  public forgottenDisks(): RecordDecision['forgotten'] {
+    return this.decide().forgotten;
   }
 
   /** Hosts outside any cluster whose VMs need more memory, or one VM more vCPUs, than they have. */
@@ -162,6 +299,14 @@ export class StackPlacement extends Construct {
 
   private validate(): string[] {
     const problems: string[] = [];
+    const record = this.previousRecord();
+    if (record.problem) problems.push(record.problem);
+    const decision = this.decide();
+    if (decision.changed && locksFrozen(this) && decision.problems.length === 0) {
+      problems.push(
+        `resource lock ${this.resourceLockFile} would change, and locks are frozen (CI=true or ${RESOURCE_LOCK_CONTEXT.frozen}): synthesize locally, review the moves and kept disks it reports, and commit the lock file`,
+      );
+    }
     const owner = new Map<IPlacementHost, IPlacementCluster>();
     for (const c of this.clusters) {
       for (const h of c.hosts) {
@@ -193,7 +338,8 @@ export class StackPlacement extends Construct {
     for (const { vm, standalone } of this.vms) {
       if (!vm.placed) continue;
       const host = vm.host;
-      const key = `${host.hostName}\0${vm.vmName}`;
+      // Case-blind: guest hostnames are, and so are disk file names on a case-insensitive mount.
+      const key = `${host.hostName}\0${vm.vmName.toLowerCase()}`;
       onHost.set(key, [...(onHost.get(key) ?? []), vm.node.path]);
       if (standalone && owner.has(host)) {
         problems.push(`VM ${vm.vmName} (${vm.node.path}) runs on host ${host.hostName}, which belongs to cluster ${owner.get(host)!.node.path}, without being placed by it: the cluster would not count it; give it cluster (and host to pin it)`);
@@ -204,8 +350,15 @@ export class StackPlacement extends Construct {
     for (const [key, paths] of onHost) {
       if (paths.length < 2) continue;
       const [host, name] = key.split('\0');
-      problems.push(`${paths.length} VMs are named ${name} on host ${host} (${paths.join(', ')}): libvirt domain and disk names must be unique on a host; set name`);
+      problems.push(`${paths.length} VMs are named ${name} on host ${host}, ignoring case (${paths.join(', ')}): libvirt domain and disk names, and guest hostnames, must be unique on a host; set name`);
     }
     return problems;
   }
+}
+
+/** The `[path] message` lines of a failed synth's error, or its first line. */
+function failureLines(err: unknown): string[] {
+  const message = err instanceof Error ? err.message : String(err);
+  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('['));
+  return lines.length > 0 ? lines : [message.split('\n')[0]];
 }

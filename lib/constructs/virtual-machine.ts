@@ -1,17 +1,19 @@
+import { createHash } from 'crypto';
 import { Lazy, TerraformResource, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { Duration } from '../core/duration';
 import { RestartPriority, VmSpec } from '../core/model';
+import { RecordedVm, vmKey } from '../core/resource-record';
 import { Size } from '../core/size';
 import { Domain, DomainDevicesDisks } from '../generated/libvirt/domain';
 import { Volume } from '../generated/libvirt/volume';
 import { CloudInit, CloudInitProps, SeedDisk } from './cloud-init';
-import { GroupMembership, IPlaceable, IPlacementHost, IVmPlacer } from './contract';
+import { GroupMembership, IPlaceable, IPlacementHost, IVmPlacer, LOCAL_POOL_NAME } from './contract';
 import { Image } from './image';
 import { networkConfig, NicProps, ResolvedNic, resolveNics } from './nic';
 import { SegmentKind } from './segment';
 import { consoleOptOut, IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults } from './secure-defaults';
-import { StackPlacement } from './stack-placement';
+import { addressAt, addressOf, StackPlacement } from './stack-placement';
 
 export { RestartPriority } from '../core/model';
 
@@ -23,9 +25,13 @@ export enum GuestArchitecture {
   I686 = 'i686',
 }
 
-/** What happens to a data disk when its VM is removed from the code. */
+/** What happens to a data disk when its VM, or the disk, is removed from the code. */
 export enum RemovalPolicy {
-  /** The disk is protected (`prevent_destroy`): a plan that would destroy it fails. */
+  /**
+   * The disk outlives its VM: while declared it is protected (`prevent_destroy`); once its VM or
+   * the disk leaves the code, Terraform forgets it (a `removed` block from the resource lock) and
+   * the file stays on the host.
+   */
   RETAIN = 'retain',
   /** The disk is destroyed with its VM. Shown as an opt-out in the report. */
   DESTROY = 'destroy',
@@ -214,6 +220,12 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
   public readonly cloudInitDisk?: Volume;
   /** The VM's NICs: segment, MAC and addresses. */
   public readonly nics: readonly ResolvedNic[];
+  /** The VM's key in the stack's resource lock: its libvirt name and its host or cluster. */
+  public readonly recordKey: string;
+  /** Where the VM's name is unique: its host, or `cluster <id>`. */
+  private readonly where: string;
+  private readonly bootDiskName: string;
+  private readonly cloudInitName?: string;
   private readonly props: VirtualMachineProps;
   private readonly cluster?: IVmPlacer;
   private boundHost?: IPlacementHost;
@@ -238,6 +250,10 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     const macSeed = [TerraformStack.of(this).node.id, ...(props.cluster ? [] : [props.host?.hostName ?? '']), this.vmName].join('/');
     const { nics, problems: nicProblems } = resolveNics(nicProps, macSeed);
     this.nics = nics;
+    this.where = props.cluster ? `cluster ${props.cluster.node.id}` : `host ${props.host?.hostName ?? ''}`;
+    this.recordKey = vmKey(this.vmName, this.where);
+    const placement = StackPlacement.of(this);
+    this.bootDiskName = bootDiskName(this.vmName, props.image.identity, placement.recorded(this.recordKey));
     this.node.addValidation({
       validate: () => [
         ...this.validateProps(),
@@ -246,6 +262,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         ...cloudInit.validate(),
         ...props.image.validate(),
         ...(this.cluster?.placementProblems(this) ?? []),
+        ...placement.recordProblems(this.recordKey),
       ],
     });
     SecureDefaults.applyTo(this);
@@ -267,28 +284,35 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         capacity: props.dataDisk.size.toBytes(),
       });
     }
-    if (this.deployed && somewhere) {
+    // The seed's name is recorded for a replica outside its window too, so the resource lock does
+    // not change with the window.
+    const network = networkConfig(this.nics);
+    const seed = somewhere
+      ? new SeedDisk([
+          { name: 'meta-data', content: cloudInit.metaData(this.vmName, this.vmName) },
+          { name: 'user-data', content: cloudInit.userData(this.vmName) },
+          ...(network !== undefined ? [{ name: 'network-config', content: network }] : []),
+        ])
+      : undefined;
+    this.cloudInitName = seed && `${this.vmName}-cloudinit-${seed.hash}.iso`;
+    if (this.deployed && seed && this.cloudInitName) {
       const base = () => this.baseVolume();
       // Read once: each read of a resource attribute makes a new token, kept until synth ends.
       let basePath: string | undefined;
       let baseCapacity: number | undefined;
+      // A new image is a new boot disk: the new name makes the provider replace the volume (it
+      // updates none in place), and the domain, whose disk source names it, is updated in place.
       this.bootDisk = new Volume(this, 'BootDisk', {
-        name: `${this.vmName}-boot.qcow2`,
+        name: this.bootDiskName,
         pool: diskPool,
         target: { format: { type: 'qcow2' } },
         capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? Lazy.numberValue({ produce: () => (baseCapacity ??= base()?.capacity) ?? 0 }),
         backingStore: { path: Lazy.stringValue({ produce: () => (basePath ??= base()?.path) ?? '' }), format: { type: 'qcow2' } },
       });
-      const network = networkConfig(this.nics);
-      const seed = new SeedDisk([
-        { name: 'meta-data', content: cloudInit.metaData(this.vmName, this.vmName) },
-        { name: 'user-data', content: cloudInit.userData(this.vmName) },
-        ...(network !== undefined ? [{ name: 'network-config', content: network }] : []),
-      ]);
-      StackPlacement.of(this).addStackFile(seed.relativePath, () => seed.bytes());
+      placement.addStackFile(seed.relativePath, () => seed.bytes());
       // The seed disk is rebuilt wherever the VM runs, so it stays in the host's local pool.
       this.cloudInitDisk = new Volume(this, 'CloudInit', {
-        name: `${this.vmName}-cloudinit-${seed.hash}.iso`,
+        name: this.cloudInitName,
         pool: localPool,
         create: { content: { url: seed.relativePath } },
       });
@@ -339,7 +363,43 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     } else {
       this.node.addValidation({ validate: () => ['a VirtualMachine needs a host or a cluster; set host, or cluster to have it placed'] });
     }
-    StackPlacement.of(this).addVirtualMachine(this, this.cluster === undefined);
+    placement.addVirtualMachine(this, this.cluster === undefined);
+  }
+
+  /**
+   * What the VM owns in Terraform, for the stack's resource lock: the addresses its resources have,
+   * or would have while it is deployed (a replica outside its window), so the lock does not change
+   * with the window. Nothing while the VM has nowhere to render (synth reports that).
+   */
+  public recordEntry(): RecordedVm {
+    const pool = this.cloudInitName !== undefined ? (this.cluster?.sharedPoolName ?? LOCAL_POOL_NAME) : undefined;
+    const dataDisk = this.props.dataDisk;
+    const at = (resource: TerraformResource | undefined, id: string, type: string) => (resource ? addressOf(resource) : addressAt(this, id, type));
+    if (pool === undefined || this.cloudInitName === undefined) return { where: this.where, path: this.node.path };
+    return {
+      where: this.where,
+      path: this.node.path,
+      domain: at(this.resource, 'Resource', 'libvirt_domain'),
+      bootDisk: {
+        address: at(this.bootDisk, 'BootDisk', 'libvirt_volume'),
+        identity: this.image.identity,
+        pool,
+        volume: this.bootDiskName,
+        ...(this.props.bootDiskSize ? { capacityBytes: this.props.bootDiskSize.toBytes() } : {}),
+      },
+      cloudInit: { address: at(this.cloudInitDisk, 'CloudInit', 'libvirt_volume'), pool: LOCAL_POOL_NAME, volume: this.cloudInitName },
+      ...(this.dataDisk && dataDisk
+        ? {
+            dataDisk: {
+              address: addressOf(this.dataDisk),
+              pool,
+              volume: `${this.vmName}-data.qcow2`,
+              capacityBytes: dataDisk.size.toBytes(),
+              retain: dataDisk.removalPolicy !== RemovalPolicy.DESTROY,
+            },
+          }
+        : {}),
+    };
   }
 
   /** The host the VM runs on: its pinned host, or where its cluster placed it. */
@@ -487,7 +547,17 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
   }
 }
 
-/** A qcow2 volume as a virtio disk. */
+/**
+ * The boot disk's volume name: the one it has while the VM boots the image it was created from,
+ * `<vm>-boot-<hash of the image>.qcow2` once the image changes (so the volume is replaced).
+ */
+function bootDiskName(vmName: string, identity: string, recorded: RecordedVm | undefined): string {
+  const before = recorded?.bootDisk;
+  if (!before) return `${vmName}-boot.qcow2`;
+  if (before.identity === identity) return before.volume;
+  return `${vmName}-boot-${createHash('sha256').update(identity).digest('hex').slice(0, 8)}.qcow2`;
+}
+
 /** Where libvirt copies a VM's serial console when `console.logToFile` is set. */
 export function consoleLogFile(vmName: string): string {
   return `/var/log/libvirt/qemu/${vmName}-console.log`;

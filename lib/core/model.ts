@@ -37,6 +37,8 @@ export enum RestartPriority {
 
 /** Context key prefix for emergency state overrides: `libvirt-cluster:host-state:<host name>`. */
 export const HOST_STATE_CONTEXT = 'libvirt-cluster:host-state:';
+/** Context key: `true` fails a synth that would change a lock, `false` writes locks even when CI=true. */
+export const FROZEN_LOCK_CONTEXT = 'libvirt-cluster:frozen-lock';
 /** Context key of the ISO instant the schedule windows are evaluated for. */
 export const INSTANT_CONTEXT = 'libvirt-cluster:instant';
 

@@ -31,6 +31,12 @@ export interface ReportInput {
    * @default - none: the controller only watches
    */
   readonly unattended?: readonly UnattendedAction[];
+  /**
+   * The problems of a synth that failed: the report then says so at the top, and nothing in it
+   * reads as deployable.
+   * @default - none: the synth succeeded
+   */
+  readonly failed?: readonly string[];
 }
 
 /**
@@ -103,11 +109,21 @@ class ReportView {
     const { cluster, admission, placement } = input;
     const out: string[] = [];
     out.push(`# ${md(this.title)}`, '');
+    const failed = input.failed;
+    if (failed) {
+      out.push(`**Synth FAILED with ${failed.length} problem(s): nothing here is deployed or deployable until they are fixed.**`, '');
+      out.push(...failed.map((p) => `- ${md(p)}`), '');
+    }
+    const down = cluster.hosts.filter((h) => h.state === HostState.FAILED || h.state === HostState.MAINTENANCE);
+    const tolerates =
+      down.length > 0 && cluster.failuresToTolerate > 0
+        ? `tolerates ${Math.max(0, cluster.failuresToTolerate - down.length)} further host failure(s) now, of ${cluster.failuresToTolerate} (${down.map((h) => `${md(h.name)} ${h.state}`).join(', ')})`
+        : `tolerates ${cluster.failuresToTolerate} host failure(s)`;
     out.push(`- Instant: ${input.instant.toISOString()} (${localTime(input.instant, input.timeZone)} ${md(input.timeZone)})`);
     out.push(`- Schedule window: ${md(input.window)}`);
     out.push(
       `- Policy: ${cluster.policy}; CPU overcommit ${cluster.cpuOvercommit}; memory overcommit ${cluster.memoryOvercommit}; ` +
-        `tolerates ${cluster.failuresToTolerate} host failure(s)`,
+        tolerates,
     );
     const unattended = [...new Set(input.unattended ?? [])].sort(compareNames);
     out.push(`- Unattended actions: ${unattended.length > 0 ? unattended.join(', ') : 'none: the controller only watches'}`);
@@ -115,7 +131,9 @@ class ReportView {
     const counted = standby.filter((s) => s.counts).map((s) => md(s.name));
     const spares = counted.length > 0 ? `; standby host(s) ${counted.join(', ')} counted as capacity` : '';
     out.push(
-      admission.ok
+      admission.ok && failed
+        ? `- Admission control: passed (${admission.checked} scenarios checked${spares}), but the synth FAILED (above)`
+        : admission.ok
         ? `- Admission control: OK, every VM with a restart priority restarts after any ${cluster.failuresToTolerate} host failure(s) (${admission.checked} scenarios checked${spares})`
         : `- Admission control: FAILED in ${admission.scenarios.length} of ${admission.checked} scenarios${spares}`,
     );

@@ -149,7 +149,7 @@ describe('pinned VMs', () => {
       new VirtualMachine(stack, 'b', { host, name: 'web', image });
     });
     expect(problems).toEqual([
-      '[test/LibvirtClusterPlacement] 2 VMs are named web on host kvm1 (test/a, test/b): libvirt domain and disk names must be unique on a host; set name',
+      '[test/LibvirtClusterPlacement] 2 VMs are named web on host kvm1, ignoring case (test/a, test/b): libvirt domain and disk names, and guest hostnames, must be unique on a host; set name',
     ]);
   });
 
@@ -161,7 +161,7 @@ describe('pinned VMs', () => {
       }),
     );
     expect(problems).toContain(
-      '[test/LibvirtClusterPlacement] 2 VMs are named web on host h1 (test/a, test/b): libvirt domain and disk names must be unique on a host; set name',
+      '[test/LibvirtClusterPlacement] 2 VMs are named web on host h1, ignoring case (test/a, test/b): libvirt domain and disk names, and guest hostnames, must be unique on a host; set name',
     );
   });
 
