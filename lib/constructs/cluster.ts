@@ -267,6 +267,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
 
   /** The plan's problems about `vm`: the VM reports them, so they name its construct path. */
   public placementProblems(vm: IPlaceable): string[] {
+    if (this.unknownStates()) return [];
     return [...(this.planned().byVm.get(vm.toVmSpec().name) ?? [])];
   }
 
@@ -380,9 +381,17 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     return this.memo;
   }
 
+  /**
+   * Whether a host's state override is not a state: the plan then rests on a state nobody meant,
+   * so its findings would mislead; the host reports the override, alone.
+   */
+  private unknownStates(): boolean {
+    return this.hosts.some((h) => !h.stateKnown);
+  }
+
   private problems(): string[] {
     const { plan, inputProblems } = this.planned();
-    const problems = [...inputProblems, ...plan.problems];
+    const problems = [...inputProblems, ...(this.unknownStates() ? [] : plan.problems)];
     if (plan.lockChange !== undefined && this.frozenLock) {
       problems.push(
         `placement lock ${this.lockFile} would change (${plan.lockChange}), and the lock is frozen ` +

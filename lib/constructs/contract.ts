@@ -21,6 +21,8 @@ export interface IPlacementHost extends IConstruct {
   readonly hostName: string;
   /** Effective state, after any context override. */
   readonly state: HostState;
+  /** False while a context override names no host state (the host reports it). */
+  readonly stateKnown: boolean;
   /** Whether Terraform may contact the host: not failed, not in standby. */
   readonly reachable: boolean;
   /** The connection URI. */

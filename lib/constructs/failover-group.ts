@@ -103,6 +103,13 @@ export class FailoverGroup extends Construct implements IScheduledGroup {
     this.schedule = typeof replicas === 'number' ? Schedule.constant(replicas) : replicas;
     const cluster = props.cluster;
     this.cluster = cluster;
+    if (cluster === undefined || cluster === null) {
+      // Possible from JavaScript: reported at the group's path with every other problem of the app.
+      this.replicas = [];
+      this.runningReplicas = [];
+      this.node.addValidation({ validate: () => ['a FailoverGroup needs a cluster to place its replicas: set cluster to a Cluster of the hosts that back each other up'] });
+      return;
+    }
     // A time zone the cluster rejects (its validation says so) runs every replica until it is fixed.
     const now = isTimeZone(cluster.timeZone) ? this.schedule.replicasAt(cluster.instant, cluster.timeZone) : this.schedule.maxReplicas();
     const antiAffinity = (props.antiAffinity ?? AntiAffinity.soft()).toSpec();

@@ -144,6 +144,8 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public readonly labels: Readonly<Record<string, string>>;
   /** Effective state, after any context override. */
   public readonly state: HostState;
+  /** False while the context override is not a host state: the host reports it, and its cluster checks nothing else. */
+  public readonly stateKnown: boolean;
   public readonly insecureSkipHostKeyVerification: boolean;
   /** How long powering the host on takes until libvirt answers, when known. */
   public readonly wakeTime?: Duration;
@@ -185,6 +187,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
     this.poolPath = props.poolPath ?? `/var/lib/libvirt/images/${this.hostName}`;
     const override = this.node.tryGetContext(`${HOST_STATE_CONTEXT}${this.hostName}`);
     this.state = stateFrom(props.state ?? HostState.ACTIVE, override);
+    this.stateKnown = override === undefined || (Object.values(HostState) as unknown[]).includes(override);
     const architecture = props.architecture ?? 'x86_64';
     this.node.addValidation({ validate: () => this.validateProps(architecture, override) });
 
@@ -334,6 +337,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
     }
     const cap = this.capacity;
     if (cap) {
+      if (cap.memory.toBytes() < 2 ** 20) problems.push(`capacity.memory is ${cap.memory}: a host needs memory for its guests; give its physical memory, e.g. Size.gibibytes(64)`);
       if (!Number.isInteger(cap.cores) || cap.cores < 1) problems.push(`capacity.cores is ${cap.cores}; give a whole number of cores, at least 1`);
       const reserved = cap.reservedCores ?? 0;
       if (!Number.isInteger(reserved) || reserved < 0 || reserved >= cap.cores) {

@@ -3,9 +3,9 @@ import * as path from 'path';
 import { Annotations, App, Aspects, IAspect, IStackSynthesizer, Lazy, TerraformResource, TerraformStack } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { CONTROLLER_FILE, renderControllerFile } from '../core/controller-file';
-import { FROZEN_LOCK_CONTEXT } from '../core/model';
+import { FROZEN_LOCK_CONTEXT, HOST_STATE_CONTEXT } from '../core/model';
 import { decideRecord, EMPTY_RECORD, RecordDecision, RecordedVm, ResourceRecord, recordProblem } from '../core/resource-record';
-import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
+import { IPlaceable, IPlacementCluster, IPlacementHost, LOCAL_POOL_NAME } from './contract';
 import { readLock, writeLock } from './lock-store';
 import { ResolvedNic } from './nic';
 import { Segment } from './segment';
@@ -297,8 +297,64 @@ export class StackPlacement extends Construct {
     return problems;
   }
 
-  private validate(): string[] {
+  /** The placements of the app's stacks, in the app's order (this one among them). */
+  private appPlacements(): StackPlacement[] {
+    return App.of(this)
+      .node.children.filter(TerraformStack.isStack)
+      .map((stack) => stack.node.tryFindChild(ID) as StackPlacement | undefined)
+      .filter((p): p is StackPlacement => p !== undefined);
+  }
+
+  /** Memory the VMs placed on `host` reserve at their ceilings, and their names. */
+  private booked(host: IPlacementHost): { readonly mib: number; readonly vms: string[] } {
+    for (const c of this.clusters) c.ensurePlaced();
+    const on = this.vms.filter(({ vm }) => vm.placed && vm.host === host).map(({ vm }) => vm.toVmSpec());
+    return { mib: on.reduce((sum, vm) => sum + vm.memoryMiB, 0), vms: on.map((vm) => vm.name) };
+  }
+
+  /**
+   * One app, one picture of each machine: a host URI declared in two stacks is one machine that
+   * both would manage (its pool, its networks) and book; reported by the earlier stack, once.
+   */
+  private sharedMachineProblems(): string[] {
+    const all = this.appPlacements();
+    const later = all.slice(all.indexOf(this) + 1);
     const problems: string[] = [];
+    const stackName = (p: StackPlacement) => TerraformStack.of(p).node.id;
+    for (const host of this.hosts) {
+      for (const peer of later) {
+        for (const other of peer.hosts.filter((h) => h.uri === host.uri)) {
+          problems.push(
+            `host ${host.hostName} (${host.node.path}) and host ${other.hostName} of stack ${stackName(peer)} (${other.node.path}) are one machine, ${host.uri}: both stacks would manage its pool ${LOCAL_POOL_NAME} and networks and define domains there; declare the machine in one stack, with all the VMs it runs`,
+          );
+          const spec = host.toHostSpec();
+          if (typeof spec === 'string') continue;
+          const mine = this.booked(host);
+          const theirs = peer.booked(other);
+          const free = spec.memoryMiB - spec.reservedMemoryMiB;
+          if (mine.mib + theirs.mib > free) {
+            problems.push(
+              `machine ${host.uri} is over-booked: stack ${stackName(this)} places ${mine.mib} MiB on it (${mine.vms.join(', ') || 'no VM'}) and stack ${stackName(peer)} ${theirs.mib} MiB (${theirs.vms.join(', ') || 'no VM'}), ${mine.mib + theirs.mib} MiB at the VMs' ceilings for its ${free} MiB for guests: move VMs to another host, or lower their memory`,
+            );
+          }
+        }
+      }
+    }
+    return problems;
+  }
+
+  /** A context override of a host's state that names no host of the app: a typo, or a host since removed. */
+  private unknownHostOverrides(): string[] {
+    const all = this.appPlacements();
+    if (all[0] !== this) return []; // the app's context: reported once
+    const names = new Set(all.flatMap((p) => p.hosts.map((h) => h.hostName)));
+    return Object.keys(this.node.getAllContext())
+      .filter((key) => key.startsWith(HOST_STATE_CONTEXT) && !names.has(key.slice(HOST_STATE_CONTEXT.length)))
+      .map((key) => `context ${key} names no host of this app (hosts: ${[...names].sort().join(', ') || 'none'}): the override would be ignored; correct the host name or remove it`);
+  }
+
+  private validate(): string[] {
+    const problems: string[] = [...this.sharedMachineProblems(), ...this.unknownHostOverrides()];
     const record = this.previousRecord();
     if (record.problem) problems.push(record.problem);
     const decision = this.decide();

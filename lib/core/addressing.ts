@@ -83,6 +83,7 @@ const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 export function parseMac(text: string): { readonly mac: string } | { readonly problem: string } {
   const mac = text.toLowerCase();
   if (!MAC.test(mac)) return { problem: `'${text}' is not a MAC address like 52:54:00:12:34:56` };
+  if (/^(00:){5}00$/.test(mac)) return { problem: `MAC ${text} is all zeros, which no NIC can use; give another, or leave mac out to derive one` };
   if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) return { problem: `MAC ${text} is a multicast address (lowest bit of the first byte set); a NIC needs a unicast one` };
   return { mac };
 }

@@ -13,7 +13,7 @@ export class Duration {
 
   private constructor(private readonly secondsValue: number) {
     if (!Number.isSafeInteger(secondsValue) || secondsValue < 0) {
-      throw new Error(`Duration of ${secondsValue} s is not a whole, non-negative number of seconds`);
+      throw new Error(`Duration of ${secondsValue} s is not a whole, non-negative number of seconds: give 0 or more whole seconds, e.g. Duration.seconds(30) or Duration.minutes(2)`);
     }
   }
 

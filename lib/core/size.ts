@@ -30,7 +30,7 @@ export class Size {
 
   private constructor(private readonly totalBytes: number, private readonly text: string) {
     if (!Number.isSafeInteger(totalBytes) || totalBytes < 0) {
-      throw new RangeError(`Size ${text} is not a whole, non-negative number of bytes`);
+      throw new RangeError(`Size ${text} is not a whole, non-negative number of bytes: give 0 or more, in a unit that makes it whole (Size.mebibytes(512) rather than Size.gibibytes(0.5) of an odd fraction)`);
     }
   }
 
