@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { LOCAL_POOL_NAME } from '../constructs/host';
+import { growVolume, planDiskGrowth } from './disk-growth';
 import { terraformEngine } from './engine';
 import {
   applyStateUpdates, DesiredDomain, describeNic, DestinationFacts, devicesNeeded, domainSize, liveMigrationBlocker, NicSource, parseJobInfo, planResize,
@@ -91,7 +92,8 @@ export interface ReconcileAction {
     | 'delete-volume'
     | 'undefine-pool'
     | 'undefine-network'
-    | 'host-unreachable';
+    | 'host-unreachable'
+    | 'grow-volume';
   readonly target: string;
   readonly reason: string;
   /** migrate-domain: the host the domain goes to. */
@@ -380,8 +382,29 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
     }
   }
   if (!dryRun && stateUpdates.length > 0) recordInState(options, stateUpdates, log);
+  if (failures.length === 0) done.push(...growVolumes(options, connections, state, dryRun, log));
   if (failures.length > 0) {
     throw new ReconcileError(`${failures.length} live migration${failures.length === 1 ? '' : 's'} failed; nothing else was done; do not apply:\n${failures.join('\n')}`, done);
+  }
+  return done;
+}
+
+/**
+ * Grows the volumes the configuration made bigger (the provider cannot), so the apply finds their
+ * capacity as configured; a host that cannot be reached keeps its volumes as they are.
+ */
+function growVolumes(options: ReconcileOptions, connections: ReadonlyMap<string, Virsh>, state: KnownState, dryRun: boolean, log: (line: string) => void): ReconcileAction[] {
+  const config = JSON.parse(fs.readFileSync(path.join(options.stackDir, 'cdk.tf.json'), 'utf8'));
+  const { grow, shrink } = planDiskGrowth(config, state.attributes ?? new Map());
+  for (const line of shrink) log(`  not shrunk: ${line}`);
+  const done: ReconcileAction[] = [];
+  for (const g of grow) {
+    const virsh = connections.get(g.host);
+    if (!virsh) continue;
+    const action: ReconcileAction = { host: g.host, action: 'grow-volume', target: `${g.pool}/${g.volume}`, reason: `${g.fromBytes} → ${g.toBytes} bytes: provider 0.9.7 updates no volume in place` };
+    log(formatAction(action, dryRun));
+    if (!dryRun) log(`  grown ${growVolume(g, virsh)}`);
+    done.push(action);
   }
   return done;
 }
