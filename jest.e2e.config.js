@@ -4,5 +4,6 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.e2e.test.ts'],
   testTimeout: 15 * 60 * 1000,
+  setupFilesAfterEnv: ['<rootDir>/test/e2e/setup-lock-context.js'],
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
 };

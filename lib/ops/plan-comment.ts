@@ -10,6 +10,8 @@ export interface PlanJson {
   readonly resource_changes?: readonly {
     readonly address: string;
     readonly type: string;
+    /** Where the resource was before a `moved` block. */
+    readonly previous_address?: string;
     readonly change: { readonly actions: readonly string[]; readonly before?: unknown; readonly after?: unknown };
   }[];
 }
@@ -71,6 +73,23 @@ export function renderPlanComment(input: PlanCommentInput): string {
   const vmsReplaced = changes.filter((c) => c.type === 'libvirt_domain' && c.change.actions.length === 2);
   if (vmsReplaced.length > 0) {
     lines.push(`> [!WARNING]`, `> ${vmsReplaced.length === 1 ? 'A VM is' : `${vmsReplaced.length} VMs are`} replaced, not updated: ${vmsReplaced.map((c) => `\`${c.address}\``).join(', ')}`, '');
+  }
+  const nameOf = (value: unknown) => String((value as { name?: unknown } | undefined)?.name ?? '');
+  const dataDestroyed = changes.filter((c) => c.type === 'libvirt_volume' && c.change.actions.includes('delete') && /-data\.qcow2$/.test(nameOf(c.change.before)));
+  if (dataDestroyed.length > 0) {
+    lines.push(`> [!CAUTION]`, `> Data disks are destroyed: ${dataDestroyed.map((c) => `\`${c.address}\` (${nameOf(c.change.before)})`).join(', ')}`, '');
+  }
+  const rebuilt = changes.filter((c) => c.type === 'libvirt_volume' && c.change.actions.length === 2 && /-boot(-[0-9a-f]{8})?\.qcow2$/.test(nameOf(c.change.after)) && nameOf(c.change.before) !== nameOf(c.change.after));
+  if (rebuilt.length > 0) {
+    lines.push('Boot disks rebuilt from a new image (what the guest wrote to its boot disk is gone; its data disk is kept):', '');
+    for (const c of rebuilt) lines.push(`- \`${c.address}\`: ${nameOf(c.change.before)} → ${nameOf(c.change.after)}`);
+    lines.push('');
+  }
+  const moved = (input.plan.resource_changes ?? []).filter((c) => c.previous_address !== undefined && c.previous_address !== c.address);
+  if (moved.length > 0) {
+    lines.push(`<details><summary>${moved.length} moved (renamed in the code; nothing destroyed)</summary>`, '', '```');
+    for (const c of moved) lines.push(`${c.previous_address} → ${c.address}`);
+    lines.push('```', '</details>', '');
   }
   const domainUpdates = changes.filter((c) => c.type === 'libvirt_domain' && c.change.actions.join(',') === 'update');
   if (domainUpdates.length > 0) {

@@ -73,3 +73,39 @@ describe('the pull-request comment for a saved plan', () => {
     expect(updates).toContain('- `libvirt_domain.b`: **restart**: vcpu 2 → 4: the VM restarts');
   });
 });
+
+describe('what a plan does to disks, in the comment', () => {
+  const volume = (address: string, actions: string[], before?: string, after?: string, previous?: string) => ({
+    address,
+    type: 'libvirt_volume',
+    ...(previous ? { previous_address: previous } : {}),
+    change: { actions, before: before ? { name: before } : null, after: after ? { name: after } : null },
+  });
+  const comment = renderPlanComment({
+    stack: 'mail',
+    engine: 'tofu',
+    plan: {
+      resource_changes: [
+        volume('libvirt_volume.db_BootDisk_1', ['delete', 'create'], 'db-boot.qcow2', 'db-boot-1a2b3c4d.qcow2'),
+        volume('libvirt_volume.old_DataDisk_2', ['delete'], 'old-data.qcow2'),
+        volume('libvirt_volume.kept_DataDisk_3', ['forget'], 'kept-data.qcow2'),
+        volume('libvirt_volume.email_replica-1_DataDisk_4', ['no-op'], 'mail-1-data.qcow2', 'mail-1-data.qcow2', 'libvirt_volume.mail_replica-1_DataDisk_5'),
+      ],
+    },
+  });
+
+  test('a destroyed data disk is a caution; a forgotten one is not', () => {
+    expect(comment).toContain('> [!CAUTION]\n> Data disks are destroyed: `libvirt_volume.old_DataDisk_2` (old-data.qcow2)');
+    expect(comment).not.toContain('kept-data.qcow2` (');
+  });
+
+  test('a boot disk replaced under a new name is a rebuild from a new image', () => {
+    expect(comment).toContain('Boot disks rebuilt from a new image');
+    expect(comment).toContain('- `libvirt_volume.db_BootDisk_1`: db-boot.qcow2 → db-boot-1a2b3c4d.qcow2');
+  });
+
+  test('moves are listed, from the old address to the new', () => {
+    expect(comment).toContain('1 moved (renamed in the code; nothing destroyed)');
+    expect(comment).toContain('libvirt_volume.mail_replica-1_DataDisk_5 → libvirt_volume.email_replica-1_DataDisk_4');
+  });
+});
