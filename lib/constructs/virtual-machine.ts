@@ -437,7 +437,18 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
       priority: this.priority,
       active: this.deployed,
       addresses: this.nics.flatMap((nic) => nic.addresses.map((a) => `${nic.segment.name} ${a}`)),
+      disks: this.diskSummary(),
     };
+  }
+
+  /** The VM's boot and data disks with their sizes as written, for the report. */
+  private diskSummary(): { pool: string; volume: string; size: string }[] {
+    const pool = this.cluster?.sharedPoolName ?? LOCAL_POOL_NAME;
+    const boot = this.props.bootDiskSize ?? this.image.size;
+    return [
+      ...(this.deployed ? [{ pool, volume: this.bootDiskName, size: boot ? `${boot}` : `image ${this.image.name}'s size` }] : []),
+      ...(this.props.dataDisk ? [{ pool, volume: `${this.vmName}-data.qcow2`, size: `${this.props.dataDisk.size}` }] : []),
+    ];
   }
 
   /** Places the VM's resources on `host`. Called once, by the VM or by its cluster. */

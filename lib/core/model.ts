@@ -120,6 +120,8 @@ export interface VmSpec {
   readonly active: boolean;
   /** Static addresses, as `<segment> <address>/<prefix>`, for the report. */
   readonly addresses?: readonly string[];
+  /** The VM's disks, for the report's storage section: pool, volume and size as the code gives it. */
+  readonly disks?: readonly { readonly pool: string; readonly volume: string; readonly size: string }[];
 }
 
 export interface ClusterSpec {

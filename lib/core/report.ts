@@ -169,6 +169,19 @@ class ReportView {
         ]),
     ), '');
 
+    const disks = [...input.vms]
+      .flatMap((vm) => (vm.disks ?? []).map((d) => ({ ...d, vm: vm.name })))
+      .sort((a, b) => compareNames(a.pool, b.pool) || compareNames(a.volume, b.volume));
+    if (disks.length > 0) {
+      out.push('## Storage', '');
+      out.push(
+        `Shared storage: ${input.sharedStorage ? 'yes, disks follow their VM' : 'no, each disk stays in the local pool of the host its VM runs on'}. ` +
+          'Data disks outlive their VM unless its removal policy is DESTROY.',
+        '',
+      );
+      out.push(table(['Pool', 'Disk', 'VM', 'Size'], disks.map((d) => [d.pool, d.volume, d.vm, d.size])), '');
+    }
+
     const states = new Map(cluster.hosts.map((h) => [h.name, h.state]));
     if (placement.moves.length > 0) {
       out.push('## Moves', '');

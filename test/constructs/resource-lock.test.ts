@@ -356,3 +356,22 @@ test('a host marked failed keeps its VMs data disks in the lock (nothing forgott
   expect(removedFrom(failed).map(([from]: [string]) => from).filter((a: string) => a.includes('DataDisk'))).toEqual([]);
   expect(fs.readFileSync(lock.file, 'utf8')).toBe(before);
 });
+
+describe('the placement report tells the truth', () => {
+  test("storage: each pool's disks with their sizes as written; kept data disks; a drained host's tolerance now", () => {
+    const lock = withLock();
+    const lockFile = scratchLock();
+    const build = (replicas: number, state: HostState) => (app: Construct) => {
+      const stack = new TerraformStack(app, 'test');
+      const hosts = ['h1', 'h2', 'h3'].map((h) => new Host(stack, h, { domainType: DomainType.QEMU, capacity, state: h === 'h3' ? state : HostState.ACTIVE }));
+      const cluster = new Cluster(stack, 'cluster', { hosts, sharedStorage: { poolName: 'shared', path: '/srv/shared' }, lockFile, frozenLock: false });
+      new FailoverGroup(stack, 'mail', { cluster, replicas, template: { image, dataDisk: { size: Size.gibibytes(50) } } });
+    };
+    lock.synth(build(2, HostState.ACTIVE));
+    const report = lock.synth(build(1, HostState.MAINTENANCE)).file('test', 'placement-report.md');
+    expect(report).toContain('| shared | mail-1-boot.qcow2 | mail-1 | 64 MiB |');
+    expect(report).toContain('| shared | mail-1-data.qcow2 | mail-1 | 50 GiB |');
+    expect(report).toMatch(/data disk mail-2-data\.qcow2 of VM mail-2, no longer in the code, is kept in pool shared: Terraform forgets libvirt_volume\.mail_replica-2_DataDisk_\w+ \(removed block\)/);
+    expect(report).toContain('tolerates 0 further host failure(s) now, of 1 (h3 maintenance)');
+  });
+});
