@@ -67,6 +67,12 @@ export interface FailoverGroupProps {
    */
   readonly nics?: readonly ReplicaNicProps[];
   /**
+   * The construct path the group had in this stack before it was renamed or moved (e.g. `mail`):
+   * each replica's resources get `moved` blocks from `<renamedFrom>/replica-<i>`.
+   * @default - the resource lock finds renames that keep `namePrefix`
+   */
+  readonly renamedFrom?: string;
+  /**
    * Prefix of replica names: `<prefix>-1`, `<prefix>-2`, ...
    * @default - the construct id
    */
@@ -124,6 +130,7 @@ export class FailoverGroup extends Construct implements IScheduledGroup {
         preferredHosts: props.preferredHosts,
         allowedHosts: props.allowedHosts,
         deployed: i <= now,
+        ...(props.renamedFrom ? { renamedFrom: `${props.renamedFrom}/replica-${i}` } : {}),
         group: { group: this.groupName, antiAffinity },
       });
       list.push(vm);

@@ -54,6 +54,8 @@ type PlacedVm = IPlaceable & {
   recordEntry(): RecordedVm;
   /** The VM's Terraform resources. */
   resources(): TerraformResource[];
+  /** Moves the code asks for (`renamedFrom`). */
+  explicitMoves(): readonly { readonly from: string; readonly to: string }[];
 };
 
 /**
@@ -213,7 +215,8 @@ export class StackPlacement extends Construct {
     const stack = TerraformStack.of(this);
     const configured = new Set(stack.node.findAll().filter(TerraformResource.isTerraformResource).map((r) => addressOf(r as TerraformResource)));
     const current = Object.fromEntries(this.vms.map(({ vm }) => [vm.recordKey, vm.recordEntry()] as const));
-    const decision = decideRecord(this.previousRecord().previous, current, configured);
+    const explicit = this.vms.flatMap(({ vm }) => vm.explicitMoves());
+    const decision = decideRecord(this.previousRecord().previous, current, configured, explicit);
     this.decision = decision;
     const byKey = new Map(this.vms.map(({ vm }) => [vm.recordKey, vm]));
     for (const m of decision.newMoves) {

@@ -176,6 +176,14 @@ export interface VirtualMachineProps {
    */
   readonly deployed?: boolean;
   /**
+   * The construct path the VM had in this stack before it was renamed or moved to another parent,
+   * relative to the stack (e.g. `web` or `frontend/web`): its resources get `moved` blocks from
+   * there. Only needed where the resource lock cannot see the rename (a lock that was not
+   * committed, or a libvirt name changed at the same time is still refused).
+   * @default - the resource lock finds renames that keep the libvirt name
+   */
+  readonly renamedFrom?: string;
+  /**
    * The failover group the VM is a replica of; `FailoverGroup` sets it for its replicas.
    * @default - none: the VM belongs to no group
    */
@@ -439,6 +447,33 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
       addresses: this.nics.flatMap((nic) => nic.addresses.map((a) => `${nic.segment.name} ${a}`)),
       disks: this.diskSummary(),
     };
+  }
+
+  /**
+   * `moved` blocks from the addresses the VM's resources had at `renamedFrom`, for those it has
+   * now: the logical ids plain constructs at the old path get, as cdktf gives them.
+   */
+  public explicitMoves(): { readonly from: string; readonly to: string }[] {
+    const old = this.props.renamedFrom;
+    if (old === undefined || old === '') return [];
+    const stack = TerraformStack.of(this);
+    const parts = old.split('/').filter((p) => p !== '');
+    const made: [Construct, string][] = [];
+    let scope: Construct = stack;
+    for (const id of parts) {
+      const existing = scope.node.tryFindChild(id) as Construct | undefined;
+      if (!existing) made.push([scope, id]);
+      scope = existing ?? new Construct(scope, id);
+    }
+    const moves = this.resources().map((r) => {
+      const id = r.node.id;
+      const child = scope.node.tryFindChild(id);
+      if (!child) made.push([scope, id]);
+      return { from: `${r.terraformResourceType}.${stack.getLogicalId((child ?? new Construct(scope, id)).node)}`, to: addressOf(r) };
+    });
+    // The stand-ins leave the tree again, so nothing else ever sees them.
+    for (const [parent, id] of made.reverse()) parent.node.tryRemoveChild(id);
+    return moves.filter((m) => m.from !== m.to);
   }
 
   /** The VM's boot and data disks with their sizes as written, for the report. */

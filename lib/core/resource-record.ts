@@ -93,9 +93,15 @@ export interface RecordDecision {
  * Decides, from the previous record and the VMs now in the code (each with the addresses it now
  * has), what to move, forget and refuse. `configured` is every address the stack now declares.
  */
-export function decideRecord(previous: ResourceRecord, current: Readonly<Record<string, RecordedVm>>, configured: ReadonlySet<string>): RecordDecision {
+export function decideRecord(
+  previous: ResourceRecord,
+  current: Readonly<Record<string, RecordedVm>>,
+  configured: ReadonlySet<string>,
+  explicitMoves: readonly MovedBlock[] = [],
+): RecordDecision {
   const problems: { vm: string; message: string }[] = [];
-  const newMoves: MovedBlock[] = [];
+  const known = new Set(previous.moved.map((m) => `${m.from}\0${m.to}`));
+  const newMoves: MovedBlock[] = explicitMoves.filter((m) => !known.has(`${m.from}\0${m.to}`));
   const newlyForgotten: ForgottenDisk[] = [];
   const vms = new Map<string, RecordedVm>();
   // The data disk each address had, and which VM holds it now: a new name at an old address is a rename.
@@ -121,6 +127,13 @@ export function decideRecord(previous: ResourceRecord, current: Readonly<Record<
     for (const kind of VOLUME_KINDS) {
       const [was, is] = [before[kind], now[kind]];
       if (was && is && was.address !== is.address) newMoves.push({ from: was.address, to: is.address });
+    }
+    const [oldImage, newImage] = [before.bootDisk?.identity, now.bootDisk?.identity];
+    if (oldImage !== undefined && newImage !== undefined && oldImage !== newImage && oldImage.split(' ')[0] === newImage.split(' ')[0]) {
+      problems.push({
+        vm: key,
+        message: `image '${newImage.split(' ')[0]}' is now ${newImage.slice(newImage.indexOf(' ') + 1)}, was ${oldImage.slice(oldImage.indexOf(' ') + 1)}: its base volume cannot be updated in place; give the new image its own name (e.g. '${newImage.split(' ')[0]}-2'), so it gets a base volume of its own and the boot disk is rebuilt on it`,
+      });
     }
     const [was, is] = [before.dataDisk, now.dataDisk];
     if (was && !is && was.retain) newlyForgotten.push(forgottenOf(key, before, was));

@@ -375,3 +375,29 @@ describe('the placement report tells the truth', () => {
     expect(report).toContain('tolerates 0 further host failure(s) now, of 1 (h3 maintenance)');
   });
 });
+
+describe('moves the lock cannot see, and image sources', () => {
+  test('renamedFrom: a VM and a group renamed without a lock entry get moved blocks from their old paths', () => {
+    const old = withLock();
+    const lockFile = scratchLock();
+    const before = old.synth(clustered(lockFile, 1, 'mail')).json('test');
+    const fresh = withLock(); // a lock that was never committed: the rename is named in the code
+    const after = fresh.synth((app) => {
+      const stack = new TerraformStack(app, 'test');
+      const hosts = ['h1', 'h2'].map((h) => new Host(stack, h, { domainType: DomainType.QEMU, capacity }));
+      const cluster = new Cluster(stack, 'cluster', { hosts, sharedStorage: { poolName: 'shared', path: '/srv/shared' }, lockFile, frozenLock: false, instant: new Date('2026-11-26T03:00:00Z') });
+      new FailoverGroup(stack, 'email', { cluster, namePrefix: 'mail', renamedFrom: 'mail', replicas: 1, template: { image, dataDisk: { size: Size.gibibytes(5) } } });
+    }).json('test');
+    const oldAddresses = Object.entries<any>(before.resource).flatMap(([type, byName]) => Object.keys(byName).filter((n) => n.startsWith('mail_')).map((n) => `${type}.${n}`)).sort();
+    expect(movedIn(after).map((m: string) => m.split(' -> ')[0]).sort()).toEqual(oldAddresses);
+    expect(oldAddresses).toHaveLength(4);
+  });
+
+  test("an image whose source changes under the same name is refused: its base volume cannot be updated", () => {
+    const lock = withLock();
+    lock.synth(standalone((s, h) => vm({ image: Image.fromFile('debian', '/srv/images/debian-12.qcow2') })(s, h)));
+    expect(lock.problems(standalone((s, h) => vm({ image: Image.fromFile('debian', '/srv/images/debian-13.qcow2') })(s, h)))).toEqual([
+      "[test/db] image 'debian' is now from /srv/images/debian-13.qcow2, was from /srv/images/debian-12.qcow2: its base volume cannot be updated in place; give the new image its own name (e.g. 'debian-2'), so it gets a base volume of its own and the boot disk is rebuilt on it",
+    ]);
+  });
+});
