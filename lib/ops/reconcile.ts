@@ -381,8 +381,8 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
         carryOut(action, virsh);
     }
   }
+  if (failures.length === 0) done.push(...growVolumes(options, connections, state, dryRun, log, stateUpdates));
   if (!dryRun && stateUpdates.length > 0) recordInState(options, stateUpdates, log);
-  if (failures.length === 0) done.push(...growVolumes(options, connections, state, dryRun, log));
   if (failures.length > 0) {
     throw new ReconcileError(`${failures.length} live migration${failures.length === 1 ? '' : 's'} failed; nothing else was done; do not apply:\n${failures.join('\n')}`, done);
   }
@@ -393,7 +393,14 @@ export function reconcile(options: ReconcileOptions): ReconcileAction[] {
  * Grows the volumes the configuration made bigger (the provider cannot), so the apply finds their
  * capacity as configured; a host that cannot be reached keeps its volumes as they are.
  */
-function growVolumes(options: ReconcileOptions, connections: ReadonlyMap<string, Virsh>, state: KnownState, dryRun: boolean, log: (line: string) => void): ReconcileAction[] {
+function growVolumes(
+  options: ReconcileOptions,
+  connections: ReadonlyMap<string, Virsh>,
+  state: KnownState,
+  dryRun: boolean,
+  log: (line: string) => void,
+  stateUpdates: StateUpdate[],
+): ReconcileAction[] {
   const config = JSON.parse(fs.readFileSync(path.join(options.stackDir, 'cdk.tf.json'), 'utf8'));
   const { grow, shrink } = planDiskGrowth(config, state.attributes ?? new Map());
   for (const line of shrink) log(`  not shrunk: ${line}`);
@@ -403,7 +410,11 @@ function growVolumes(options: ReconcileOptions, connections: ReadonlyMap<string,
     if (!virsh) continue;
     const action: ReconcileAction = { host: g.host, action: 'grow-volume', target: `${g.pool}/${g.volume}`, reason: `${g.fromBytes} → ${g.toBytes} bytes: provider 0.9.7 updates no volume in place` };
     log(formatAction(action, dryRun));
-    if (!dryRun) log(`  grown ${growVolume(g, virsh)}`);
+    if (!dryRun) {
+      log(`  grown ${growVolume(g, virsh)}`);
+      // The provider's read keeps the capacity the state has: the state learns the new one.
+      stateUpdates.push({ address: g.address, attributes: { capacity: g.toBytes }, reason: `grown to ${g.toBytes} bytes` });
+    }
     done.push(action);
   }
   return done;

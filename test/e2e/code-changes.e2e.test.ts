@@ -166,13 +166,22 @@ function engineDrills(engine: Engine | undefined): void {
       const { changes, text } = plan();
       const changed = changes.filter((c) => !c.actions.includes('no-op') && !c.actions.includes('read'));
       const byName = Object.fromEntries(changed.map((c) => [c.name, c.actions.join('+')]));
-      // The boot disk is replaced under its new name; the domain, which names it, is updated in place; nothing else.
-      expect(Object.keys(byName).filter((n) => n !== 'solo').every((n) => /^(solo-boot|base-guest-v2)/.test(n ?? ''))).toBe(true);
-      expect(byName.solo).toBe('update');
+      // The boot disk is replaced under its new name over the new image's base volume (the old
+      // image's, now unused, goes); the domain, which names the boot disk, is updated in place.
+      expect(byName).toEqual({ solo: 'update', 'base-guest-v2.qcow2': 'create', 'base-guest.qcow2': 'delete', 'solo-boot.qcow2': 'delete+create' });
       expect(changed.find((c) => /solo_BootDisk|single_BootDisk/.test(c.address))?.actions.sort()).toEqual(['create', 'delete']);
       expect(changed.some((c) => c.address.includes('DataDisk'))).toBe(false);
       console.log(`plan after a new image and a grown data disk (${engine.name}): ${text.split('\n').find((l) => l.startsWith('Plan:'))}`);
-      apply();
+      // Provider 0.9.7 restarts a domain it updates, whose runtime id then changes, and reports that
+      // as an inconsistent result (fixed upstream after 0.9.7, as in demo.e2e.test.ts): the update
+      // is applied and recorded all the same; that one error is the only one accepted.
+      try {
+        apply();
+      } catch (err) {
+        expect(String(err)).toMatch(/Provider produced inconsistent result after apply[\s\S]*\.id: was cty\.NumberIntVal\(\d+\), but now\s+cty\.NumberIntVal\(\d+\)/);
+        expect(String(err).match(/Error: /g)).toHaveLength(2);
+      }
+      expect(h('h1').domainState('solo')).toBe('running');
       expect(uuid('h1', 'solo')).toBe(soloUuid);
       expect(h('h1').virsh('domblklist', 'solo')).toMatch(/vda\s+\S*solo-boot-[0-9a-f]{8}\.qcow2/);
       const final = tofuPlan(stackDir, [], engine);
