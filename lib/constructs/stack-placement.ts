@@ -6,6 +6,7 @@ import { CONTROLLER_FILE, renderControllerFile } from '../core/controller-file';
 import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
 import { ResolvedNic } from './nic';
 import { Segment } from './segment';
+import { briefSynthFailures } from './synth-failure';
 
 const ID = 'LibvirtClusterPlacement';
 
@@ -41,6 +42,7 @@ export class StackPlacement extends Construct {
     const steps: IAspect = { visit: (node) => (node === stack ? this.synthesize(stack) : undefined) };
     Aspects.of(stack).add(steps);
     this.node.addValidation({ validate: () => this.validate() });
+    briefSynthFailures();
   }
 
   public addHost(host: IPlacementHost): void {
