@@ -288,7 +288,13 @@ const ACTIONS: CliActions = {
     }
     const problem = synthOutputProblem(args.config, json);
     if (problem) throw new UsageError(problem);
-    const config = resolveConfig(json, { cwd: process.cwd(), ...(args.id === undefined ? {} : { id: args.id }) });
+    let config: ReturnType<typeof resolveConfig>;
+    try {
+      config = resolveConfig(json, { cwd: process.cwd(), ...(args.id === undefined ? {} : { id: args.id }) });
+    } catch (err) {
+      // Every problem of the file, listed: a mistake in what the user gave, as bad usage.
+      throw new UsageError(`${args.config}: ${(err as Error).message}`);
+    }
     const controller = new Controller({ config, clockOffsetMs: args.clockOffsetSeconds * 1000, once: args.once });
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => controller.stop());
     return controller.run();

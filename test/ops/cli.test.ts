@@ -122,6 +122,15 @@ describe('cdktf-libvirt-cluster', () => {
       expect(r.err).toContain('docs/controller.md');
     });
 
+    test("a configuration with mistakes lists every problem, exit 2", async () => {
+      const file = path.join(scratchDir('cfg-'), 'controller.config.json');
+      fs.writeFileSync(file, JSON.stringify({ stacks: [], hosts: {}, pollSeconds: -1 }));
+      const r = await cli(['controller', '--config', file, '--once']);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(new RegExp(`^error: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the controller's configuration has \\d+ problems?:\n`));
+      expect(r.err).toContain('pollSeconds must be a number of seconds above 0');
+    });
+
     test('a file that is missing or not JSON is named, with the reason', async () => {
       const missing = await cli(['controller', '--config', '/nonexistent/controller.config.json']);
       expect(missing.code).toBe(2);
