@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import { buildIso } from '../core/iso9660';
+import { Document } from 'yaml';
 
 /** A guest user created by cloud-init. Passwords are deliberately not supported: SSH keys only. */
 export interface CloudInitUser {
@@ -125,9 +126,12 @@ export class CloudInit {
     return `#cloud-config\n${JSON.stringify(doc, null, 2)}\n`;
   }
 
-  /** NoCloud meta-data: a stable instance id, so cloud-init runs once per VM, not per boot. */
+  /**
+   * NoCloud meta-data: a stable instance id, so cloud-init runs once per VM, not per boot. YAML
+   * 1.1 from the `yaml` library, so a name that would read as a number (`1e3`) stays a string.
+   */
   public metaData(instanceId: string, hostname: string): string {
-    return `instance-id: ${instanceId}\nlocal-hostname: ${hostname}\n`;
+    return new Document({ 'instance-id': instanceId, 'local-hostname': hostname }, { version: '1.1' }).toString({ lineWidth: 0 });
   }
 }
 

@@ -168,6 +168,8 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   private readonly groups: IScheduledGroup[] = [];
   private readonly sharedImages = new Map<string, Volume>();
   private readonly instantProblem?: string;
+  /** Whether the instant came from a prop or context, not the clock: only a pinned one is written out. */
+  private readonly instantPinned: boolean;
   private memo?: {
     readonly spec: ClusterSpec;
     readonly vms: readonly VmSpec[];
@@ -191,6 +193,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
     const instant = props.instant ? validInstant(props.instant) : contextInstant(this.node.tryGetContext(CLUSTER_CONTEXT.instant));
     this.instant = typeof instant === 'string' ? new Date() : instant;
     this.instantProblem = typeof instant === 'string' ? instant : undefined;
+    this.instantPinned = props.instant !== undefined || this.node.tryGetContext(CLUSTER_CONTEXT.instant) !== undefined;
     const stackName = TerraformStack.of(this).node.id;
     this.lockFile = props.lockFile ?? path.join(process.cwd(), id === 'cluster' ? `${stackName}.placement-lock.json` : `${stackName}.${id}.placement-lock.json`);
     this.frozenLock = props.frozenLock ?? locksFrozen(this);
@@ -315,6 +318,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       placement: plan.placement,
       admission: plan.admission,
       instant: this.instant,
+      instantPinned: this.instantPinned,
       timeZone: isTimeZone(this.timeZone) ? this.timeZone : 'UTC',
       sharedStorage: this.sharedStorage !== undefined,
       unattended: this.unattended,
@@ -344,6 +348,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       spec,
       timeZone: this.timeZone,
       instant: this.instant,
+      instantPinned: this.instantPinned,
       unattended: this.unattended,
       schedules: this.groups.map((g) => g.schedule.windows()),
       standbyCandidates: plan.standbyCandidates,

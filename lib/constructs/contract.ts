@@ -99,8 +99,12 @@ export interface IVmPlacer extends IConstruct {
    * when the cluster has no host at all (synth reports that, and its VMs render nothing).
    */
   readonly fallbackHost: IPlacementHost | undefined;
-  /** Name of the pool every host sees (disks there follow their VM), if the cluster has one. */
-  readonly sharedPoolName?: string;
+  /**
+   * Name of the pool every host sees (disks there follow their VM); undefined when the cluster has
+   * none. Not an optional property: under `exactOptionalPropertyTypes` a getter returning
+   * `string | undefined` would not implement one.
+   */
+  readonly sharedPoolName: string | undefined;
   /** The segments every host of the cluster has; a clustered VM's NICs must be on them. */
   readonly segments: readonly Segment[];
   /** The segment of a clustered VM's default NIC. */

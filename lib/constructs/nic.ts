@@ -2,6 +2,7 @@
  * A VM's network interfaces: which segment each is on, its MAC (stable for the VM's life) and its
  * addresses, written for the guest as cloud-init network configuration version 2.
  */
+import { Document, Scalar } from 'yaml';
 import { deriveMac, InterfaceAddress, parseMac } from '../core/addressing';
 import { Segment } from './segment';
 
@@ -90,33 +91,40 @@ export function resolveNics(nics: readonly NicProps[], seed: string): { nics: Re
 /**
  * cloud-init network configuration version 2 for `nics`, or nothing when none of them asks for
  * any (then the guest's image decides, as before NICs were configurable). Each NIC is matched by
- * MAC and renamed, so the configuration holds wherever the VM runs.
+ * MAC and renamed, so the configuration holds wherever the VM runs. The `yaml` library writes it
+ * under YAML 1.1, the version cloud-init's parser reads: a value that would read as something else
+ * (a MAC as a base-60 number, a search domain holding `: ` or a newline) is quoted, never spliced
+ * in. MACs, addresses and IPv6 routes are double-quoted as before, so the bytes (and the seed
+ * disk's name) stay what they were.
  */
 export function networkConfig(nics: readonly ResolvedNic[]): string | undefined {
   if (!nics.some((nic) => nic.configured)) return undefined;
-  const lines = ['version: 2', 'ethernets:'];
-  const list = (indent: string, key: string, items: readonly string[]) => (items.length > 0 ? [`${indent}${key}:`, ...items.map((i) => `${indent}  - ${i}`)] : []);
+  const ethernets: Record<string, unknown> = {};
   for (const nic of nics) {
     const o = nic.segment.options;
     const statics = nic.addresses.length > 0;
-    const routes: string[] = [];
-    if (statics && o.gateway4 !== undefined && nic.addresses.some((a) => a.family === 4)) routes.push(`      - to: 0.0.0.0/0`, `        via: ${o.gateway4}`);
-    if (statics && o.gateway6 !== undefined && nic.addresses.some((a) => a.family === 6)) routes.push(`      - to: "::/0"`, `        via: "${o.gateway6}"`);
-    const dns = statics ? [...list('      ', 'addresses', (o.nameservers ?? []).map(quoted)), ...list('      ', 'search', o.searchDomains ?? [])] : [];
-    lines.push(
-      `  ${nic.name}:`,
-      '    match:',
-      `      macaddress: "${nic.mac}"`,
-      `    set-name: ${nic.name}`,
-      `    dhcp4: ${nic.dhcp}`,
-      ...list('    ', 'addresses', nic.addresses.map((a) => quoted(a.toString()))),
-      ...(routes.length > 0 ? ['    routes:', ...routes] : []),
-      ...(dns.length > 0 ? ['    nameservers:', ...dns] : []),
-    );
+    const routes: { to: unknown; via: unknown }[] = [];
+    if (statics && o.gateway4 !== undefined && nic.addresses.some((a) => a.family === 4)) routes.push({ to: '0.0.0.0/0', via: o.gateway4 });
+    if (statics && o.gateway6 !== undefined && nic.addresses.some((a) => a.family === 6)) routes.push({ to: quoted('::/0'), via: quoted(o.gateway6) });
+    const nameservers = {
+      ...(statics && (o.nameservers ?? []).length > 0 ? { addresses: o.nameservers!.map(quoted) } : {}),
+      ...(statics && (o.searchDomains ?? []).length > 0 ? { search: [...o.searchDomains!] } : {}),
+    };
+    ethernets[nic.name] = {
+      match: { macaddress: quoted(nic.mac) },
+      'set-name': nic.name,
+      dhcp4: nic.dhcp,
+      ...(statics ? { addresses: nic.addresses.map((a) => quoted(a.toString())) } : {}),
+      ...(routes.length > 0 ? { routes } : {}),
+      ...(Object.keys(nameservers).length > 0 ? { nameservers } : {}),
+    };
   }
-  return `${lines.join('\n')}\n`;
+  return new Document({ version: 2, ethernets }, { version: '1.1' }).toString({ indentSeq: true, lineWidth: 0 });
 }
 
-function quoted(text: string): string {
-  return `"${text}"`;
+/** A string written in double quotes (YAML would also take it plain, but cloud-init's parser has read these quoted). */
+function quoted(text: string): Scalar<string> {
+  const node = new Scalar(text);
+  node.type = Scalar.QUOTE_DOUBLE;
+  return node;
 }

@@ -160,6 +160,11 @@ export class Segment {
       const server = parseIp(text);
       if (typeof server === 'string') problems.push(`${where}: name server ${server}`);
     }
+    for (const domain of this.options.searchDomains ?? []) {
+      if (!isSearchDomain(domain)) {
+        problems.push(`${where}: search domain ${JSON.stringify(domain)} is not a DNS name; give labels of letters, digits, '-' or '_' joined by dots, e.g. corp.example.net`);
+      }
+    }
     const vlan = this.options.vlan;
     if (vlan !== undefined && !(Number.isInteger(vlan) && vlan >= 1 && vlan <= 4094)) problems.push(`${where}: VLAN ${vlan} is not a tag from 1 to 4094`);
     return problems;
@@ -188,6 +193,12 @@ export class Segment {
         };
     }
   }
+}
+
+/** A DNS name for a resolver's search list: dot-separated labels of 1-63 characters, at most 253 in all, an optional final dot. */
+function isSearchDomain(text: string): boolean {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((label) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label));
 }
 
 /** A name-based UUID (version 5 layout) from `seed`: the same seed, the same UUID. */

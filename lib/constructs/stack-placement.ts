@@ -9,6 +9,7 @@ import { IPlaceable, IPlacementCluster, IPlacementHost, LOCAL_POOL_NAME } from '
 import { readLock, writeLock } from './lock-store';
 import { ResolvedNic } from './nic';
 import { Segment } from './segment';
+import { briefSynthFailures } from './synth-failure';
 
 const ID = 'LibvirtClusterPlacement';
 
@@ -109,6 +110,7 @@ export class StackPlacement extends Construct {
       },
     };
     this.node.addValidation({ validate: () => this.validate() });
+    briefSynthFailures();
   }
 
   /** The resource lock's entry of a VM at the last synth, if any. */

@@ -536,7 +536,7 @@ class FailoverModel {
         return h === undefined ? [] : [{ vm: this.vms[m].name, host: h }];
       });
       for (const domain of group.domains) {
-        const p = softRuleRelaxed(this.idx, group.name, domain, where, (sharing) => sharing.some((vm) => restarted.has(vm)));
+        const p = softRuleRelaxed(this.idx, group.name, domain, where, (sharing) => sharing.some((vm) => restarted.has(vm)), (h) => !failedMask[h] && (this.idx.active[h] === 1 || where.some((m) => m.host === h)));
         if (p) problems.push(p);
       }
     }

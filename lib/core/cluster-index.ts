@@ -149,8 +149,12 @@ export function groupRules(vms: readonly VmSpec[]): Map<string, GroupRule> {
  * keep it: each domain two or more members share is named with them, e.g. `a, b share rack r1`.
  * Placement and admission control both report relaxed soft rules through this, so they read alike.
  *
+ * The fix depends on why it was relaxed: with fewer usable domains than members, only more hosts
+ * (in other domains) or fewer replicas help; otherwise the other domains lack room.
+ *
  * @param members where each member runs (host index)
  * @param counts which sharing members are worth reporting; by default all
+ * @param usable whether a host can take VMs (in this scenario); by default the active hosts
  */
 export function softRuleRelaxed(
   idx: ClusterIndex,
@@ -158,13 +162,18 @@ export function softRuleRelaxed(
   domain: FailureDomainSpec,
   members: Iterable<{ readonly vm: string; readonly host: number }>,
   counts: (sharing: readonly string[]) => boolean = () => true,
+  usable: (host: number) => boolean = (h) => idx.active[h] === 1,
 ): Problem | undefined {
   const { ids, names } = idx.domains(domain);
   const byDomain = new Map<number, string[]>();
+  let size = 0;
   for (const m of members) {
     const d = ids[m.host];
     byDomain.set(d, [...(byDomain.get(d) ?? []), m.vm]);
+    size++;
   }
+  const usableDomains = new Set<number>();
+  for (let h = 0; h < idx.size; h++) if (usable(h)) usableDomains.add(ids[h]);
   const shared = [...byDomain]
     .filter(([, vms]) => vms.length > 1 && counts(vms))
     .map(([d, vms]) => `${vms.sort(compareNames).join(', ')} share ${describeDomain(domain, names[d])}`)
@@ -174,7 +183,10 @@ export function softRuleRelaxed(
     subject: group,
     rule: 'anti-affinity-soft',
     message: `soft anti-affinity by ${domainNoun(domain)} of group ${group} relaxed: ${shared.join('; ')}`,
-    hint: `add capacity in other ${domainPlural(domain)}, or lower the replica count`,
+    hint:
+      usableDomains.size < size
+        ? `add ${domain.kind === 'host' ? 'hosts' : `hosts${inAnotherDomain(domain)}`}: ${size} replicas and ${usableDomains.size} ${usableDomains.size === 1 ? domainNoun(domain) : domainPlural(domain)} to run them; or lower the replica count`
+        : `add capacity in other ${domainPlural(domain)} (they lack room), or lower the replica count`,
   };
 }
 

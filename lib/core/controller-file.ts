@@ -24,8 +24,11 @@ export interface ControllerCluster {
   readonly id: string;
   /** IANA time zone of its schedule windows. */
   readonly timeZone: string;
-  /** The instant this synth evaluated the schedules for, ISO 8601 in UTC. */
-  readonly instant: string;
+  /**
+   * The instant this synth evaluated the schedules for, ISO 8601 in UTC, when it was pinned; null
+   * when it was the time of synth (so synths within one window write the same bytes).
+   */
+  readonly instant: string | null;
   /** The unattended actions turned on, sorted; empty: the controller only watches. */
   readonly unattended: readonly UnattendedAction[];
   /** Distinct local start times ('HH:MM', sorted) of the failover groups' schedules that switch windows. */
@@ -57,6 +60,11 @@ export interface ControllerClusterInput {
   readonly recoverySeconds: number;
   readonly timeZone: string;
   readonly instant: Date;
+  /**
+   * Whether `instant` was pinned (a prop or context value) rather than the time of synth.
+   * @default true
+   */
+  readonly instantPinned?: boolean;
   readonly unattended: readonly UnattendedAction[];
   /** The windows of each failover group's schedule. */
   readonly schedules: readonly (readonly ScheduleWindow[])[];
@@ -78,7 +86,7 @@ export function controllerCluster(input: ControllerClusterInput): ControllerClus
   return {
     id: input.id,
     timeZone: input.timeZone,
-    instant: input.instant.toISOString(),
+    instant: input.instantPinned === false ? null : input.instant.toISOString(),
     unattended: [...new Set(input.unattended)].sort(compareNames),
     windowStarts,
     nextWindowStart: next ? next.toISOString() : null,

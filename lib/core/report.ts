@@ -1,7 +1,7 @@
 import { AdmissionResult, describeAmount, planRestarts } from './admission';
 import { ClusterIndex } from './cluster-index';
 import { describeSeconds } from './duration';
-import { ClusterSpec, HostState, PlacementResult, Problem, UnattendedAction, VmSpec, compareNames, lookup } from './model';
+import { ClusterSpec, HostState, INSTANT_CONTEXT, PlacementResult, Problem, UnattendedAction, VmSpec, compareNames, lookup } from './model';
 import { standbyHosts } from './power';
 
 export interface ReportInput {
@@ -11,8 +11,14 @@ export interface ReportInput {
   readonly vms: readonly VmSpec[];
   readonly placement: PlacementResult;
   readonly admission: AdmissionResult;
-  /** The instant the report describes; the only time that appears in it. */
+  /** The instant the report describes; the only time that appears in it, and only when pinned. */
   readonly instant: Date;
+  /**
+   * Whether the instant was pinned (a prop or context value) rather than the time of synth. An
+   * unpinned instant is not printed, so synths within one schedule window write the same bytes.
+   * @default true
+   */
+  readonly instantPinned?: boolean;
   /** The cluster's IANA time zone, e.g. 'Europe/Zurich'. */
   readonly timeZone: string;
   /** The schedule window in force, for people, e.g. 'night (from 20:00)'. */
@@ -119,7 +125,11 @@ class ReportView {
       down.length > 0 && cluster.failuresToTolerate > 0
         ? `tolerates ${Math.max(0, cluster.failuresToTolerate - down.length)} further host failure(s) now, of ${cluster.failuresToTolerate} (${down.map((h) => `${md(h.name)} ${h.state}`).join(', ')})`
         : `tolerates ${cluster.failuresToTolerate} host failure(s)`;
-    out.push(`- Instant: ${input.instant.toISOString()} (${localTime(input.instant, input.timeZone)} ${md(input.timeZone)})`);
+    out.push(
+      input.instantPinned === false
+        ? `- Instant: not pinned, the time of synth (context ${INSTANT_CONTEXT} pins one); it decided the schedule window below`
+        : `- Instant: ${input.instant.toISOString()} (${localTime(input.instant, input.timeZone)} ${md(input.timeZone)})`,
+    );
     out.push(`- Schedule window: ${md(input.window)}`);
     out.push(
       `- Policy: ${cluster.policy}; CPU overcommit ${cluster.cpuOvercommit}; memory overcommit ${cluster.memoryOvercommit}; ` +
@@ -262,7 +272,7 @@ class ReportView {
       `<title>${xml(this.title)}</title>`,
       `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
       `<text x="12" y="22" font-size="16" font-weight="bold">${xml(this.title)}</text>`,
-      `<text x="12" y="42" fill="#555555">${xml(`${this.input.instant.toISOString()} · ${this.input.timeZone} · ${this.input.window}`)}</text>`,
+      `<text x="12" y="42" fill="#555555">${xml(`${this.input.instantPinned === false ? 'instant of synth' : this.input.instant.toISOString()} · ${this.input.timeZone} · ${this.input.window}`)}</text>`,
       `<text x="${width - 12}" y="42" fill="#555555" text-anchor="end">(name): off-window replica, room reserved</text>`,
     );
     this.rows.forEach((r, i) => {

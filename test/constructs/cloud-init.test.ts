@@ -1,3 +1,4 @@
+import { parse } from 'yaml';
 import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { CloudInit, DomainType, Host, Image, Size, VirtualMachine } from '../../lib';
@@ -24,6 +25,12 @@ describe('CloudInit', () => {
 
   test('the instance id is the VM name, so cloud-init runs once per VM', () => {
     expect(new CloudInit().metaData('mail-1', 'mail-1')).toBe('instance-id: mail-1\nlocal-hostname: mail-1\n');
+  });
+
+  test('meta-data is YAML from a YAML library: a name that would read as a number or a boolean stays a string', () => {
+    for (const name of ['1e3', 'yes', '0x10', '12:30']) {
+      expect(parse(new CloudInit().metaData(name, name), { version: '1.1' })).toEqual({ 'instance-id': name, 'local-hostname': name });
+    }
   });
 
   test('rejects private keys and anything that is not an OpenSSH public key', () => {

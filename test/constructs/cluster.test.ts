@@ -286,8 +286,8 @@ describe('soft anti-affinity relaxed in a what-if failure', () => {
     );
     const relaxed = out.warnings('test').filter((w) => w.includes('[anti-affinity-soft-relaxed-on-failure]'));
     expect(relaxed.sort()).toEqual([
-      'test/cluster: [anti-affinity-soft-relaxed-on-failure] web: if host h1 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h2 (no restart plan keeps it) (add capacity in other hosts, or lower the replica count)',
-      'test/cluster: [anti-affinity-soft-relaxed-on-failure] web: if host h2 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h1 (no restart plan keeps it) (add capacity in other hosts, or lower the replica count)',
+      'test/cluster: [anti-affinity-soft-relaxed-on-failure] web: if host h1 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h2 (no restart plan keeps it) (add hosts: 2 replicas and 1 host to run them; or lower the replica count)',
+      'test/cluster: [anti-affinity-soft-relaxed-on-failure] web: if host h2 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h1 (no restart plan keeps it) (add hosts: 2 replicas and 1 host to run them; or lower the replica count)',
     ]);
     const report = out.file('test', 'placement-report.md');
     expect(report).toContain('**anti-affinity-soft-relaxed-on-failure** (web): if host h1 fails, soft anti-affinity by host of group web relaxed: web-1, web-2 share host h2');

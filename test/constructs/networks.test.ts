@@ -6,6 +6,8 @@ import {
   Cluster, DomainType, FailoverGroup, Host, HostState, Image, MacvtapMode, NicProps, Segment, Size, VirtualMachine,
 } from '../../lib';
 import { scratchLock, synth, synthProblems } from '../synth';
+import { parse } from 'yaml';
+import { networkConfig, resolveNics } from '../../lib/constructs/nic';
 
 /** The stack's libvirt_domain resources, as written. */
 const domains = (json: any): any[] => Object.values(json.resource?.libvirt_domain ?? {});
@@ -175,6 +177,43 @@ describe('segments and NICs', () => {
         '[test/d] NIC Bad Name: MAC 01:00:5e:00:00:01 is a multicast address (lowest bit of the first byte set); a NIC needs a unicast one',
       ].sort(),
     );
+  });
+
+  test('search domains and name servers are checked: a value that is not a DNS name or an address fails the synth, all listed', () => {
+    const problems = synthProblems(clustered(
+      [Segment.hostBridge('lan', 'br0', { subnets: ['192.0.2.0/24'], nameservers: ['192.0.2.53', 'dns.example.net'], searchDomains: ['corp.example.net', 'example.net.', 'a: b', 'x\nnameservers: evil', '-bad.example', ''] })],
+      () => undefined,
+    ));
+    const fix = "is not a DNS name; give labels of letters, digits, '-' or '_' joined by dots, e.g. corp.example.net";
+    expect(problems.filter((p) => /search domain|name server/.test(p)).sort()).toEqual(
+      [
+        `[test/cluster] segment 'lan': search domain "a: b" ${fix}`,
+        `[test/cluster] segment 'lan': search domain "x\\nnameservers: evil" ${fix}`,
+        `[test/cluster] segment 'lan': search domain "-bad.example" ${fix}`,
+        `[test/cluster] segment 'lan': search domain "" ${fix}`,
+        expect.stringMatching(/^\[test\/cluster\] segment 'lan': name server 'dns\.example\.net' /),
+      ].sort(),
+    );
+  });
+
+  test('network-config is YAML written by a YAML library: whatever a value holds, the document parses back to the same data', () => {
+    // Synth refuses such values (above); the writer is safe even so, as YAML 1.1 (cloud-init's parser) reads it.
+    const segment = Segment.hostBridge('lan', 'br0', { gateway4: '192.0.2.1', gateway6: '2001:db8::1', nameservers: ['192.0.2.53'], searchDomains: ['a: b', 'x\ny: z', '#c', 'yes', '1:20'] });
+    const { nics } = resolveNics([{ segment, addresses: ['192.0.2.9/24', '2001:db8::9/64'], mac: '52:54:00:12:34:56' }], 'test/web');
+    const text = networkConfig(nics)!;
+    expect(parse(text, { version: '1.1' })).toEqual({
+      version: 2,
+      ethernets: {
+        eth0: {
+          match: { macaddress: '52:54:00:12:34:56' },
+          'set-name': 'eth0',
+          dhcp4: false,
+          addresses: ['192.0.2.9/24', '2001:db8::9/64'],
+          routes: [{ to: '0.0.0.0/0', via: '192.0.2.1' }, { to: '::/0', via: '2001:db8::1' }],
+          nameservers: { addresses: ['192.0.2.53'], search: ['a: b', 'x\ny: z', '#c', 'yes', '1:20'] },
+        },
+      },
+    });
   });
 
   test('segment settings are checked: names, subnets, gateways outside them, VLAN tags', () => {

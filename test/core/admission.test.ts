@@ -147,7 +147,7 @@ describe('admissionControl', () => {
           subject: 'mail',
           rule: 'anti-affinity-soft-relaxed-on-failure',
           message: 'if host h1 fails, soft anti-affinity by rack of group mail relaxed: mail-0, mail-1 share rack r2 (no restart plan keeps it)',
-          hint: 'add capacity in other racks, or lower the replica count',
+          hint: 'add hosts in another rack: 2 replicas and 1 rack to run them; or lower the replica count',
         },
       ]);
       // h2 failing sends mail-1 to h3, still in r2 but apart from mail-0: nothing to warn about

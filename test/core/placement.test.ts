@@ -192,9 +192,20 @@ describe('place: anti-affinity', () => {
       expect.objectContaining({
         rule: 'anti-affinity-soft',
         message: "soft anti-affinity by label 'host' of group mail relaxed: mail-0, mail-1 share label 'host' a",
-        hint: "add capacity in other values of label 'host', or lower the replica count",
+        hint: "add hosts with another value of label 'host': 2 replicas and 1 label 'host' to run them; or lower the replica count",
       }),
     ]);
+  });
+
+  test('a soft rule relaxed for want of hosts says to add hosts; for want of room on enough hosts, to add capacity there', () => {
+    const fewHosts = place(cluster([host('h1'), host('h2')]), [mail(0, false), mail(1, false), mail(2, false)]);
+    expect(fewHosts.warnings).toEqual([expect.objectContaining({ rule: 'anti-affinity-soft', hint: 'add hosts: 3 replicas and 2 hosts to run them; or lower the replica count' })]);
+    // Three hosts for three replicas, but h3 is full: more hosts are not what is missing.
+    const full = place(cluster([host('h1'), host('h2'), host('h3', { cores: 1, memoryMiB: 1024 })]), [vm('filler', { pinnedHost: 'h3' }), mail(0, false), mail(1, false), mail(2, false)]);
+    expect(full.warnings).toEqual([expect.objectContaining({ rule: 'anti-affinity-soft', hint: 'add capacity in other hosts (they lack room), or lower the replica count' })]);
+    // A host in maintenance takes no VMs: it does not count as a host to run them.
+    const drained = place(cluster([host('h1'), host('h2'), host('h3', { state: HostState.MAINTENANCE })]), [mail(0, false), mail(1, false), mail(2, false)]);
+    expect(drained.warnings).toEqual([expect.objectContaining({ rule: 'anti-affinity-soft', hint: 'add hosts: 3 replicas and 2 hosts to run them; or lower the replica count' })]);
   });
 
   test('soft by host relaxes to the host holding the fewest replicas', () => {

@@ -259,7 +259,7 @@ describe('reconcile command line', () => {
     [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-uri', 'h2=tcp://127.0.0.1'], '--migrate-uri names h2, which no --host gives'],
     [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-uri', 'tcp://127.0.0.1'], "--migrate-uri takes NAME=URI, not 'tcp://127.0.0.1'"],
     [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-bandwidth', '0'], "--migrate-bandwidth takes MiB/s as a whole number above 0, not '0'"],
-    [['--stack-dir', 'out', '--host', 'h1=x', '--unsafe'], "unknown argument '--unsafe'"],
+    [['--stack-dir', 'out', '--host', 'h1=x', '--unsafe'], "unknown option '--unsafe'"],
     [['--host', 'h1=x'], 'give --stack-dir and at least one --host'],
   ])('%j is refused', (args, message) => {
     expect(() => parseReconcileArguments(args)).toThrow(message);

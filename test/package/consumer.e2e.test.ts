@@ -1,17 +1,19 @@
 /**
- * The package as a user gets it: `npm pack`, then the tarball installed into fresh projects outside
- * the repository with only what a user adds from the registry, type-checked with skipLibCheck off
- * and synthesized. One project per CDK a user starts from:
+ * The package as a user gets it: `npm pack`, then the README's quick start run as written in fresh
+ * projects outside the repository, one per CDK (CDK Terrain 0.24 with its CLI on Node 22 from the
+ * npm registry's `node` package, and cdktf 0.21), with the tarball in place of the registry's
+ * package. The README's example, extracted from README.md, is the app. In each project:
  *
- * - cdktf 0.21: `npm install cdktf constructs <tarball>`
- * - CDK Terrain (cdktn 0.24): `npm install cdktn constructs <tarball>` (npm adds the cdktf peer,
- *   whose declarations the package's types refer to; the app runs on cdktn)
+ * - the quick start's own `npx tsc --noEmit` (TypeScript 7, `tsc --init`'s defaults) and the CLI's
+ *   `synth`; the example also type-checks under the CLI's template tsconfig, under `strict` +
+ *   `exactOptionalPropertyTypes` + `skipLibCheck: false`, and (cdktf) under TypeScript 5.9;
+ * - a second synth writes the same bytes in every file (within one schedule window);
+ * - a broken example fails through the CLI with its problem list and no stack frames;
+ * - an app using raw bindings through the package's subpaths type-checks and synthesizes;
+ * - the package's command answers `--help` and `--version`.
  *
- * Each is type-checked and run with TypeScript 7 (what `npm install typescript` gives) and
- * TypeScript 5.9 (beside it under an npm alias), each by its `tsc` binary, and run once more with
- * `tsx` as the README's app command does (it needs no TypeScript compiler). The app uses the constructs (hosts, a cluster, a failover group) and raw resources
- * from the generated bindings through the package's subpaths. Needs the npm registry (or a warm npm
- * cache); without it the test skips with the reason, and fails under REQUIRE_E2E=1.
+ * Needs the npm registry (or a warm npm cache); without it the test skips with the reason, and
+ * fails under REQUIRE_E2E=1.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -19,123 +21,111 @@ import * as os from 'os';
 import * as path from 'path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+const VERSION: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
 const TYPESCRIPT_5 = '5.9.3';
-const TYPESCRIPT_7 = '7.0.2';
 const CDKS = {
-  cdktf: { install: ['cdktf@0.21.0', 'constructs@^10.4.2'], version: '0.21.0' },
-  cdktn: { install: ['cdktn@0.24.0', 'constructs'], version: '0.24.0' },
+  cdktn: { heading: '### CDK Terrain 0.24 (new projects)', cli: 'cdktn', cliPackage: 'cdktn-cli', version: /^0\.24\.\d+$/ },
+  cdktf: { heading: '### cdktf 0.21 (existing cdktf projects)', cli: 'cdktf', cliPackage: 'cdktf-cli', version: /^0\.21\.\d+$/ },
 } as const;
 type CdkName = keyof typeof CDKS;
+
+/** The first fenced block of `lang` after `heading` in the README. */
+function readmeBlock(heading: string, lang: string): string {
+  const at = README.indexOf(`${heading}\n`);
+  if (at < 0) throw new Error(`README.md has no heading '${heading}'`);
+  const block = README.slice(at).match(new RegExp('```' + lang + '\\n([\\s\\S]*?)```'));
+  if (!block) throw new Error(`README.md has no ${lang} block after '${heading}'`);
+  return block[1];
+}
+
+/** The README's example as a `cdk` project writes it into main.ts. */
+function example(cdk: CdkName): string {
+  const ts = readmeBlock('## Example', 'ts');
+  expect(ts).toContain("from 'cdktn'");
+  return cdk === 'cdktn' ? ts : ts.replace(/from 'cdktn'/g, "from 'cdktf'");
+}
 
 /** Environment for npm and the consumer's tools: none of the repository's npm_* settings leak in. */
 function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!/^npm_/i.test(k) && k !== 'INIT_CWD' && k !== 'CI' && k !== 'CDKTF_OUTDIR' && k !== 'CDKTF_LIBVIRT_CLUSTER_CDK') env[k] = v;
+    if (!/^npm_/i.test(k) && !['INIT_CWD', 'CI', 'CDKTF_OUTDIR', 'CDKTF_LIBVIRT_CLUSTER_CDK', 'CHECKPOINT_DISABLE'].includes(k)) env[k] = v;
   }
-  return { ...env, CHECKPOINT_DISABLE: '1', ...extra };
+  // A CLI configuration file that does not exist makes the engine's version check warn in every synth.
+  if (env.TF_CLI_CONFIG_FILE && !fs.existsSync(env.TF_CLI_CONFIG_FILE)) delete env.TF_CLI_CONFIG_FILE;
+  return { ...env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_prefer_offline: 'true', ...extra };
 }
 
-function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = cleanEnv()): string {
+interface Result {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function exec(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = cleanEnv()): Result {
   const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 5 * 60 * 1000 });
-  if (r.status !== 0) {
-    throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed (exit ${r.status}${r.signal ? `, ${r.signal}` : ''}):\n${r.stdout}\n${r.stderr}`);
-  }
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function run(cmd: string, args: string[], cwd: string, env?: NodeJS.ProcessEnv): string {
+  const r = exec(cmd, args, cwd, env);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
 
 /** Why the registry cannot be used, or undefined. */
 function registryProblem(): string | undefined {
-  const r = spawnSync('npm', ['view', 'cdktn@0.24.0', 'version', '--prefer-offline'], { env: cleanEnv(), encoding: 'utf8', timeout: 60_000 });
-  return r.status === 0 && r.stdout.trim() === '0.24.0' ? undefined : `the npm registry does not answer (npm view cdktn: ${(r.stderr || String(r.error)).trim().split('\n')[0]})`;
+  const r = spawnSync('npm', ['view', 'cdktn@0.24', 'version', '--prefer-offline'], { env: cleanEnv(), encoding: 'utf8', timeout: 60_000 });
+  return r.status === 0 && /0\.24\.\d+/.test(r.stdout) ? undefined : `the npm registry does not answer (npm view cdktn: ${(r.stderr || 'no answer').trim().split('\n')[0]})`;
 }
 
-/** The user's app: constructs, one raw generated resource through each subpath, `app.synth()`. */
-function mainTs(cdk: CdkName): string {
+/** An app with raw resources from the generated bindings through both subpaths, beside the constructs. */
+function bindingsApp(cdk: CdkName): string {
   return `import { App, TerraformStack } from '${cdk}';
 import { Construct } from 'constructs';
-import { AntiAffinity, Cluster, DomainType, FailoverGroup, Host, Image, RestartPriority, Size } from 'cdktf-libvirt-cluster';
+import { Cluster, DomainType, FailoverGroup, Host, Image, Size } from 'cdktf-libvirt-cluster';
 import { network } from 'cdktf-libvirt-cluster/providers/libvirt';
 import { Volume } from 'cdktf-libvirt-cluster/providers/libvirt/volume';
 
-class MailStack extends TerraformStack {
+class RawStack extends TerraformStack {
   constructor(scope: Construct, id: string) {
     super(scope, id);
     const capacity = { cores: 4, memory: Size.gibibytes(8) };
     const kvm1 = new Host(this, 'kvm1', { uri: 'qemu+ssh://admin@kvm1.example.net/system', domainType: DomainType.KVM, capacity });
     const kvm2 = new Host(this, 'kvm2', { uri: 'qemu+ssh://admin@kvm2.example.net/system', domainType: DomainType.KVM, capacity });
-    const cluster = new Cluster(this, 'cluster', { hosts: [kvm1, kvm2], sharedStorage: { poolName: 'shared', path: '/srv/vmstore' } });
-    new FailoverGroup(this, 'mail', {
-      cluster,
-      replicas: 2,
-      antiAffinity: AntiAffinity.soft(),
-      priority: RestartPriority.HIGH,
-      template: { vcpus: 1, memory: Size.gibibytes(1), image: Image.blank('blank', Size.mebibytes(64)) },
-    });
+    const cluster = new Cluster(this, 'cluster', { hosts: [kvm1, kvm2], sharedStorage: { poolName: 'shared', path: '/srv/vmstore' }, lockFile: 'raw.lock.json' });
+    new FailoverGroup(this, 'web', { cluster, replicas: 2, template: { vcpus: 1, memory: Size.gibibytes(1), image: Image.blank('blank', Size.mebibytes(64)) } });
     const net: network.Network = new network.Network(this, 'backup-net', { provider: kvm1.provider, name: 'backup' });
     new Volume(this, 'scratch', { provider: kvm1.provider, name: 'scratch.qcow2', pool: 'shared', capacity: 1024 * 1024, dependsOn: [net] });
   }
 }
 
 const app = new App();
-new MailStack(app, 'mail');
+new RawStack(app, 'raw');
 app.synth();
 `;
 }
 
-/** cdktf's own TypeScript template (cdktf-cli 0.21), with skipLibCheck off and no incremental file. */
-function tsconfig(): string {
-  return JSON.stringify(
-    {
-      compilerOptions: {
-        alwaysStrict: true,
-        declaration: true,
-        experimentalDecorators: true,
-        inlineSourceMap: true,
-        inlineSources: true,
-        lib: ['es2018'],
-        module: 'CommonJS',
-        noEmitOnError: true,
-        noFallthroughCasesInSwitch: true,
-        noImplicitAny: true,
-        noImplicitReturns: true,
-        noImplicitThis: true,
-        noUnusedLocals: true,
-        noUnusedParameters: true,
-        resolveJsonModule: true,
-        strict: true,
-        strictNullChecks: true,
-        strictPropertyInitialization: true,
-        stripInternal: true,
-        target: 'ES2018',
-        skipLibCheck: false,
-      },
-      include: ['main.ts'],
-    },
-    null,
-    2,
-  );
+/** Every file under `dir`, relative path → bytes. */
+function files(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string) => {
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else out.set(path.relative(dir, p), fs.readFileSync(p));
+    }
+  };
+  walk(dir);
+  return out;
 }
 
-interface Synthesized {
-  readonly json: Record<string, unknown>;
-  readonly dir: string;
-}
-
-/** Checks one synth of the app by `cdk` and returns its JSON without the CDK's metadata, the project folder as `<project>`. */
-function checkSynth(cdk: CdkName, project: string, outdir: string): Synthesized {
-  const dir = path.join(outdir, 'stacks', 'mail');
-  const json = JSON.parse(fs.readFileSync(path.join(dir, 'cdk.tf.json'), 'utf8').split(project).join('<project>'));
-  expect(json['//'].metadata.version).toBe(CDKS[cdk].version);
-  expect(json.terraform.required_providers.libvirt).toEqual({ source: 'dmacvicar/libvirt', version: '0.9.7' });
-  expect(Object.keys(json.resource.libvirt_domain)).toHaveLength(2);
-  expect(json.resource.libvirt_network).toHaveProperty(['backup-net', 'name'], 'backup');
-  expect(json.resource.libvirt_volume).toHaveProperty(['scratch', 'depends_on'], ['libvirt_network.backup-net']);
-  // The library's synth steps ran (an aspect): placement report and seed disks next to the JSON.
-  expect(fs.readFileSync(path.join(dir, 'placement-report.md'), 'utf8')).toContain('mail');
-  expect(fs.readdirSync(path.join(dir, 'cloud-init')).filter((f) => f.endsWith('.iso'))).toHaveLength(2);
+/** A stack's JSON without the CDK's metadata, the project folder written as `<project>`. */
+function stackJson(project: string, outdir: string, stack: string): Record<string, unknown> {
+  const json = JSON.parse(fs.readFileSync(path.join(outdir, 'stacks', stack, 'cdk.tf.json'), 'utf8').split(project).join('<project>'));
   delete json['//'];
-  return { json, dir };
+  return json;
 }
 
 function describeWithRegistry(name: string, body: () => void): void {
@@ -150,11 +140,12 @@ function describeWithRegistry(name: string, body: () => void): void {
   } else describe.skip(`${name} [skipped: ${problem}]`, body);
 }
 
-describeWithRegistry('the packed library in a fresh project', () => {
+describeWithRegistry('the packed library in fresh projects, following the README', () => {
   let work: string;
   let tarball: string;
   const projects = new Map<CdkName, string>();
-  const synths = new Map<string, Synthesized>();
+  const exampleJson = new Map<CdkName, Record<string, unknown>>();
+  const rawJson = new Map<CdkName, Record<string, unknown>>();
 
   beforeAll(() => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'consumer-'));
@@ -170,77 +161,171 @@ describeWithRegistry('the packed library in a fresh project', () => {
   });
 
   test('the tarball holds the built code, declarations, the bindings subpath, the CLI and the license', () => {
-    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n');
+    const listed = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n');
     for (const f of ['LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/generated/libvirt/index.d.ts', 'dist/lib/ops/cli.js']) {
-      expect(files).toContain(`package/${f}`);
+      expect(listed).toContain(`package/${f}`);
     }
-    expect(files.filter((f) => /\.ts$/.test(f) && !/\.d\.ts$/.test(f))).toEqual([]);
+    expect(listed.filter((f) => /\.ts$/.test(f) && !/\.d\.ts$/.test(f))).toEqual([]);
     expect(execFileSync('tar', ['xzOf', tarball, 'package/LICENSE'], { encoding: 'utf8' })).toContain('Apache License\n                           Version 2.0, January 2004');
   });
 
   for (const cdk of Object.keys(CDKS) as CdkName[]) {
-    test(`npm install of the tarball next to ${cdk} ${CDKS[cdk].version} (no --legacy-peer-deps)`, () => {
+    const { cli, cliPackage } = CDKS[cdk];
+
+    test(`${cdk}: the README's quick start, run as written (the tarball for the package), type-checks and synthesizes with \`npx ${cli} synth\``, () => {
       const dir = path.join(work, `app-${cdk}`);
       fs.mkdirSync(dir);
-      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `consumer-${cdk}`, version: '1.0.0', private: true }, null, 2));
-      fs.writeFileSync(path.join(dir, 'main.ts'), mainTs(cdk));
-      fs.writeFileSync(path.join(dir, 'tsconfig.json'), tsconfig());
+      const steps = readmeBlock(CDKS[cdk].heading, 'sh').split('\n').filter((l) => l.trim() !== '');
+      expect(steps.some((l) => /^CHECKPOINT_DISABLE=1 npx \S+ synth$/.test(l))).toBe(true);
       const started = Date.now();
-      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, ...CDKS[cdk].install], dir);
-      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--save-dev', `typescript@${TYPESCRIPT_7}`, `typescript-5@npm:typescript@${TYPESCRIPT_5}`, 'tsx@4', '@types/node@20'], dir);
-      console.log(`${cdk}: npm install ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      const timings: string[] = [];
+      for (const step of steps) {
+        // The user pastes the example here; the test writes the README's.
+        if (/^cat > main\.ts/.test(step)) {
+          fs.writeFileSync(path.join(dir, 'main.ts'), example(cdk));
+          continue;
+        }
+        const command = step.replace(/^(npm install .*?)\bcdktf-libvirt-cluster\b/, `$1${tarball}`);
+        const at = Date.now();
+        const r = exec('bash', ['-c', command], dir);
+        if (r.status !== 0) throw new Error(`README step \`${step}\` failed (exit ${r.status}) in ${dir}:\n${r.stdout}\n${r.stderr}`);
+        if (/ synth$/.test(step)) {
+          // Offline, the CLI's version check would print ENOTFOUND: the README's variable keeps it quiet.
+          expect(r.stdout + r.stderr).not.toMatch(/ENOTFOUND|EAI_AGAIN/);
+          expect(r.stdout).toContain('Generated Terraform code for the stacks: mail');
+        }
+        timings.push(`${step.split(' ').slice(0, 3).join(' ')} ${((Date.now() - at) / 1000).toFixed(1)} s`);
+      }
+      console.log(`${cdk}: quick start ${((Date.now() - started) / 1000).toFixed(1)} s (${timings.join('; ')})`);
       projects.set(cdk, dir);
       const installed = (name: string) => JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
-      expect(installed(cdk)).toBe(CDKS[cdk].version);
-      expect(installed('typescript')).toBe(TYPESCRIPT_7); // what `npm install typescript` gives today
-      expect(installed('typescript-5')).toBe(TYPESCRIPT_5);
-      // The command-line tool is on the project's PATH and runs (usage, exit 2).
-      const cli = spawnSync(path.join(dir, 'node_modules', '.bin', 'cdktf-libvirt-cluster'), [], { cwd: dir, env: cleanEnv(), encoding: 'utf8' });
-      expect(cli.stderr).toContain('usage: cdktf-libvirt-cluster reconcile');
-      expect(cli.status).toBe(2);
+      expect(installed(cdk)).toMatch(CDKS[cdk].version);
+      expect(installed(cliPackage)).toMatch(CDKS[cdk].version);
+      expect(installed('typescript')).toMatch(/^7\./); // what `npm install typescript` gives today
+      const tsconfig = fs.readFileSync(path.join(dir, 'tsconfig.json'), 'utf8');
+      expect(tsconfig).toMatch(/"exactOptionalPropertyTypes": true/);
+      const outdir = path.join(dir, 'cdktf.out');
+      const json = stackJson(dir, outdir, 'mail');
+      expect(json).toHaveProperty(['terraform', 'required_providers', 'libvirt'], { source: 'dmacvicar/libvirt', version: '0.9.7' });
+      expect(Object.keys((json as any).resource.libvirt_domain).length).toBeGreaterThanOrEqual(2);
+      expect(fs.readFileSync(path.join(outdir, 'stacks', 'mail', 'placement-report.md'), 'utf8')).toContain('mail');
+      exampleJson.set(cdk, json);
     });
 
-    const runs: [string, (dir: string) => string[]][] = [
-      [`TypeScript ${TYPESCRIPT_5}`, () => ['node_modules/typescript-5/bin/tsc', '-p', '.', '--outDir', 'out-ts5']],
-      [`TypeScript ${TYPESCRIPT_7}`, () => ['node_modules/typescript/bin/tsc', '-p', '.', '--outDir', 'out-ts7']],
-    ];
-    for (const [ts, tscArgs] of runs) {
-      test(`${cdk}: ${ts} type-checks the app with skipLibCheck off, and the built app synthesizes`, () => {
-        const dir = projects.get(cdk)!;
-        const [tsc, ...args] = tscArgs(dir);
-        const started = Date.now();
-        run(tsc, args, dir);
-        const checked = Date.now();
-        const outDir = args[args.length - 1];
-        const outdir = path.join(dir, `cdktf.out-${outDir}`);
-        run('node', [path.join(outDir, 'main.js')], dir, cleanEnv({ CDKTF_OUTDIR: outdir }));
-        console.log(`${cdk}: ${ts} type-check + emit ${((checked - started) / 1000).toFixed(1)} s, synth ${((Date.now() - checked) / 1000).toFixed(1)} s`);
-        synths.set(`${cdk} ${ts}`, checkSynth(cdk, dir, outdir));
-      });
-    }
-
-    test(`${cdk}: the README's app command (npx tsx main.ts) synthesizes`, () => {
+    test(`${cdk}: the CLI ran on a Node its engines accept${cdk === 'cdktn' ? ' (Node 22 from the npm registry)' : ''}`, () => {
       const dir = projects.get(cdk)!;
-      const outdir = path.join(dir, 'cdktf.out-tsx');
-      run('npx', ['--no-install', 'tsx', 'main.ts'], dir, cleanEnv({ CDKTF_OUTDIR: outdir }));
-      synths.set(`${cdk} tsx`, checkSynth(cdk, dir, outdir));
+      const engines = JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', cliPackage, 'package.json'), 'utf8')).engines?.node ?? '*';
+      // What `npx` runs a command under: the project's node_modules/.bin first on the path.
+      const node = run('npm', ['exec', '--call', 'node --version'], dir).trim();
+      const semver = require(path.join(dir, 'node_modules', 'semver'));
+      expect([engines, node, semver.satisfies(node, engines)]).toEqual([engines, node, true]);
+      const ours = JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', 'cdktf-libvirt-cluster', 'package.json'), 'utf8')).engines.node;
+      expect(semver.satisfies(node, ours)).toBe(true);
+      if (cdk === 'cdktn') expect(node).toMatch(/^v22\./);
+    });
+
+    test(`${cdk}: a second \`npx ${cli} synth\` of the unchanged example writes the same bytes in every file`, () => {
+      const dir = projects.get(cdk)!;
+      const outdir = path.join(dir, 'cdktf.out');
+      const window = () => JSON.parse(fs.readFileSync(path.join(outdir, 'stacks', 'mail', 'controller.json'), 'utf8')).clusters[0].nextWindowStart;
+      let first = files(outdir);
+      let boundary = window();
+      run('npx', [cli, 'synth'], dir, cleanEnv({ CHECKPOINT_DISABLE: '1' }));
+      if (window() !== boundary) {
+        // A window boundary passed between the two: synthesize once more, within the new window.
+        first = files(outdir);
+        boundary = window();
+        run('npx', [cli, 'synth'], dir, cleanEnv({ CHECKPOINT_DISABLE: '1' }));
+      }
+      const second = files(outdir);
+      expect([...second.keys()].sort()).toEqual([...first.keys()].sort());
+      expect([...first.keys()]).toEqual(expect.arrayContaining(['manifest.json', 'stacks/mail/cdk.tf.json', 'stacks/mail/placement-report.md', 'stacks/mail/placement-report.svg', 'stacks/mail/controller.json']));
+      expect([...first.keys()].filter((f) => f.endsWith('.iso')).length).toBeGreaterThan(0);
+      const differ = [...first].filter(([name, bytes]) => !second.get(name)!.equals(bytes)).map(([name]) => name);
+      expect(differ).toEqual([]);
+    });
+
+    test(`${cdk}: the example type-checks under the CLI's template tsconfig, under strict + exactOptionalPropertyTypes + skipLibCheck: false${cdk === 'cdktf' ? `, and under TypeScript ${TYPESCRIPT_5}` : ''}`, () => {
+      const dir = projects.get(cdk)!;
+      fs.writeFileSync(path.join(dir, 'raw.ts'), bindingsApp(cdk));
+      const template = JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', cliPackage, 'bundle', 'templates', 'typescript', 'tsconfig.json'), 'utf8'));
+      delete template.compilerOptions.incremental;
+      const configs: Record<string, unknown> = {
+        'tsconfig.template.json': { ...template, include: ['main.ts', 'raw.ts'] },
+        'tsconfig.template-libcheck.json': { ...template, compilerOptions: { ...template.compilerOptions, skipLibCheck: false }, include: ['main.ts', 'raw.ts'] },
+        'tsconfig.strict.json': {
+          compilerOptions: { strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, module: 'nodenext', target: 'es2022', noEmit: true },
+          include: ['main.ts', 'raw.ts'],
+        },
+      };
+      const tsc7 = path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
+      const started = Date.now();
+      // tsc --init's own configuration (the project's tsconfig.json), now with the raw-bindings app too.
+      run(tsc7, ['-p', '.', '--noEmit'], dir);
+      for (const [file, config] of Object.entries(configs)) {
+        fs.writeFileSync(path.join(dir, file), JSON.stringify(config, null, 2));
+        run(tsc7, ['-p', file, '--noEmit'], dir);
+      }
+      const ts7 = Date.now();
+      if (cdk === 'cdktf') {
+        run('npm', ['install', '--save-dev', `typescript-5@npm:typescript@${TYPESCRIPT_5}`], dir);
+        run(path.join(dir, 'node_modules', 'typescript-5', 'bin', 'tsc'), ['-p', 'tsconfig.template-libcheck.json', '--noEmit'], dir);
+      }
+      console.log(`${cdk}: TypeScript 7 under 4 configurations ${((ts7 - started) / 1000).toFixed(1)} s${cdk === 'cdktf' ? `, TypeScript ${TYPESCRIPT_5} install + check ${((Date.now() - ts7) / 1000).toFixed(1)} s` : ''}`);
+    });
+
+    test(`${cdk}: raw bindings through the package's subpaths synthesize beside the constructs`, () => {
+      const dir = projects.get(cdk)!;
+      const outdir = path.join(dir, 'cdktf.out-raw');
+      run('npx', ['--no-install', 'tsx', 'raw.ts'], dir, cleanEnv({ CDKTF_OUTDIR: outdir }));
+      const json = stackJson(dir, outdir, 'raw') as any;
+      expect(Object.keys(json.resource.libvirt_domain)).toHaveLength(2);
+      expect(json.resource.libvirt_network).toHaveProperty(['backup-net', 'name'], 'backup');
+      expect(json.resource.libvirt_volume).toHaveProperty(['scratch', 'depends_on'], ['libvirt_network.backup-net']);
+      expect(fs.readdirSync(path.join(outdir, 'stacks', 'raw', 'cloud-init')).filter((f) => f.endsWith('.iso'))).toHaveLength(2);
+      rawJson.set(cdk, json);
+    });
+
+    test(`${cdk}: a broken example fails through \`npx ${cli} synth\` with its problem list and no stack frames`, () => {
+      const dir = projects.get(cdk)!;
+      const broken = example(cdk).replace('vcpus: 2, memory: Size.gibibytes(4)', 'vcpus: 2, memory: Size.gibibytes(400)');
+      expect(broken).not.toBe(example(cdk));
+      fs.writeFileSync(path.join(dir, 'broken.ts'), broken);
+      const r = exec('npx', [cli, 'synth', '--app', 'npx tsx broken.ts', '--output', 'cdktf.out-broken'], dir, cleanEnv({ CHECKPOINT_DISABLE: '1' }));
+      const output = r.stdout + r.stderr;
+      expect(r.status).not.toBe(0);
+      const header = output.match(/synth failed: (\d+) problems?, each with its construct path and how to fix it:/);
+      expect(header).not.toBeNull();
+      const problems = output.split('\n').filter((l) => /^\s*\[mail\/[^\]]*\] \[/.test(l));
+      expect(problems.some((l) => l.includes('[capacity]'))).toBe(true);
+      expect(problems.length).toBe(2 * Number(header![1])); // once from the app, once in the CLI's summary
+      expect(output).not.toMatch(/^\s+at /m);
+      expect(output).not.toContain('skipValidation');
+      // cdktf's spinner writes a frame per line when the output is not a terminal: those are not counted.
+      const lines = output.split('\n').filter((l) => l.trim() !== '' && !/Synthesizing|Starting|^(\x1b\[[0-9;]*[A-Za-z])+$/.test(l));
+      console.log(`${cdk}: a failed synth prints ${lines.length} lines for ${header![1]} problems (blank lines and spinner frames aside)`);
+    });
+
+    test(`${cdk}: the package's command answers --help and --version (exit 0)`, () => {
+      const dir = projects.get(cdk)!;
+      const help = exec('npx', ['--no-install', 'cdktf-libvirt-cluster', '--help'], dir);
+      expect([help.status, help.stdout]).toEqual([0, expect.stringContaining('reconcile')]);
+      const reconcile = exec('npx', ['--no-install', 'cdktf-libvirt-cluster', 'reconcile', '--help'], dir);
+      expect(reconcile.status).toBe(0);
+      for (const option of ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--dry-run']) expect(reconcile.stdout).toContain(option);
+      expect(exec('npx', ['--no-install', 'cdktf-libvirt-cluster', '--version'], dir)).toMatchObject({ status: 0, stdout: `${VERSION}\n` });
     });
   }
 
-  test('a cdktn app cannot synthesize the library on cdktf classes: why the package follows the app', () => {
-    const dir = projects.get('cdktn')!;
-    const r = spawnSync('npx', ['--no-install', 'tsx', 'main.ts'], {
-      cwd: dir,
-      env: cleanEnv({ CDKTF_OUTDIR: path.join(dir, 'cdktf.out-mixed'), CDKTF_LIBVIRT_CLUSTER_CDK: 'cdktf' }),
-      encoding: 'utf8',
-    });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain('_resetResolveDiscoveredProviderFeatureUsage is not a function');
+  test('cdktf and CDK Terrain synthesize the same JSON, for the README example and for the raw bindings', () => {
+    expect(exampleJson.get('cdktn')).toEqual(exampleJson.get('cdktf'));
+    expect(rawJson.get('cdktn')).toEqual(rawJson.get('cdktf'));
   });
 
-  test('every run, on either CDK and either TypeScript, synthesizes the same JSON', () => {
-    const [first, ...rest] = [...synths.entries()];
-    expect(synths.size).toBe(6);
-    for (const [name, s] of rest) expect([name, s.json]).toEqual([name, first[1].json]);
+  test('a cdktn app cannot synthesize the library on cdktf classes: why the package follows the app', () => {
+    const dir = projects.get('cdktn')!;
+    const r = exec('npx', ['--no-install', 'tsx', 'raw.ts'], dir, cleanEnv({ CDKTF_OUTDIR: path.join(dir, 'cdktf.out-mixed'), CDKTF_LIBVIRT_CLUSTER_CDK: 'cdktf' }));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('_resetResolveDiscoveredProviderFeatureUsage is not a function');
   });
 });
