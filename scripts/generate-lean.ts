@@ -46,6 +46,7 @@ export function leanSources(): Map<string, string> {
     files.set(`lean-${module}.ts`, emit(model, module, version, constraintVersion));
     index.push(`export * from './lean-${module}';`);
   }
+  files.set('reference.ts', REFERENCE);
   files.set('index.ts', `${HEADER}\n${index.join('\n')}\n`);
   files.set(
     'README.md',
@@ -87,7 +88,7 @@ function emit(model: any, module: string, version: string, constraintVersion: st
   // are reached with interpolationForAttribute('a.b').
   const getters = (model.attributes as AttributeModel[])
     .filter((att) => att.getterType._type === 'plain' && !att.type.isComplex)
-    .map((att) => [`  /** Reference to \`${att.terraformName}\`. */`, `  public get ${att.name}() {`, `    return ${att.type.getAttributeAccessFunction(att.terraformName)};`, `  }`].join('\n'));
+    .map((att) => [`  /** Reference to \`${att.terraformName}\`. */`, `  public get ${att.name}() {`, `    return ${referenceTo(att)};`, `  }`].join('\n'));
   const lean = `Lean${className}`;
   return `${HEADER}
 import * as cdktf from 'cdktf';
@@ -95,12 +96,14 @@ import { Construct } from 'constructs';
 import {
 ${[...imports].sort().map((i) => `  ${i},`).join('\n')}
 } from '../generated/libvirt/${module}';
+import { attributeReference } from './reference';
 
 /**
  * A \`${model.terraformResourceType}\` that keeps its config and renders it at synth with the generated
  * bindings' \`*ToTerraform\` functions: the JSON of the generated \`${className}\` for the same
  * config, without its nested objects. Its config is fixed once constructed; \`addOverride\`,
- * \`dependsOn\`, \`lifecycle\` and \`provider\` work as on any resource.
+ * \`dependsOn\`, \`lifecycle\` and \`provider\` work as on any resource. Its attributes are the
+ * same references as the generated class's, without a stack trace captured for each.
  */
 export class ${lean} extends cdktf.TerraformResource {
   public static readonly tfResourceType = '${model.terraformResourceType}';
@@ -145,6 +148,58 @@ ${toHcl.join('\n')}
 }
 `;
 }
+
+/** A getter's reference: string and number attributes as the generated class makes them, without a stack trace. */
+function referenceTo(att: AttributeModel): string {
+  const type = att.type as { typeModelType: string; type?: string };
+  if (type.typeModelType !== 'simple' || !['string', 'number', 'boolean'].includes(type.type!)) return att.type.getAttributeAccessFunction(att.terraformName);
+  const ref = `attributeReference(this, '${att.terraformName}')`;
+  return type.type === 'string' ? `cdktf.Token.asString(${ref})` : type.type === 'number' ? `cdktf.Token.asNumber(${ref})` : ref;
+}
+
+/**
+ * What \`interpolationForAttribute\` returns (cdktf's \`ref\`), without the stack trace each
+ * cdktf token captures: the same expression in the resource's own stack; from another stack,
+ * cdktf's own reference, which sets up the cross-stack output.
+ */
+const REFERENCE = `${HEADER}
+import * as cdktf from 'cdktf';
+
+class AttributeReference implements cdktf.IResolvable {
+  public readonly creationStack: string[] = [];
+  private crossStack?: cdktf.IResolvable;
+
+  public constructor(
+    private readonly resource: cdktf.TerraformResource,
+    private readonly attribute: string,
+  ) {}
+
+  public resolve(context: cdktf.IResolveContext): unknown {
+    if (cdktf.TerraformStack.of(context.scope) !== this.resource.cdktfStack) {
+      this.crossStack ??= this.resource.interpolationForAttribute(this.attribute);
+      return this.crossStack.resolve(context);
+    }
+    const r = this.resource;
+    const identifier = \`\${r.terraformResourceType}.\${r.friendlyUniqueId}\${r.forEach ? '.*' : ''}.\${this.attribute}\`;
+    const suppressBraces = context.suppressBraces;
+    context.suppressBraces = true;
+    return suppressBraces ? identifier : \`\\\${\${identifier}}\`;
+  }
+
+  public toString(): string {
+    return cdktf.Token.asString(this);
+  }
+
+  public toJSON(): string {
+    return '<unresolved-reference>';
+  }
+}
+
+/** A reference to \`attribute\` of \`resource\`, resolved as cdktf resolves \`resource.interpolationForAttribute(attribute)\`. */
+export function attributeReference(resource: cdktf.TerraformResource, attribute: string): cdktf.IResolvable {
+  return new AttributeReference(resource, attribute);
+}
+`;
 
 /** Writes the lean classes into `outDir`, replacing what was there. */
 export function generateLean(outDir: string): void {

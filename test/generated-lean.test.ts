@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { App, Fn, TerraformResource, TerraformStack, Token } from 'cdktf';
+import { App, Fn, TerraformResource, TerraformStack, Token, Tokenization } from 'cdktf';
 import { Construct } from 'constructs';
 import { LEAN_DIR, leanModels, leanSources } from '../scripts/generate-lean';
 import { Domain } from '../lib/generated/libvirt/domain';
@@ -51,31 +51,45 @@ function everyAttribute(struct: any, maxDepth: number, counter = { n: 0 }, depth
   return config;
 }
 
-/** Synthesizes `build` once with the generated classes and once with the lean ones; returns both stacks' JSON without metadata. */
-function bothWays(build: (stack: TerraformStack, classes: Record<string, Ctor>) => void, hcl = false): { generated: string; lean: string } {
+/**
+ * Synthesizes `build` once with the generated classes and once with the lean ones, each side in
+ * stacks of its own (`stackOf(id)`); returns each side's stacks, JSON without metadata or HCL.
+ */
+function bothWays(build: (stackOf: (id: string) => TerraformStack, classes: Record<string, Ctor>) => void, hcl = false): { generated: string; lean: string } {
   const outdir = scratchDir('lean-');
   // What `cdktf synth --hcl` sets; stacks read it when constructed.
   const before = process.env.SYNTH_HCL_OUTPUT;
   process.env.SYNTH_HCL_OUTPUT = String(hcl);
+  const names = { generated: [] as string[], lean: [] as string[] };
   try {
     const app = new App({ outdir });
     for (const side of ['generated', 'lean'] as const) {
-      const stack = new TerraformStack(app, side);
-      build(stack, Object.fromEntries(Object.entries(CLASSES).map(([type, c]) => [type, c[side]])));
+      const stacks = new Map<string, TerraformStack>();
+      const stackOf = (id: string) => {
+        if (!stacks.has(id)) {
+          stacks.set(id, new TerraformStack(app, `side-${side}${id}`));
+          names[side].push(`side-${side}${id}`);
+        }
+        return stacks.get(id)!;
+      };
+      build(stackOf, Object.fromEntries(Object.entries(CLASSES).map(([type, c]) => [type, c[side]])));
     }
     app.synth();
   } finally {
     if (before === undefined) delete process.env.SYNTH_HCL_OUTPUT;
     else process.env.SYNTH_HCL_OUTPUT = before;
   }
-  // The stacks differ in name only, which names their state file.
-  const read = (side: string) => {
-    const dir = path.join(outdir, 'stacks', side);
-    const text = hcl
-      ? fs.readFileSync(path.join(dir, 'cdk.tf'), 'utf8').replace(/\/\/ .*\n/g, '')
-      : JSON.stringify(withoutMetadata(JSON.parse(fs.readFileSync(path.join(dir, 'cdk.tf.json'), 'utf8'))), null, 1);
-    return text.split(`terraform.${side}.tfstate`).join('terraform.STACK.tfstate');
-  };
+  // The sides' stacks differ in name only, which names their state files and remote states.
+  const read = (side: 'generated' | 'lean') =>
+    names[side]
+      .map((name) => {
+        const dir = path.join(outdir, 'stacks', name);
+        const text = hcl
+          ? fs.readFileSync(path.join(dir, 'cdk.tf'), 'utf8').replace(/\/\/ .*\n/g, '')
+          : JSON.stringify(withoutMetadata(JSON.parse(fs.readFileSync(path.join(dir, 'cdk.tf.json'), 'utf8'))), null, 1);
+        return text.split(`side-${side}`).join('SIDE');
+      })
+      .join('\n');
   return { generated: read('generated'), lean: read('lean') };
 }
 
@@ -101,7 +115,8 @@ describe('lean resource classes', () => {
     const config = everyAttribute(model.configStruct, 6);
     expect(Object.keys(config).length).toBe(model.configStruct.assignableAttributes.length);
     for (const hcl of [false, true]) {
-      const { generated, lean } = bothWays((stack, classes) => {
+      const { generated, lean } = bothWays((stackOf, classes) => {
+        const stack = stackOf('');
         new classes[type](stack, 'Resource', { ...config, provider: new LibvirtProvider(stack, 'Provider', { uri: 'qemu:///system' }) });
       }, hcl);
       expect(generated).toContain(hcl ? `resource "${type}"` : `"${type}"`);
@@ -110,7 +125,8 @@ describe('lean resource classes', () => {
   });
 
   test('tokens, references, empty blocks and the meta-arguments render as the generated classes render them', () => {
-    const { generated, lean } = bothWays((stack, c) => {
+    const { generated, lean } = bothWays((stackOf, c) => {
+      const stack = stackOf('');
       const provider = new LibvirtProvider(stack, 'Provider', { alias: 'kvm1', uri: 'qemu:///system' });
       const pool = new c.libvirt_pool(stack, 'Pool', { provider, name: 'local', type: 'dir', target: { path: '/srv/pool' } });
       const network = new c.libvirt_network(stack, 'Network', { provider, name: 'isolated', autostart: true });
@@ -144,5 +160,28 @@ describe('lean resource classes', () => {
     });
     expect(generated).toContain('${libvirt_volume.Boot.pool}');
     expect(lean).toEqual(generated);
+  });
+
+  test('a reference from another stack becomes the same remote-state lookup', () => {
+    const { generated, lean } = bothWays((stackOf, c) => {
+      const a = stackOf('-a');
+      const volume = new c.libvirt_volume(a, 'Disk', { provider: new LibvirtProvider(a, 'Provider', { uri: 'qemu:///system' }), pool: 'p', name: 'd.qcow2', capacity: 1 });
+      const b = stackOf('-b');
+      const provider = new LibvirtProvider(b, 'Provider', { uri: 'qemu:///system' });
+      new c.libvirt_volume(b, 'Copy', { provider, pool: (volume as Volume).pool, name: 'copy.qcow2', capacity: (volume as Volume).capacity });
+    });
+    expect(generated).toContain('data.terraform_remote_state.cross-stack-reference-input-SIDE-a');
+    expect(lean).toEqual(generated);
+  });
+
+  test('references carry no creation stack, where the generated classes capture one each', () => {
+    const stack = new TerraformStack(new App({ outdir: scratchDir('lean-') }), 'refs');
+    const config = { pool: 'p', name: 'd.qcow2', capacity: 1 };
+    const lean = new LeanVolume(stack, 'Lean', config);
+    const generated = new Volume(stack, 'Generated', config);
+    const stackOf = (token: string | number) => (typeof token === 'number' ? Tokenization.reverseNumber(token) : Tokenization.reverseString(token).firstToken)!.creationStack;
+    expect(stackOf(lean.name)).toEqual([]);
+    expect(stackOf(lean.capacity)).toEqual([]);
+    expect(stackOf(generated.name).length).toBeGreaterThan(0);
   });
 });

@@ -70,12 +70,14 @@ import {
   domainXenCommandlineToHclTerraform,
   domainXenCommandlineToTerraform,
 } from '../generated/libvirt/domain';
+import { attributeReference } from './reference';
 
 /**
  * A `libvirt_domain` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Domain` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
- * `dependsOn`, `lifecycle` and `provider` work as on any resource.
+ * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
+ * same references as the generated class's, without a stack trace captured for each.
  */
 export class LeanDomain extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_domain';
@@ -103,147 +105,147 @@ export class LeanDomain extends cdktf.TerraformResource {
 
   /** Reference to `autostart`. */
   public get autostart() {
-    return this.getBooleanAttribute('autostart');
+    return attributeReference(this, 'autostart');
   }
 
   /** Reference to `bootloader`. */
   public get bootloader() {
-    return this.getStringAttribute('bootloader');
+    return cdktf.Token.asString(attributeReference(this, 'bootloader'));
   }
 
   /** Reference to `bootloader_args`. */
   public get bootloaderArgs() {
-    return this.getStringAttribute('bootloader_args');
+    return cdktf.Token.asString(attributeReference(this, 'bootloader_args'));
   }
 
   /** Reference to `current_memory`. */
   public get currentMemory() {
-    return this.getNumberAttribute('current_memory');
+    return cdktf.Token.asNumber(attributeReference(this, 'current_memory'));
   }
 
   /** Reference to `current_memory_unit`. */
   public get currentMemoryUnit() {
-    return this.getStringAttribute('current_memory_unit');
+    return cdktf.Token.asString(attributeReference(this, 'current_memory_unit'));
   }
 
   /** Reference to `description`. */
   public get description() {
-    return this.getStringAttribute('description');
+    return cdktf.Token.asString(attributeReference(this, 'description'));
   }
 
   /** Reference to `gen_id`. */
   public get genId() {
-    return this.getStringAttribute('gen_id');
+    return cdktf.Token.asString(attributeReference(this, 'gen_id'));
   }
 
   /** Reference to `hwuuid`. */
   public get hwuuid() {
-    return this.getStringAttribute('hwuuid');
+    return cdktf.Token.asString(attributeReference(this, 'hwuuid'));
   }
 
   /** Reference to `id`. */
   public get id() {
-    return this.getNumberAttribute('id');
+    return cdktf.Token.asNumber(attributeReference(this, 'id'));
   }
 
   /** Reference to `io_threads`. */
   public get ioThreads() {
-    return this.getNumberAttribute('io_threads');
+    return cdktf.Token.asNumber(attributeReference(this, 'io_threads'));
   }
 
   /** Reference to `maximum_memory`. */
   public get maximumMemory() {
-    return this.getNumberAttribute('maximum_memory');
+    return cdktf.Token.asNumber(attributeReference(this, 'maximum_memory'));
   }
 
   /** Reference to `maximum_memory_slots`. */
   public get maximumMemorySlots() {
-    return this.getNumberAttribute('maximum_memory_slots');
+    return cdktf.Token.asNumber(attributeReference(this, 'maximum_memory_slots'));
   }
 
   /** Reference to `maximum_memory_unit`. */
   public get maximumMemoryUnit() {
-    return this.getStringAttribute('maximum_memory_unit');
+    return cdktf.Token.asString(attributeReference(this, 'maximum_memory_unit'));
   }
 
   /** Reference to `memory`. */
   public get memory() {
-    return this.getNumberAttribute('memory');
+    return cdktf.Token.asNumber(attributeReference(this, 'memory'));
   }
 
   /** Reference to `memory_dump_core`. */
   public get memoryDumpCore() {
-    return this.getStringAttribute('memory_dump_core');
+    return cdktf.Token.asString(attributeReference(this, 'memory_dump_core'));
   }
 
   /** Reference to `memory_unit`. */
   public get memoryUnit() {
-    return this.getStringAttribute('memory_unit');
+    return cdktf.Token.asString(attributeReference(this, 'memory_unit'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return this.getStringAttribute('name');
+    return cdktf.Token.asString(attributeReference(this, 'name'));
   }
 
   /** Reference to `on_crash`. */
   public get onCrash() {
-    return this.getStringAttribute('on_crash');
+    return cdktf.Token.asString(attributeReference(this, 'on_crash'));
   }
 
   /** Reference to `on_poweroff`. */
   public get onPoweroff() {
-    return this.getStringAttribute('on_poweroff');
+    return cdktf.Token.asString(attributeReference(this, 'on_poweroff'));
   }
 
   /** Reference to `on_reboot`. */
   public get onReboot() {
-    return this.getStringAttribute('on_reboot');
+    return cdktf.Token.asString(attributeReference(this, 'on_reboot'));
   }
 
   /** Reference to `running`. */
   public get running() {
-    return this.getBooleanAttribute('running');
+    return attributeReference(this, 'running');
   }
 
   /** Reference to `title`. */
   public get title() {
-    return this.getStringAttribute('title');
+    return cdktf.Token.asString(attributeReference(this, 'title'));
   }
 
   /** Reference to `type`. */
   public get type() {
-    return this.getStringAttribute('type');
+    return cdktf.Token.asString(attributeReference(this, 'type'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return this.getStringAttribute('uuid');
+    return cdktf.Token.asString(attributeReference(this, 'uuid'));
   }
 
   /** Reference to `vcpu`. */
   public get vcpu() {
-    return this.getNumberAttribute('vcpu');
+    return cdktf.Token.asNumber(attributeReference(this, 'vcpu'));
   }
 
   /** Reference to `vcpu_cpuset`. */
   public get vcpuCpuset() {
-    return this.getStringAttribute('vcpu_cpuset');
+    return cdktf.Token.asString(attributeReference(this, 'vcpu_cpuset'));
   }
 
   /** Reference to `vcpu_current`. */
   public get vcpuCurrent() {
-    return this.getNumberAttribute('vcpu_current');
+    return cdktf.Token.asNumber(attributeReference(this, 'vcpu_current'));
   }
 
   /** Reference to `vcpu_placement`. */
   public get vcpuPlacement() {
-    return this.getStringAttribute('vcpu_placement');
+    return cdktf.Token.asString(attributeReference(this, 'vcpu_placement'));
   }
 
   /** Reference to `vmware_data_center_path`. */
   public get vmwareDataCenterPath() {
-    return this.getStringAttribute('vmware_data_center_path');
+    return cdktf.Token.asString(attributeReference(this, 'vmware_data_center_path'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {

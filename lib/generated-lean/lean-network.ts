@@ -34,12 +34,14 @@ import {
   networkVlanToHclTerraform,
   networkVlanToTerraform,
 } from '../generated/libvirt/network';
+import { attributeReference } from './reference';
 
 /**
  * A `libvirt_network` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Network` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
- * `dependsOn`, `lifecycle` and `provider` work as on any resource.
+ * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
+ * same references as the generated class's, without a stack trace captured for each.
  */
 export class LeanNetwork extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_network';
@@ -67,32 +69,32 @@ export class LeanNetwork extends cdktf.TerraformResource {
 
   /** Reference to `autostart`. */
   public get autostart() {
-    return this.getBooleanAttribute('autostart');
+    return attributeReference(this, 'autostart');
   }
 
   /** Reference to `id`. */
   public get id() {
-    return this.getStringAttribute('id');
+    return cdktf.Token.asString(attributeReference(this, 'id'));
   }
 
   /** Reference to `ipv6`. */
   public get ipv6() {
-    return this.getStringAttribute('ipv6');
+    return cdktf.Token.asString(attributeReference(this, 'ipv6'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return this.getStringAttribute('name');
+    return cdktf.Token.asString(attributeReference(this, 'name'));
   }
 
   /** Reference to `trust_guest_rx_filters`. */
   public get trustGuestRxFilters() {
-    return this.getStringAttribute('trust_guest_rx_filters');
+    return cdktf.Token.asString(attributeReference(this, 'trust_guest_rx_filters'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return this.getStringAttribute('uuid');
+    return cdktf.Token.asString(attributeReference(this, 'uuid'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {

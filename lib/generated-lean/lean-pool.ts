@@ -20,12 +20,14 @@ import {
   poolTargetToHclTerraform,
   poolTargetToTerraform,
 } from '../generated/libvirt/pool';
+import { attributeReference } from './reference';
 
 /**
  * A `libvirt_pool` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Pool` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
- * `dependsOn`, `lifecycle` and `provider` work as on any resource.
+ * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
+ * same references as the generated class's, without a stack trace captured for each.
  */
 export class LeanPool extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_pool';
@@ -53,52 +55,52 @@ export class LeanPool extends cdktf.TerraformResource {
 
   /** Reference to `allocation`. */
   public get allocation() {
-    return this.getNumberAttribute('allocation');
+    return cdktf.Token.asNumber(attributeReference(this, 'allocation'));
   }
 
   /** Reference to `allocation_unit`. */
   public get allocationUnit() {
-    return this.getStringAttribute('allocation_unit');
+    return cdktf.Token.asString(attributeReference(this, 'allocation_unit'));
   }
 
   /** Reference to `available`. */
   public get available() {
-    return this.getNumberAttribute('available');
+    return cdktf.Token.asNumber(attributeReference(this, 'available'));
   }
 
   /** Reference to `available_unit`. */
   public get availableUnit() {
-    return this.getStringAttribute('available_unit');
+    return cdktf.Token.asString(attributeReference(this, 'available_unit'));
   }
 
   /** Reference to `capacity`. */
   public get capacity() {
-    return this.getNumberAttribute('capacity');
+    return cdktf.Token.asNumber(attributeReference(this, 'capacity'));
   }
 
   /** Reference to `capacity_unit`. */
   public get capacityUnit() {
-    return this.getStringAttribute('capacity_unit');
+    return cdktf.Token.asString(attributeReference(this, 'capacity_unit'));
   }
 
   /** Reference to `id`. */
   public get id() {
-    return this.getStringAttribute('id');
+    return cdktf.Token.asString(attributeReference(this, 'id'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return this.getStringAttribute('name');
+    return cdktf.Token.asString(attributeReference(this, 'name'));
   }
 
   /** Reference to `type`. */
   public get type() {
-    return this.getStringAttribute('type');
+    return cdktf.Token.asString(attributeReference(this, 'type'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return this.getStringAttribute('uuid');
+    return cdktf.Token.asString(attributeReference(this, 'uuid'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {

@@ -10,12 +10,14 @@ import {
   volumeTargetToHclTerraform,
   volumeTargetToTerraform,
 } from '../generated/libvirt/volume';
+import { attributeReference } from './reference';
 
 /**
  * A `libvirt_volume` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Volume` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
- * `dependsOn`, `lifecycle` and `provider` work as on any resource.
+ * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
+ * same references as the generated class's, without a stack trace captured for each.
  */
 export class LeanVolume extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_volume';
@@ -43,62 +45,62 @@ export class LeanVolume extends cdktf.TerraformResource {
 
   /** Reference to `allocation`. */
   public get allocation() {
-    return this.getNumberAttribute('allocation');
+    return cdktf.Token.asNumber(attributeReference(this, 'allocation'));
   }
 
   /** Reference to `allocation_unit`. */
   public get allocationUnit() {
-    return this.getStringAttribute('allocation_unit');
+    return cdktf.Token.asString(attributeReference(this, 'allocation_unit'));
   }
 
   /** Reference to `capacity`. */
   public get capacity() {
-    return this.getNumberAttribute('capacity');
+    return cdktf.Token.asNumber(attributeReference(this, 'capacity'));
   }
 
   /** Reference to `capacity_unit`. */
   public get capacityUnit() {
-    return this.getStringAttribute('capacity_unit');
+    return cdktf.Token.asString(attributeReference(this, 'capacity_unit'));
   }
 
   /** Reference to `id`. */
   public get id() {
-    return this.getStringAttribute('id');
+    return cdktf.Token.asString(attributeReference(this, 'id'));
   }
 
   /** Reference to `key`. */
   public get key() {
-    return this.getStringAttribute('key');
+    return cdktf.Token.asString(attributeReference(this, 'key'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return this.getStringAttribute('name');
+    return cdktf.Token.asString(attributeReference(this, 'name'));
   }
 
   /** Reference to `path`. */
   public get path() {
-    return this.getStringAttribute('path');
+    return cdktf.Token.asString(attributeReference(this, 'path'));
   }
 
   /** Reference to `physical`. */
   public get physical() {
-    return this.getNumberAttribute('physical');
+    return cdktf.Token.asNumber(attributeReference(this, 'physical'));
   }
 
   /** Reference to `physical_unit`. */
   public get physicalUnit() {
-    return this.getStringAttribute('physical_unit');
+    return cdktf.Token.asString(attributeReference(this, 'physical_unit'));
   }
 
   /** Reference to `pool`. */
   public get pool() {
-    return this.getStringAttribute('pool');
+    return cdktf.Token.asString(attributeReference(this, 'pool'));
   }
 
   /** Reference to `type`. */
   public get type() {
-    return this.getStringAttribute('type');
+    return cdktf.Token.asString(attributeReference(this, 'type'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
