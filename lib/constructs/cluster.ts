@@ -7,7 +7,7 @@ import { ClusterSpec, HostSpec, INSTANT_CONTEXT, PlacementPolicy, UnattendedActi
 import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
 import { isTimeZone } from '../core/schedule';
-import { Volume } from '../generated/libvirt/volume';
+import { LeanVolume } from '../generated-lean';
 import { IBaseImage, IPlaceable, IPlacementCluster, IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
 import { readLock, writeLock } from './lock-store';
 import { Segment } from './segment';
@@ -166,7 +166,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   private readonly unattendedProblems: readonly string[];
   private readonly vms: (IPlaceable & { readonly vmName: string })[] = [];
   private readonly groups: IScheduledGroup[] = [];
-  private readonly sharedImages = new Map<string, Volume>();
+  private readonly sharedImages = new Map<string, LeanVolume>();
   private readonly instantProblem?: string;
   private memo?: {
     readonly spec: ClusterSpec;
@@ -291,7 +291,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
    * The base volume boot disks of `image` on `host` are overlays of: one per cluster on shared
    * storage (so boot disks can live there too and follow their VM), else one per host.
    */
-  public baseVolumeFor(image: IBaseImage, host: IPlacementHost): Volume {
+  public baseVolumeFor(image: IBaseImage, host: IPlacementHost): LeanVolume {
     if (!this.sharedStorage) return host.imageVolume(image);
     let volume = this.sharedImages.get(image.name);
     if (!volume) {

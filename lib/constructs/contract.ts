@@ -9,7 +9,7 @@ import { ControllerCluster } from '../core/controller-file';
 import { HostSpec, HostState, VmSpec } from '../core/model';
 import { Schedule } from '../core/schedule';
 import { Size } from '../core/size';
-import { Volume } from '../generated/libvirt/volume';
+import { LeanVolume } from '../generated-lean';
 import type { Segment } from './segment';
 
 /** A libvirt host as placement and the resources on it see it. */
@@ -52,7 +52,7 @@ export interface IPlacementHost extends IConstruct {
    */
   forgottenAddresses(images: readonly IBaseImage[]): string[];
   /** The base volume of an image in the host's local pool, created on first use. */
-  imageVolume(image: IBaseImage): Volume;
+  imageVolume(image: IBaseImage): LeanVolume;
 }
 
 /** What a boot disk is an overlay of. */
@@ -60,7 +60,7 @@ export interface IBaseImage {
   /** Volume name stem, unique per pool. */
   readonly name: string;
   /** Creates the image's base volume in `pool` through `provider`. */
-  createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): Volume;
+  createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): LeanVolume;
 }
 
 /** A VM a cluster places: it describes itself and takes the host it is given. */
@@ -101,7 +101,7 @@ export interface IVmPlacer extends IConstruct {
   /** Makes sure `segment` is on every host (its networks created); for the default segment, on first use. */
   useSegment(segment: Segment): void;
   /** The base volume boot disks of `image` on `host` are overlays of. */
-  baseVolumeFor(image: IBaseImage, host: IPlacementHost): Volume;
+  baseVolumeFor(image: IBaseImage, host: IPlacementHost): LeanVolume;
 }
 
 /** A VM's membership in a failover group, given when the VM is built. */

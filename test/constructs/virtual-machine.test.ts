@@ -1,8 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { TerraformStack } from 'cdktf';
+import { dependable, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../../lib';
+import { DomainConfig } from '../../lib/generated/libvirt/domain';
 import { synth, synthError } from '../synth';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbTDT0vB3vSzqmnMJV3B2mUj4dd3yp7PqAf6l0uVvJq ops@example';
@@ -135,5 +136,52 @@ describe('VirtualMachine', () => {
     expect(message).toContain("[test/bad] cloud-init user 'Root!' is not a valid login name");
     expect(message).toContain('[test/bad] cloud-init user \'Root!\' has a private key in sshAuthorizedKeys');
     expect(message).toContain("[test/bad] image name 'bad image' must be letters");
+  });
+});
+
+describe("VirtualMachine: changing the library's resources", () => {
+  const json = (build: (stack: TerraformStack, host: Host) => void) => synth(onOneHost(build)).json('test');
+
+  test('customizeDomain gets the typed config the library renders and renders what it returns', () => {
+    let seen: DomainConfig | undefined;
+    const out = json((s, host) => {
+      new VirtualMachine(s, 'web', {
+        host,
+        image,
+        customizeDomain: (domain) => {
+          seen = domain;
+          return { ...domain, cpu: { mode: 'host-passthrough' }, devices: { ...domain.devices, rngs: [{ model: 'virtio', backend: { random: '/dev/urandom' } }] } };
+        },
+      });
+    });
+    expect(seen).toMatchObject({ name: 'web', vcpu: 1, memory: 512 });
+    const [domain] = Object.values<any>(out.resource.libvirt_domain);
+    expect(domain.cpu).toEqual({ mode: 'host-passthrough' });
+    expect(domain.devices.rngs).toEqual([{ model: 'virtio', backend: { random: '/dev/urandom' } }]);
+    // What the library rendered is still there, and the provider is still the host's.
+    expect(domain).toMatchObject({ name: 'web', type: 'qemu', provider: 'libvirt.kvm1', devices: { graphics: [{ vnc: { listen: '127.0.0.1' } }] } });
+  });
+
+  test('addOverride, dependsOn and lifecycle on vm.resource and its disks reach the JSON', () => {
+    const out = json((s, host) => {
+      const db = new VirtualMachine(s, 'db', { host, image });
+      const web = new VirtualMachine(s, 'web', { host, image, dataDisk: { size: Size.gibibytes(1) } });
+      web.resource!.addOverride('on_crash', 'restart');
+      web.resource!.addOverride('os.type_machine', 'q35');
+      web.resource!.dependsOn = [dependable(db.resource!)];
+      web.resource!.lifecycle = { ignoreChanges: ['autostart'] };
+      web.dataDisk!.lifecycle = { ignoreChanges: ['capacity'] };
+    });
+    const domains = out.resource.libvirt_domain;
+    const [webKey, web] = Object.entries<any>(domains).find(([, d]) => d.name === 'web')!;
+    const [dbKey] = Object.entries<any>(domains).find(([, d]) => d.name === 'db')!;
+    expect(webKey).not.toBe(dbKey);
+    expect(web.on_crash).toBe('restart');
+    expect(web.os).toEqual({ type: 'hvm', type_arch: 'x86_64', type_machine: 'q35', boot_devices: [{ dev: 'hd' }] });
+    expect(web.depends_on).toEqual([`libvirt_domain.${dbKey}`]);
+    expect(web.lifecycle).toEqual({ ignore_changes: ['autostart'] });
+    // The protection the library adds keeps what the user set.
+    const [, data] = volumeNamed(out, 'web-data.qcow2');
+    expect(data.lifecycle).toEqual({ ignore_changes: ['capacity'], prevent_destroy: true });
   });
 });
