@@ -46,6 +46,7 @@ export function leanSources(): Map<string, string> {
     files.set(`lean-${module}.ts`, emit(model, module, version, constraintVersion));
     index.push(`export * from './lean-${module}';`);
   }
+  files.set('defined-only.ts', DEFINED_ONLY);
   files.set('reference.ts', REFERENCE);
   files.set('index.ts', `${HEADER}\n${index.join('\n')}\n`);
   files.set(
@@ -96,6 +97,7 @@ import { Construct } from 'constructs';
 import {
 ${[...imports].sort().map((i) => `  ${i},`).join('\n')}
 } from '../generated/libvirt/${module}';
+import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
 
 /**
@@ -133,9 +135,9 @@ ${getters.join('\n\n')}
 
   protected synthesizeAttributes(): { [name: string]: any } {
     const c = this.config;
-    return {
+    return definedOnly({
 ${toTerraform.join('\n')}
-    };
+    });
   }
 
   protected synthesizeHclAttributes(): { [name: string]: any } {
@@ -198,6 +200,26 @@ class AttributeReference implements cdktf.IResolvable {
 /** A reference to \`attribute\` of \`resource\`, resolved as cdktf resolves \`resource.interpolationForAttribute(attribute)\`. */
 export function attributeReference(resource: cdktf.TerraformResource, attribute: string): cdktf.IResolvable {
   return new AttributeReference(resource, attribute);
+}
+`;
+
+/**
+ * The rendered attributes without their undefined keys, which the final JSON leaves out anyway:
+ * a domain's \`*ToTerraform\` output holds hundreds, and cdktf's token resolution spends as long
+ * on each as on a value. Tokens and other non-plain objects are kept as they are.
+ */
+const DEFINED_ONLY = `${HEADER}
+
+/** \`value\` with every undefined key of its plain objects removed, recursively; arrays keep their length. */
+export function definedOnly<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(definedOnly) as T;
+  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) out[key] = definedOnly(v);
+  }
+  return out as T;
 }
 `;
 

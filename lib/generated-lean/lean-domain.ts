@@ -70,6 +70,7 @@ import {
   domainXenCommandlineToHclTerraform,
   domainXenCommandlineToTerraform,
 } from '../generated/libvirt/domain';
+import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
 
 /**
@@ -250,7 +251,7 @@ export class LeanDomain extends cdktf.TerraformResource {
 
   protected synthesizeAttributes(): { [name: string]: any } {
     const c = this.config;
-    return {
+    return definedOnly({
       autostart: cdktf.booleanToTerraform(c.autostart),
       bhyve_commandline: domainBhyveCommandlineToTerraform(c.bhyveCommandline),
       block_io_tune: domainBlockIoTuneToTerraform(c.blockIoTune),
@@ -311,7 +312,7 @@ export class LeanDomain extends cdktf.TerraformResource {
       vcpus: domainVcpusToTerraform(c.vcpus),
       vmware_data_center_path: cdktf.stringToTerraform(c.vmwareDataCenterPath),
       xen_commandline: domainXenCommandlineToTerraform(c.xenCommandline),
-    };
+    });
   }
 
   protected synthesizeHclAttributes(): { [name: string]: any } {

@@ -34,6 +34,7 @@ import {
   networkVlanToHclTerraform,
   networkVlanToTerraform,
 } from '../generated/libvirt/network';
+import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
 
 /**
@@ -99,7 +100,7 @@ export class LeanNetwork extends cdktf.TerraformResource {
 
   protected synthesizeAttributes(): { [name: string]: any } {
     const c = this.config;
-    return {
+    return definedOnly({
       autostart: cdktf.booleanToTerraform(c.autostart),
       bandwidth: networkBandwidthToTerraform(c.bandwidth),
       bridge: networkBridgeToTerraform(c.bridge),
@@ -119,7 +120,7 @@ export class LeanNetwork extends cdktf.TerraformResource {
       trust_guest_rx_filters: cdktf.stringToTerraform(c.trustGuestRxFilters),
       virtual_port: networkVirtualPortToTerraform(c.virtualPort),
       vlan: networkVlanToTerraform(c.vlan),
-    };
+    });
   }
 
   protected synthesizeHclAttributes(): { [name: string]: any } {

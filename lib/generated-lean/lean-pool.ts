@@ -20,6 +20,7 @@ import {
   poolTargetToHclTerraform,
   poolTargetToTerraform,
 } from '../generated/libvirt/pool';
+import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
 
 /**
@@ -105,7 +106,7 @@ export class LeanPool extends cdktf.TerraformResource {
 
   protected synthesizeAttributes(): { [name: string]: any } {
     const c = this.config;
-    return {
+    return definedOnly({
       allocation_unit: cdktf.stringToTerraform(c.allocationUnit),
       available_unit: cdktf.stringToTerraform(c.availableUnit),
       capacity_unit: cdktf.stringToTerraform(c.capacityUnit),
@@ -119,7 +120,7 @@ export class LeanPool extends cdktf.TerraformResource {
       source: poolSourceToTerraform(c.source),
       target: poolTargetToTerraform(c.target),
       type: cdktf.stringToTerraform(c.type),
-    };
+    });
   }
 
   protected synthesizeHclAttributes(): { [name: string]: any } {

@@ -10,6 +10,7 @@ import {
   volumeTargetToHclTerraform,
   volumeTargetToTerraform,
 } from '../generated/libvirt/volume';
+import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
 
 /**
@@ -105,7 +106,7 @@ export class LeanVolume extends cdktf.TerraformResource {
 
   protected synthesizeAttributes(): { [name: string]: any } {
     const c = this.config;
-    return {
+    return definedOnly({
       allocation_unit: cdktf.stringToTerraform(c.allocationUnit),
       backing_store: volumeBackingStoreToTerraform(c.backingStore),
       capacity: cdktf.numberToTerraform(c.capacity),
@@ -116,7 +117,7 @@ export class LeanVolume extends cdktf.TerraformResource {
       pool: cdktf.stringToTerraform(c.pool),
       target: volumeTargetToTerraform(c.target),
       type: cdktf.stringToTerraform(c.type),
-    };
+    });
   }
 
   protected synthesizeHclAttributes(): { [name: string]: any } {
