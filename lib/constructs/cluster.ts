@@ -167,6 +167,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   private readonly vms: (IPlaceable & { readonly vmName: string })[] = [];
   private readonly groups: IScheduledGroup[] = [];
   private readonly sharedImages = new Map<string, LeanVolume>();
+  private readonly usedSegments = new Set<Segment>();
   private readonly instantProblem?: string;
   private memo?: {
     readonly spec: ClusterSpec;
@@ -218,6 +219,9 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
 
   /** Makes sure `segment` is on every host: its network is created on each (isolated segments). */
   public useSegment(segment: Segment): void {
+    // Once per segment: every VM on the default segment asks, and a cluster may have 1,000 hosts.
+    if (this.usedSegments.has(segment)) return;
+    this.usedSegments.add(segment);
     for (const host of this.hosts) host.ensureNetwork(segment);
   }
 
