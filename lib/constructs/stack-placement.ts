@@ -5,6 +5,7 @@ import { Construct, IConstruct } from 'constructs';
 import { CONTROLLER_FILE, renderControllerFile } from '../core/controller-file';
 import { IPlaceable, IPlacementCluster, IPlacementHost } from './contract';
 import { ResolvedNic } from './nic';
+import { writeMissingFiles } from './stack-files';
 import { Segment } from './segment';
 
 const ID = 'LibvirtClusterPlacement';
@@ -74,15 +75,7 @@ export class StackPlacement extends Construct {
     for (const c of this.clusters) c.ensurePlaced();
     for (const c of this.clusters) c.saveLock();
     const dir = path.join(App.of(stack).outdir, 'stacks', stack.node.id);
-    const folders = new Set<string>(); // made once each, not once per file
-    for (const [relative, produce] of this.files) {
-      const target = path.join(dir, relative);
-      if (fs.existsSync(target)) continue; // content-addressed: the same name holds the same bytes
-      if (!folders.has(path.dirname(target))) fs.mkdirSync(path.dirname(target), { recursive: true });
-      folders.add(path.dirname(target));
-      fs.writeFileSync(`${target}.tmp`, produce());
-      fs.renameSync(`${target}.tmp`, target); // a killed synth never leaves half a file under the name
-    }
+    writeMissingFiles(dir, this.files);
     if (this.clusters.length === 0) return;
     const reports = this.clusters.map((c) => c.renderReport());
     fs.mkdirSync(dir, { recursive: true });
