@@ -5,6 +5,8 @@
  * Synthesized as `cdktf synth` does, with `app.synth()`.
  *
  *   node <compiled>/bench/synth-library.js <vms> <outdir> <lockdir> [hosts]
+ *
+ * An empty outdir leaves it to the App (`cdktf synth` names it in $CDKTF_OUTDIR).
  */
 import * as path from 'path';
 import { App, TerraformStack } from 'cdktf';
@@ -13,7 +15,7 @@ import { BENCH, benchHostName, benchHosts, benchReport, benchShape, benchUserDat
 
 const [vms, outdir, lockDir, hostCount] = [Number(process.argv[2]), process.argv[3], process.argv[4], benchHosts(process.argv[5])];
 const start = process.hrtime.bigint();
-const app = new App({ outdir });
+const app = new App(outdir === '' ? {} : { outdir });
 const stack = new TerraformStack(app, 'bench');
 const hosts = Array.from({ length: hostCount }, (_, i) =>
   new Host(stack, benchHostName(i), {
