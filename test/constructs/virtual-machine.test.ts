@@ -2,9 +2,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { dependable, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../../lib';
+import { Cluster, DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../../lib';
 import { DomainConfig } from '../../lib/generated/libvirt/domain';
-import { synth, synthError } from '../synth';
+import { scratchLock, synth, synthError } from '../synth';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbTDT0vB3vSzqmnMJV3B2mUj4dd3yp7PqAf6l0uVvJq ops@example';
 const image = Image.blank('base', Size.mebibytes(64));
@@ -183,5 +183,33 @@ describe("VirtualMachine: changing the library's resources", () => {
     // The protection the library adds keeps what the user set.
     const [, data] = volumeNamed(out, 'web-data.qcow2');
     expect(data.lifecycle).toEqual({ ignore_changes: ['capacity'], prevent_destroy: true });
+  });
+});
+
+describe('VirtualMachine: synth cost', () => {
+  test('the stack traces cdktf captures for tokens do not grow with the number of VMs', () => {
+    // cdktf captures a full stack trace for every token it makes (a generated Domain made ~316);
+    // nobody reads those of the library's own lazy values and references, so it makes none.
+    const stackTrace = require('cdktf/lib/tokens/private/stack-trace');
+    const spy = jest.spyOn(stackTrace, 'captureStackTrace');
+    const tracesFor = (vms: number) => {
+      spy.mockClear();
+      synth((app) => {
+        const stack = new TerraformStack(app, 'test');
+        const hosts = ['h1', 'h2'].map((h) => new Host(stack, h, { capacity: { cores: 64, memory: Size.gibibytes(256) } }));
+        const cluster = new Cluster(stack, 'cluster', { hosts, lockFile: scratchLock(), sharedStorage: { poolName: 'shared', path: '/srv/shared' } });
+        for (let i = 0; i < vms; i++) new VirtualMachine(stack, `vm${i}`, { cluster, image: Image.fromFile('debian', '/srv/debian.qcow2'), dataDisk: { size: Size.gibibytes(1) } });
+        const standalone = new Host(stack, 'solo');
+        for (let i = 0; i < vms; i++) new VirtualMachine(stack, `solo${i}`, { host: standalone, image, dataDisk: { size: Size.gibibytes(1) } });
+      });
+      return spy.mock.calls.length;
+    };
+    try {
+      const few = tracesFor(2);
+      expect(few).toBeGreaterThan(0); // the spy sees cdktf's captures: the stack's own lazy values
+      expect(tracesFor(40)).toBe(few);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
