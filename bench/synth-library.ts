@@ -1,21 +1,23 @@
 /**
- * Child process of `npm run bench:synth`, the library side: one stack of 50 hosts in a `Cluster`
+ * Child process of `npm run bench:synth`, the library side: one stack of 50 hosts (or `hosts`) in a `Cluster`
  * with shared storage and N VMs (nine in ten as replicas of 3-replica failover groups with soft
  * anti-affinity, the rest plain clustered VMs), each with a data disk and cloud-init user data.
  * Synthesized as `cdktf synth` does, with `app.synth()`.
  *
- *   node <compiled>/bench/synth-library.js <vms> <outdir> <lockdir>
+ *   node <compiled>/bench/synth-library.js <vms> <outdir> <lockdir> [hosts]
+ *
+ * An empty outdir leaves it to the App (`cdktf synth` names it in $CDKTF_OUTDIR).
  */
 import * as path from 'path';
 import { App, TerraformStack } from 'cdktf';
 import { AntiAffinity, Cluster, FailoverGroup, Host, Image, Size, VirtualMachine } from '../lib';
-import { BENCH, benchHostName, benchReport, benchShape, benchUserData } from './synth-shape';
+import { BENCH, benchHostName, benchHosts, benchReport, benchShape, benchUserData } from './synth-shape';
 
-const [vms, outdir, lockDir] = [Number(process.argv[2]), process.argv[3], process.argv[4]];
+const [vms, outdir, lockDir, hostCount] = [Number(process.argv[2]), process.argv[3], process.argv[4], benchHosts(process.argv[5])];
 const start = process.hrtime.bigint();
-const app = new App({ outdir });
+const app = new App(outdir === '' ? {} : { outdir });
 const stack = new TerraformStack(app, 'bench');
-const hosts = Array.from({ length: BENCH.hosts }, (_, i) =>
+const hosts = Array.from({ length: hostCount }, (_, i) =>
   new Host(stack, benchHostName(i), {
     uri: `qemu+ssh://admin@${benchHostName(i)}.example.net/system`,
     capacity: { cores: BENCH.cores, memory: Size.gibibytes(BENCH.memoryGiB), reservedMemory: Size.gibibytes(BENCH.reservedMemoryGiB) },

@@ -6,7 +6,7 @@
  * by the same `libvirt_volume` (its `create.content.url` is the disk's `path`), where the library
  * writes the ISO at synth. Construct paths mirror the library's, so addresses are as long.
  *
- *   node <compiled>/bench/synth-raw.js <vms> <outdir>
+ *   node <compiled>/bench/synth-raw.js <vms> <outdir> <unused> [hosts]
  */
 import { App, TerraformOutput, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
@@ -16,13 +16,13 @@ import { Network } from '../lib/generated/libvirt/network';
 import { Pool } from '../lib/generated/libvirt/pool';
 import { LibvirtProvider } from '../lib/generated/libvirt/provider';
 import { Volume } from '../lib/generated/libvirt/volume';
-import { BENCH, benchHostName, benchReport, benchShape, benchUserData } from './synth-shape';
+import { BENCH, benchHostName, benchHosts, benchReport, benchShape, benchUserData } from './synth-shape';
 
-const [vms, outdir] = [Number(process.argv[2]), process.argv[3]];
+const [vms, outdir, hostCount] = [Number(process.argv[2]), process.argv[3], benchHosts(process.argv[5])];
 const start = process.hrtime.bigint();
 const app = new App({ outdir });
 const stack = new TerraformStack(app, 'bench');
-const hosts = Array.from({ length: BENCH.hosts }, (_, i) => {
+const hosts = Array.from({ length: hostCount }, (_, i) => {
   const name = benchHostName(i);
   const scope = new Construct(stack, name);
   const provider = new LibvirtProvider(scope, 'Provider', { alias: name, uri: `qemu+ssh://admin@${name}.example.net/system` });

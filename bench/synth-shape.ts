@@ -4,6 +4,7 @@
  */
 
 export const BENCH = {
+  /** Hosts of the stack, unless the run names another number. */
   hosts: 50,
   racks: 5,
   cores: 256,
@@ -17,6 +18,11 @@ export const BENCH = {
 
 export function benchHostName(i: number): string {
   return `kvm${String(i + 1).padStart(2, '0')}`;
+}
+
+/** The hosts argument of a child process (its fifth), else BENCH.hosts. */
+export function benchHosts(arg: string | undefined): number {
+  return arg === undefined ? BENCH.hosts : Number(arg);
 }
 
 /** Group g: nine in ten are 3-replica failover groups, the tenth a plain clustered VM. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the committed provider schema (provider-schema/libvirt.json) from the real provider
-# with `tofu providers schema -json`, then the TypeScript bindings in lib/generated/ from it.
+# with `tofu providers schema -json`, then the TypeScript bindings in lib/generated/ from it, and
+# the lean classes the library renders its own resources with (lib/generated-lean/).
 # Needs scripts/toolchain.sh first. `--bindings-only` skips the schema step (no tofu needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,3 +33,5 @@ JSON
 fi
 npx ts-node --transpile-only scripts/generate-bindings.ts
 echo "wrote lib/generated/"
+npx ts-node --transpile-only scripts/generate-lean.ts
+echo "wrote lib/generated-lean/"

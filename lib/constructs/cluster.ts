@@ -7,7 +7,7 @@ import { ClusterSpec, FROZEN_LOCK_CONTEXT, HostSpec, INSTANT_CONTEXT, PlacementP
 import { ClusterPlan, formatProblem, planCluster } from '../core/planner';
 import { renderReport } from '../core/report';
 import { isTimeZone } from '../core/schedule';
-import { Volume } from '../generated/libvirt/volume';
+import { LeanVolume } from '../generated-lean';
 import { IBaseImage, IPlaceable, IPlacementCluster, IPlacementHost, IReplicaPlacer, IScheduledGroup } from './contract';
 import { readLock, writeLock } from './lock-store';
 import { Segment } from './segment';
@@ -166,7 +166,8 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
   private readonly unattendedProblems: readonly string[];
   private readonly vms: (IPlaceable & { readonly vmName: string })[] = [];
   private readonly groups: IScheduledGroup[] = [];
-  private readonly sharedImages = new Map<string, Volume>();
+  private readonly sharedImages = new Map<string, LeanVolume>();
+  private readonly usedSegments = new Set<Segment>();
   private readonly instantProblem?: string;
   /** Whether the instant came from a prop or context, not the clock: only a pinned one is written out. */
   private readonly instantPinned: boolean;
@@ -221,6 +222,9 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
 
   /** Makes sure `segment` is on every host: its network is created on each (isolated segments). */
   public useSegment(segment: Segment): void {
+    // Once per segment: every VM on the default segment asks, and a cluster may have 1,000 hosts.
+    if (this.usedSegments.has(segment)) return;
+    this.usedSegments.add(segment);
     for (const host of this.hosts) host.ensureNetwork(segment);
   }
 
@@ -295,7 +299,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
    * The base volume boot disks of `image` on `host` are overlays of: one per cluster on shared
    * storage (so boot disks can live there too and follow their VM), else one per host.
    */
-  public baseVolumeFor(image: IBaseImage, host: IPlacementHost): Volume {
+  public baseVolumeFor(image: IBaseImage, host: IPlacementHost): LeanVolume {
     if (!this.sharedStorage) return host.imageVolume(image);
     let volume = this.sharedImages.get(image.name);
     if (!volume) {

@@ -9,7 +9,7 @@ import { ControllerCluster } from '../core/controller-file';
 import { HostSpec, HostState, VmSpec } from '../core/model';
 import { Schedule } from '../core/schedule';
 import { Size } from '../core/size';
-import { Volume } from '../generated/libvirt/volume';
+import { LeanVolume } from '../generated-lean';
 import type { Segment } from './segment';
 
 /** Name of every host's local storage pool: the same on every host, so a moved VM's volumes are found by name. */
@@ -57,7 +57,7 @@ export interface IPlacementHost extends IConstruct {
    */
   forgottenAddresses(images: readonly IBaseImage[]): string[];
   /** The base volume of an image in the host's local pool, created on first use. */
-  imageVolume(image: IBaseImage): Volume;
+  imageVolume(image: IBaseImage): LeanVolume;
 }
 
 /** What a boot disk is an overlay of. */
@@ -67,7 +67,7 @@ export interface IBaseImage {
   /** What the image is made from (name and source): a boot disk over another identity is a new disk. */
   readonly identity: string;
   /** Creates the image's base volume in `pool` through `provider`. */
-  createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): Volume;
+  createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): LeanVolume;
 }
 
 /** A VM a cluster places: it describes itself and takes the host it is given. */
@@ -112,7 +112,7 @@ export interface IVmPlacer extends IConstruct {
   /** Makes sure `segment` is on every host (its networks created); for the default segment, on first use. */
   useSegment(segment: Segment): void;
   /** The base volume boot disks of `image` on `host` are overlays of. */
-  baseVolumeFor(image: IBaseImage, host: IPlacementHost): Volume;
+  baseVolumeFor(image: IBaseImage, host: IPlacementHost): LeanVolume;
 }
 
 /** A VM's membership in a failover group, given when the VM is built. */

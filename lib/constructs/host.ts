@@ -5,9 +5,7 @@ import { Duration } from '../core/duration';
 import { HOST_STATE_CONTEXT, HostSpec, HostState } from '../core/model';
 import { Size } from '../core/size';
 import { LibvirtProvider } from '../generated/libvirt/provider';
-import { Network } from '../generated/libvirt/network';
-import { Pool } from '../generated/libvirt/pool';
-import { Volume } from '../generated/libvirt/volume';
+import { LeanNetwork, LeanPool, LeanVolume } from '../generated-lean';
 import { IBaseImage, IPlacementHost, LOCAL_POOL_NAME } from './contract';
 import { Segment, SegmentKind } from './segment';
 import { IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults, unverifiedConnection } from './secure-defaults';
@@ -152,12 +150,12 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   /** The provider every resource on this host uses. */
   public readonly provider: LibvirtProvider;
   /** Local storage pool; absent while the host is failed or in standby. */
-  public readonly pool?: Pool;
+  public readonly pool?: LeanPool;
   /**
    * The host's own isolated network, for standalone VMs' default NICs: created when the first one
    * uses it; never while the host is failed or in standby.
    */
-  public network?: Network;
+  public network?: LeanNetwork;
   /** Name of the host's isolated network. */
   public readonly networkName: string;
   /** The host's own isolated network as a segment: where a standalone VM's default NIC goes. */
@@ -169,7 +167,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   /** Names two different isolated segments on this host share. */
   private readonly segmentClashes = new Set<string>();
   private readonly poolPath: string;
-  private readonly images = new Map<string, Volume>();
+  private readonly images = new Map<string, LeanVolume>();
   private readonly placement: StackPlacement;
   private poolNameToken?: string;
 
@@ -201,7 +199,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
       uri: this.reachable ? this.uri : Lazy.stringValue({ produce: () => this.placement.standInFor(this)?.uri ?? this.uri }),
     });
     if (this.reachable) {
-      this.pool = new Pool(this, 'Pool', {
+      this.pool = new LeanPool(this, 'Pool', {
         provider: this.provider,
         // The same name on every host: a VM that moves is read through its new host's provider,
         // which looks the pool up by the name recorded in state.
@@ -228,7 +226,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public ensureNetwork(segment: Segment): void {
     if (segment === this.defaultSegment) {
       // No <forward> and no <ip>: guests on it reach nothing but each other.
-      if (this.reachable && !this.network) this.network = new Network(this, 'Network', { provider: this.provider, name: this.networkName, autostart: true });
+      if (this.reachable && !this.network) this.network = new LeanNetwork(this, 'Network', { provider: this.provider, name: this.networkName, autostart: true });
       return;
     }
     if (segment.kind !== SegmentKind.ISOLATED) return;
@@ -239,7 +237,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
     }
     // No <forward> and no <ip>, like the host's own network.
     const network = this.reachable
-      ? new Network(this, `Segment-${segment.name}`, { provider: this.provider, name: segment.name, autostart: true })
+      ? new LeanNetwork(this, `Segment-${segment.name}`, { provider: this.provider, name: segment.name, autostart: true })
       : undefined;
     // Read once: each read of a resource attribute makes a new token.
     this.segmentNetworks.set(segment.name, { segment, name: network?.name });
@@ -257,7 +255,7 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   }
 
   /** The base volume of `image` in this host's local pool, created on first use. */
-  public imageVolume(image: IBaseImage): Volume {
+  public imageVolume(image: IBaseImage): LeanVolume {
     let volume = this.images.get(image.name);
     if (!volume) {
       if (!this.pool) throw new Error(`${this.node.path}: host ${this.hostName} is ${this.state}; nothing can be created on it`);

@@ -2,7 +2,7 @@ import * as path from 'path';
 import { TerraformProvider } from 'cdktf';
 import { Construct } from 'constructs';
 import { Size } from '../core/size';
-import { Volume } from '../generated/libvirt/volume';
+import { LeanVolume } from '../generated-lean';
 import { IBaseImage } from './contract';
 
 /**
@@ -40,8 +40,8 @@ export class Image implements IBaseImage {
   }
 
   /** The image's base volume in `pool`, a `libvirt_volume` through `provider`. */
-  public createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): Volume {
-    return new Volume(scope, id, {
+  public createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): LeanVolume {
+    return new LeanVolume(scope, id, {
       provider,
       pool,
       name: `base-${this.name}.qcow2`,

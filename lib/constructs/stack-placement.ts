@@ -8,6 +8,7 @@ import { decideRecord, EMPTY_RECORD, RecordDecision, RecordedVm, ResourceRecord,
 import { IPlaceable, IPlacementCluster, IPlacementHost, LOCAL_POOL_NAME } from './contract';
 import { readLock, writeLock } from './lock-store';
 import { ResolvedNic } from './nic';
+import { writeMissingFiles } from './stack-files';
 import { Segment } from './segment';
 import { briefSynthFailures } from './synth-failure';
 
@@ -166,15 +167,7 @@ export class StackPlacement extends Construct {
     const decision = this.decide();
     if (decision.changed && !locksFrozen(this)) writeLock(this.resourceLockFile, decision.next);
     const dir = this.outputDir(stack);
-    const folders = new Set<string>(); // made once each, not once per file
-    for (const [relative, produce] of this.files) {
-      const target = path.join(dir, relative);
-      if (fs.existsSync(target)) continue; // content-addressed: the same name holds the same bytes
-      if (!folders.has(path.dirname(target))) fs.mkdirSync(path.dirname(target), { recursive: true });
-      folders.add(path.dirname(target));
-      fs.writeFileSync(`${target}.tmp`, produce());
-      fs.renameSync(`${target}.tmp`, target); // a killed synth never leaves half a file under the name
-    }
+    writeMissingFiles(dir, this.files);
     this.writeReports(stack);
   }
 

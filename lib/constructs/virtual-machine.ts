@@ -1,15 +1,16 @@
 import { createHash } from 'crypto';
-import { Lazy, TerraformResource, TerraformStack } from 'cdktf';
+import { TerraformResource, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { Duration } from '../core/duration';
 import { RestartPriority, VmSpec } from '../core/model';
 import { RecordedVm, vmKey } from '../core/resource-record';
 import { Size } from '../core/size';
-import { Domain, DomainDevicesDisks } from '../generated/libvirt/domain';
-import { Volume } from '../generated/libvirt/volume';
+import { DomainConfig, DomainDevicesDisks } from '../generated/libvirt/domain';
+import { LeanDomain, LeanVolume } from '../generated-lean';
 import { CloudInit, CloudInitProps, SeedDisk } from './cloud-init';
 import { GroupMembership, IPlaceable, IPlacementHost, IVmPlacer, LOCAL_POOL_NAME } from './contract';
 import { Image } from './image';
+import { lazyNumber, lazyString } from './lazy-value';
 import { networkConfig, NicProps, ResolvedNic, resolveNics } from './nic';
 import { SegmentKind } from './segment';
 import { consoleOptOut, IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults } from './secure-defaults';
@@ -184,6 +185,17 @@ export interface VirtualMachineProps {
    */
   readonly renamedFrom?: string;
   /**
+   * Changes the libvirt domain before it is created, for what these props do not cover (CPU
+   * model, clock, extra devices): receives the config the library renders, typed as the provider
+   * bindings' `DomainConfig`, and returns the config to render. The provider is always the VM's
+   * host's. `vm.resource` also takes `addOverride`, `dependsOn` and `lifecycle`.
+   * @default - the domain as the library renders it
+   *
+   * @example
+   * customizeDomain: (domain) => ({ ...domain, cpu: { mode: 'host-passthrough' } })
+   */
+  readonly customizeDomain?: (domain: DomainConfig) => DomainConfig;
+  /**
    * The failover group the VM is a replica of; `FailoverGroup` sets it for its replicas.
    * @default - none: the VM belongs to no group
    */
@@ -220,12 +232,15 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
   public readonly deployed: boolean;
   /** Address the VNC console listens on. */
   public readonly consoleListenAddress: string;
-  /** The libvirt domain; absent while the VM is not deployed. */
-  public readonly resource?: Domain;
-  public readonly bootDisk?: Volume;
-  public readonly dataDisk?: Volume;
+  /**
+   * The libvirt domain; absent while the VM is not deployed. Change its config with the
+   * `customizeDomain` prop; the generated `Domain` class is in `cdktf-libvirt-cluster/providers/libvirt`.
+   */
+  public readonly resource?: LeanDomain;
+  public readonly bootDisk?: LeanVolume;
+  public readonly dataDisk?: LeanVolume;
   /** The volume holding the cloud-init seed disk. */
-  public readonly cloudInitDisk?: Volume;
+  public readonly cloudInitDisk?: LeanVolume;
   /** The VM's NICs: segment, MAC and addresses. */
   public readonly nics: readonly ResolvedNic[];
   /** The VM's key in the stack's resource lock: its libvirt name and its host or cluster. */
@@ -279,13 +294,13 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     // Everything host-specific is resolved late, so a clustered VM's host can be chosen once the
     // whole tree is known; the addresses below never mention the host. Disks go to the cluster's
     // shared storage when it has one: they follow the VM, and their disk leases fence a stale copy.
-    const localPool = Lazy.stringValue({ produce: () => this.host.localPoolName });
+    const localPool = lazyString(() => this.host.localPoolName);
     const diskPool = this.cluster?.sharedPoolName ?? localPool;
     const onSharedStorage = this.cluster?.sharedPoolName !== undefined;
     // Without a host, or in a cluster without one, there is nowhere to render anything: synth reports that alone.
     const somewhere = props.host !== undefined || props.cluster?.fallbackHost !== undefined;
     if (props.dataDisk && somewhere) {
-      this.dataDisk = new Volume(this, 'DataDisk', {
+      this.dataDisk = new LeanVolume(this, 'DataDisk', {
         name: `${this.vmName}-data.qcow2`,
         pool: diskPool,
         target: { format: { type: 'qcow2' } },
@@ -310,16 +325,16 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
       let baseCapacity: number | undefined;
       // A new image is a new boot disk: the new name makes the provider replace the volume (it
       // updates none in place), and the domain, whose disk source names it, is updated in place.
-      this.bootDisk = new Volume(this, 'BootDisk', {
+      this.bootDisk = new LeanVolume(this, 'BootDisk', {
         name: this.bootDiskName,
         pool: diskPool,
         target: { format: { type: 'qcow2' } },
-        capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? Lazy.numberValue({ produce: () => (baseCapacity ??= base()?.capacity) ?? 0 }),
-        backingStore: { path: Lazy.stringValue({ produce: () => (basePath ??= base()?.path) ?? '' }), format: { type: 'qcow2' } },
+        capacity: (props.bootDiskSize ?? props.image.size)?.toBytes() ?? lazyNumber(() => (baseCapacity ??= base()?.capacity) ?? 0),
+        backingStore: { path: lazyString(() => (basePath ??= base()?.path) ?? ''), format: { type: 'qcow2' } },
       });
       placement.addStackFile(seed.relativePath, () => seed.bytes());
       // The seed disk is rebuilt wherever the VM runs, so it stays in the host's local pool.
-      this.cloudInitDisk = new Volume(this, 'CloudInit', {
+      this.cloudInitDisk = new LeanVolume(this, 'CloudInit', {
         name: this.cloudInitName,
         pool: localPool,
         create: { content: { url: seed.relativePath } },
@@ -335,9 +350,9 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         },
       ];
       const hotplug = this.maxVcpus !== this.vcpus || this.maxMemory.toBytes() !== this.memory.toBytes();
-      this.resource = new Domain(this, 'Resource', {
+      const domain: DomainConfig = {
         name: this.vmName,
-        type: Lazy.stringValue({ produce: () => this.host.domainType }),
+        type: lazyString(() => this.host.domainType),
         // <vcpu> and <memory> are the ceilings; the current values start below them.
         vcpu: this.maxVcpus,
         memory: this.maxMemory.toMebibytes(),
@@ -354,7 +369,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
           interfaces: this.nics.map((nic) =>
             nic.segment.renderInterface(
               nic.mac,
-              nic.segment.kind === SegmentKind.ISOLATED ? Lazy.stringValue({ produce: () => this.host.networkNameFor(nic.segment) }) : undefined,
+              nic.segment.kind === SegmentKind.ISOLATED ? lazyString(() => this.host.networkNameFor(nic.segment)) : undefined,
             ),
           ),
           consoles: [
@@ -362,7 +377,8 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
           ],
           graphics: [{ vnc: { autoPort: true, listen: this.consoleListenAddress } }],
         },
-      });
+      };
+      this.resource = new LeanDomain(this, 'Resource', props.customizeDomain?.(domain) ?? domain);
     }
     if (this.cluster) {
       this.cluster.addVirtualMachine(this);
@@ -502,7 +518,9 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
   /** Protects the data disk unless its removal policy says otherwise. */
   public applySecureDefaults(): void {
     if (this.dataDisk && this.props.dataDisk?.removalPolicy !== RemovalPolicy.DESTROY) {
-      this.dataDisk.addOverride('lifecycle.prevent_destroy', true);
+      // The lifecycle meta-argument, not addOverride: cdktf notes each override in the stack's metadata,
+      // at a cost that grows with the number of overrides (quadratic over a stack).
+      this.dataDisk.lifecycle = { ...this.dataDisk.lifecycle, preventDestroy: true };
     }
   }
 
@@ -549,7 +567,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
   }
 
   /** The base volume the boot disk overlays, or nothing on a host that cannot be contacted. */
-  private baseVolume(): Volume | undefined {
+  private baseVolume(): LeanVolume | undefined {
     const host = this.host;
     if (!host.reachable) return undefined;
     return this.cluster ? this.cluster.baseVolumeFor(this.image, host) : host.imageVolume(this.image);
@@ -613,7 +631,7 @@ export function consoleLogFile(vmName: string): string {
  * A virtio disk on `volume`. On shared storage the host's page cache is bypassed (`cache='none'`):
  * then no host holds data the other has not seen, and libvirt accepts a live migration as safe.
  */
-function diskOf(volume: Volume, dev: string, shared: boolean): DomainDevicesDisks {
+function diskOf(volume: LeanVolume, dev: string, shared: boolean): DomainDevicesDisks {
   return {
     source: { volume: { pool: volume.pool, volume: volume.name } },
     target: { dev, bus: 'virtio' },

@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { TerraformStack } from 'cdktf';
+import { dependable, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../../lib';
-import { synth, synthError } from '../synth';
+import { Cluster, DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../../lib';
+import { DomainConfig } from '../../lib/generated/libvirt/domain';
+import { scratchLock, synth, synthError } from '../synth';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbTDT0vB3vSzqmnMJV3B2mUj4dd3yp7PqAf6l0uVvJq ops@example';
 const image = Image.blank('base', Size.mebibytes(64));
@@ -135,5 +136,80 @@ describe('VirtualMachine', () => {
     expect(message).toContain("[test/bad] cloud-init user 'Root!' is not a valid login name");
     expect(message).toContain('[test/bad] cloud-init user \'Root!\' has a private key in sshAuthorizedKeys');
     expect(message).toContain("[test/bad] image name 'bad image' must be letters");
+  });
+});
+
+describe("VirtualMachine: changing the library's resources", () => {
+  const json = (build: (stack: TerraformStack, host: Host) => void) => synth(onOneHost(build)).json('test');
+
+  test('customizeDomain gets the typed config the library renders and renders what it returns', () => {
+    let seen: DomainConfig | undefined;
+    const out = json((s, host) => {
+      new VirtualMachine(s, 'web', {
+        host,
+        image,
+        customizeDomain: (domain) => {
+          seen = domain;
+          return { ...domain, cpu: { mode: 'host-passthrough' }, devices: { ...domain.devices, rngs: [{ model: 'virtio', backend: { random: '/dev/urandom' } }] } };
+        },
+      });
+    });
+    expect(seen).toMatchObject({ name: 'web', vcpu: 1, memory: 512 });
+    const [domain] = Object.values<any>(out.resource.libvirt_domain);
+    expect(domain.cpu).toEqual({ mode: 'host-passthrough' });
+    expect(domain.devices.rngs).toEqual([{ model: 'virtio', backend: { random: '/dev/urandom' } }]);
+    // What the library rendered is still there, and the provider is still the host's.
+    expect(domain).toMatchObject({ name: 'web', type: 'qemu', provider: 'libvirt.kvm1', devices: { graphics: [{ vnc: { listen: '127.0.0.1' } }] } });
+  });
+
+  test('addOverride, dependsOn and lifecycle on vm.resource and its disks reach the JSON', () => {
+    const out = json((s, host) => {
+      const db = new VirtualMachine(s, 'db', { host, image });
+      const web = new VirtualMachine(s, 'web', { host, image, dataDisk: { size: Size.gibibytes(1) } });
+      web.resource!.addOverride('on_crash', 'restart');
+      web.resource!.addOverride('os.type_machine', 'q35');
+      web.resource!.dependsOn = [dependable(db.resource!)];
+      web.resource!.lifecycle = { ignoreChanges: ['autostart'] };
+      web.dataDisk!.lifecycle = { ignoreChanges: ['capacity'] };
+    });
+    const domains = out.resource.libvirt_domain;
+    const [webKey, web] = Object.entries<any>(domains).find(([, d]) => d.name === 'web')!;
+    const [dbKey] = Object.entries<any>(domains).find(([, d]) => d.name === 'db')!;
+    expect(webKey).not.toBe(dbKey);
+    expect(web.on_crash).toBe('restart');
+    expect(web.os).toEqual({ type: 'hvm', type_arch: 'x86_64', type_machine: 'q35', boot_devices: [{ dev: 'hd' }] });
+    expect(web.depends_on).toEqual([`libvirt_domain.${dbKey}`]);
+    expect(web.lifecycle).toEqual({ ignore_changes: ['autostart'] });
+    // The protection the library adds keeps what the user set.
+    const [, data] = volumeNamed(out, 'web-data.qcow2');
+    expect(data.lifecycle).toEqual({ ignore_changes: ['capacity'], prevent_destroy: true });
+  });
+});
+
+describe('VirtualMachine: synth cost', () => {
+  test('the stack traces cdktf captures for tokens do not grow with the number of VMs', () => {
+    // cdktf captures a full stack trace for every token it makes (a generated Domain made ~316);
+    // nobody reads those of the library's own lazy values and references, so it makes none.
+    const stackTrace = require('cdktf/lib/tokens/private/stack-trace');
+    const spy = jest.spyOn(stackTrace, 'captureStackTrace');
+    const tracesFor = (vms: number) => {
+      spy.mockClear();
+      synth((app) => {
+        const stack = new TerraformStack(app, 'test');
+        const hosts = ['h1', 'h2'].map((h) => new Host(stack, h, { capacity: { cores: 64, memory: Size.gibibytes(256) } }));
+        const cluster = new Cluster(stack, 'cluster', { hosts, lockFile: scratchLock(), sharedStorage: { poolName: 'shared', path: '/srv/shared' } });
+        for (let i = 0; i < vms; i++) new VirtualMachine(stack, `vm${i}`, { cluster, image: Image.fromFile('debian', '/srv/debian.qcow2'), dataDisk: { size: Size.gibibytes(1) } });
+        const standalone = new Host(stack, 'solo');
+        for (let i = 0; i < vms; i++) new VirtualMachine(stack, `solo${i}`, { host: standalone, image, dataDisk: { size: Size.gibibytes(1) } });
+      });
+      return spy.mock.calls.length;
+    };
+    try {
+      const few = tracesFor(2);
+      expect(few).toBeGreaterThan(0); // the spy sees cdktf's captures: the stack's own lazy values
+      expect(tracesFor(40)).toBe(few);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
