@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
  * cdktf-libvirt-cluster reconcile --stack-dir cdktf.out/stacks/<stack> --host h1=URI [--host h2=URI ...]
- *   [--migrate-uri h2=tcp://ADDRESS ...] [--migrate-bandwidth MIB_PER_S] [--dry-run]
+ *   [--migrate-uri h2=tcp://ADDRESS ...] [--migrate-bandwidth MIB_PER_S] [--migrate-timeout SECONDS]
+ *   [--cold-when-refused] [--dry-run]
  *
- * Run before every `cdktf deploy`: it live-migrates VMs off reachable hosts they leave (cold when
- * they cannot move live), hot-adds vCPUs and memory, tidies hosts that come back, and fails, doing
- * nothing, when a host lacks a bridge or device the NICs need. It exits 1 when a live migration
- * failed or a segment is missing: do not deploy then. See lib/ops/reconcile.ts and docs/failover.md.
+ * Run before every `cdktf deploy`: it live-migrates VMs off reachable hosts they leave (cold, ACPI
+ * shutdown first, when they cannot move live), hot-adds vCPUs and memory, tidies hosts that come
+ * back, and fails, doing nothing, when a move's destination cannot take its VM or a host lacks a
+ * bridge or device the NICs need. It exits 1 when a move was refused or failed, or a segment is
+ * missing: do not deploy then. See lib/ops/reconcile.ts and docs/failover.md.
  *
  * cdktf-libvirt-cluster plan-comment --stack-dir cdktf.out/stacks/<stack> --plan FILE
  *
@@ -19,6 +21,7 @@
  * puts hosts to standby, each only where enabled by name (lib/ops/controller.ts).
  */
 import * as fs from 'fs';
+import { Duration } from '../core/duration';
 import { Controller } from './controller';
 import { resolveConfig } from './controller-config';
 import { terraformEngine } from './engine';
@@ -27,12 +30,12 @@ import { reconcile, ReconcileError } from './reconcile';
 
 const USAGE = [
   'usage: cdktf-libvirt-cluster reconcile --stack-dir DIR --host NAME=URI [--host NAME=URI ...]',
-  '         [--migrate-uri NAME=URI ...] [--migrate-bandwidth MIB_PER_S] [--dry-run]',
+  '         [--migrate-uri NAME=URI ...] [--migrate-bandwidth MIB_PER_S] [--migrate-timeout SECONDS] [--cold-when-refused] [--dry-run]',
   '       cdktf-libvirt-cluster plan-comment --stack-dir DIR --plan FILE',
   '       cdktf-libvirt-cluster controller --config FILE [--id ID] [--once] [--clock-offset-seconds N]',
 ].join('\n');
 
-function main(argv: string[]): number | Promise<number> {
+async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'plan-comment') return planCommentCommand(rest);
   if (command === 'controller') return controllerCommand(rest);
@@ -43,14 +46,23 @@ function main(argv: string[]): number | Promise<number> {
   const args = parseReconcileArguments(rest);
   const engine = terraformEngine(args.stackDir);
   console.log(`engine: ${engine.binary} (${engine.reason})`);
+  // SIGTERM/SIGINT: the step under way finishes and is recorded, then reconcile stops.
+  const stop = new AbortController();
+  const onSignal = (signal: string) => {
+    console.log(`${signal}: stopping after the current step`);
+    stop.abort();
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, onSignal);
   try {
-    const actions = reconcile({ ...args, terraformBinary: engine.binary, log: (line) => console.log(line) });
+    const actions = await reconcile({ ...args, terraformBinary: engine.binary, signal: stop.signal, log: (line) => console.log(line) });
     if (actions.length === 0) console.log('nothing to reconcile');
     return 0;
   } catch (err) {
     if (!(err instanceof ReconcileError)) throw err;
     console.error(`reconcile failed: ${err.message}`);
     return 1;
+  } finally {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.off(signal, onSignal);
   }
 }
 
@@ -60,11 +72,15 @@ export function parseReconcileArguments(args: readonly string[]): {
   hosts: Record<string, string>;
   migrateUris: Record<string, string>;
   migrationBandwidthMiBs?: number;
+  migrationTimeout?: Duration;
+  coldWhenLiveRefused: boolean;
   dryRun: boolean;
 } {
   let stackDir = '';
   let dryRun = false;
   let migrationBandwidthMiBs: number | undefined;
+  let migrationTimeout: Duration | undefined;
+  let coldWhenLiveRefused = false;
   const hosts: Record<string, string> = {};
   const migrateUris: Record<string, string> = {};
   const pair = (flag: string, value: string | undefined, into: Record<string, string>) => {
@@ -82,13 +98,18 @@ export function parseReconcileArguments(args: readonly string[]): {
       const value = args[++i] ?? '';
       if (!/^[1-9]\d*$/.test(value)) throw new Error(`--migrate-bandwidth takes MiB/s as a whole number above 0, not '${value}'`);
       migrationBandwidthMiBs = Number(value);
-    } else throw new Error(`unknown argument '${arg}'`);
+    } else if (arg === '--migrate-timeout') {
+      const value = args[++i] ?? '';
+      if (!/^[1-9]\d*$/.test(value)) throw new Error(`--migrate-timeout takes seconds as a whole number above 0, not '${value}'`);
+      migrationTimeout = Duration.seconds(Number(value));
+    } else if (arg === '--cold-when-refused') coldWhenLiveRefused = true;
+    else throw new Error(`unknown argument '${arg}'`);
   }
   if (!stackDir || Object.keys(hosts).length === 0) throw new Error('give --stack-dir and at least one --host');
   for (const host of Object.keys(migrateUris)) {
     if (!(host in hosts)) throw new Error(`--migrate-uri names ${host}, which no --host gives`);
   }
-  return { stackDir, hosts, migrateUris, migrationBandwidthMiBs, dryRun };
+  return { stackDir, hosts, migrateUris, migrationBandwidthMiBs, migrationTimeout, coldWhenLiveRefused, dryRun };
 }
 
 function planCommentCommand(args: string[]): number {

@@ -1,6 +1,7 @@
+import { Duration } from '../../lib/core/duration';
 import {
-  applyStateUpdates, DesiredDomain, DesiredLayout, desiredDomains, DestinationFacts, HostInventory, KnownState, missingSegments, planOperations,
-  planResize, RunningDomain, runningDomain,
+  applyStateUpdates, BLOCKING_ACTIONS, DesiredDomain, DesiredLayout, desiredDomains, DestinationFacts, formatAction, freeMemoryMiB, HostInventory, KnownState,
+  migrationProgress, missingSegments, parseJobInfo, planOperations, planResize, RunningDomain, runningDomain,
 } from '../../lib/ops/reconcile';
 import { parseReconcileArguments } from '../../lib/ops/cli';
 
@@ -77,7 +78,7 @@ function host(name: string, domains: RunningDomain[], over: Partial<HostInventor
 const summary = (actions: { action: string; host: string; target: string; destination?: string }[]) =>
   actions.map((a) => `${a.action} ${a.host}:${a.target}${a.destination ? ` → ${a.destination}` : ''}`);
 
-describe('drain: live or cold', () => {
+describe('moves: live, cold or refused', () => {
   test('a VM leaving a reachable host for a ready one is migrated live, after the pools are refreshed; its seed disk is not deleted by the tidying', () => {
     const actions = planOperations([host('h1', []), host('h2', [running('mail-1')])], layout([vm('mail-1', 'h1')]), state);
     expect(summary(actions)).toEqual(['refresh-pool h1:shared', 'refresh-pool h2:shared', 'migrate-domain h2:mail-1 → h1']);
@@ -86,38 +87,90 @@ describe('drain: live or cold', () => {
   });
 
   test.each([
-    ['a writable disk in the local pool', { disks: [{ pool: 'cdktf-local', volume: 'mail-1-boot.qcow2', readOnly: false, target: 'vda' }] }, {}, true, 'disk vda is not on shared storage (pool cdktf-local)'],
-    ['a disk that is not a pool volume', { disks: [{ readOnly: false, target: 'vdb' }] }, {}, true, 'disk vdb is not on shared storage (not a pool volume)'],
-    ['the bridge missing on the destination', {}, { devices: new Set<string>() }, true, 'bridge br0 is not on h1'],
-    ['the shared pool stopped on the destination', {}, { runningPools: new Set(['cdktf-local']) }, true, 'pool shared is not running on h1'],
-    ['no running local pool for the seed disk', {}, { localPoolRunning: false }, true, 'h1 has no running local pool for the seed disk'],
-    ['the seed ISO missing from the stack folder', {}, {}, false, 'the seed disk cloud-init/0123456789abcdef.iso is not in the stack folder'],
-    ['a NIC on another network than the configuration', { nics: [{ kind: 'network' as const, source: 'h2-isolated' }] }, {}, true,
+    ['a writable disk in the local pool', { disks: [{ pool: 'cdktf-local', volume: 'mail-1-boot.qcow2', readOnly: false, target: 'vda' }] }, {}, 'disk vda is not on shared storage (pool cdktf-local)'],
+    ['a disk that is not a pool volume', { disks: [{ readOnly: false, target: 'vdb' }] }, {}, 'disk vdb is not on shared storage (not a pool volume)'],
+    ['no running local pool for the seed disk', {}, { localPoolRunning: false }, 'h1 has no running local pool for the seed disk'],
+    ['a NIC on another network than the configuration', { nics: [{ kind: 'network' as const, source: 'h2-isolated' }] }, {},
       'NIC 1 is on network h2-isolated and the configuration puts it on bridge br0: a migration keeps it as it is'],
-  ])('cold, with the reason, for %s', (_what, runningOver, destinationOver, isoThere, reason) => {
+  ])('cold, ACPI first, with the reason, for %s', (_what, runningOver, destinationOver, reason) => {
     const actions = planOperations(
-      [host('h1', [], { destination: destination('h1', destinationOver) }), host('h2', [running('mail-1', runningOver)], { seedIsoExists: () => isoThere })],
-      layout([vm('mail-1', 'h1')]),
+      [host('h1', [], { destination: destination('h1', destinationOver) }), host('h2', [running('mail-1', runningOver)])],
+      layout([vm('mail-1', 'h1', { shutdownTimeout: Duration.seconds(90) })]),
       state,
     );
     expect(summary(actions)).toEqual([
       'refresh-pool h1:shared',
       'refresh-pool h2:shared',
-      'stop-and-undefine-domain h2:mail-1',
+      'cold-move h2:mail-1 → h1',
       'delete-volume h2:cdktf-local/mail-1-cloudinit-0123456789abcdef.iso',
     ]);
-    expect(actions[2].reason).toBe(`the configuration places mail-1 on h1; moved cold: ${reason}`);
+    expect(actions[2].reason).toBe(`the configuration places mail-1 on h1; cold: ${reason}; shut down through ACPI (up to 90 s), then created on h1 by the apply`);
+    expect(actions[2].shutdownTimeout?.toSeconds()).toBe(90);
   });
 
-  test('an unreachable destination means cold; a network NIC needs the network active there', () => {
-    const cold = planOperations([host('h2', [running('mail-1')])], layout([vm('mail-1', 'h1')]), state);
-    expect(cold.find((a) => a.action === 'stop-and-undefine-domain')?.reason).toContain('moved cold: h1 cannot be reached');
+  test.each([
+    ['the bridge missing on the destination', {}, { devices: new Set<string>() }, true, 'bridge br0 is not on h1: create it there (docs/networking.md), or place mail-1 elsewhere'],
+    ['the shared pool stopped on the destination', {}, { runningPools: new Set(['cdktf-local']) }, true, 'pool shared is not running on h1: start it there (virsh pool-start shared)'],
+    ['the seed ISO missing from the stack folder', {}, {}, false, 'the seed disk cloud-init/0123456789abcdef.iso is not in the stack folder: synthesize the stack again (cdktf synth)'],
+    ['too little free memory on the destination', {}, { freeMemoryMiB: 511.5 }, true,
+      'h1 has 511 MiB of memory free (virsh nodememstats: free + buffers + cached) and mail-1 needs its ceiling of 512 MiB: free memory on h1, or place mail-1 elsewhere'],
+    ['an unreachable destination', {}, { reachable: false, unreachableReason: 'Connection refused' }, true, 'h1 cannot be reached (Connection refused): bring its libvirtd back, or place mail-1 elsewhere'],
+    // The NIC differs (a cold move) and the destination lacks the new bridge: still refused, never stopped.
+    ['a cold move whose destination lacks the bridge', { nics: [{ kind: 'bridge' as const, source: 'br-old' }] }, { devices: new Set<string>() }, true,
+      'bridge br0 is not on h1: create it there (docs/networking.md), or place mail-1 elsewhere'],
+  ])('refused, the VM left running and its disks kept, for %s', (_what, runningOver, destinationOver, isoThere, reason) => {
+    const actions = planOperations(
+      [host('h1', [], { destination: destination('h1', destinationOver) }), host('h2', [running('mail-1', runningOver)], { seedIsoExists: () => isoThere })],
+      layout([vm('mail-1', 'h1')]),
+      state,
+    );
+    expect(summary(actions)).toEqual(['refresh-pool h1:shared', 'refresh-pool h2:shared', 'refuse-move h2:mail-1 → h1']);
+    expect(actions[2].reason).toBe(`the configuration places mail-1 on h1; refused: ${reason}; mail-1 keeps running on h2`);
+  });
+
+  test('an unreachable destination refuses the move (it was a cold move that killed the VM); a network NIC needs the network active there to move live', () => {
+    const refused = planOperations([host('h2', [running('mail-1')])], layout([vm('mail-1', 'h1')]), state);
+    expect(summary(refused)).toEqual(['refresh-pool h2:shared', 'refuse-move h2:mail-1 → h1']);
+    expect(refused[1].reason).toContain('refused: h1 cannot be reached: bring its libvirtd back, or place mail-1 elsewhere; mail-1 keeps running on h2');
     const onNetwork = { nics: [{ kind: 'network' as const, source: 'lan' }] };
     const desired = layout([vm('mail-1', 'h1', onNetwork)]);
     const inactive = planOperations([host('h1', []), host('h2', [running('mail-1', onNetwork)])], desired, state);
-    expect(inactive.find((a) => a.target === 'mail-1')?.reason).toContain('moved cold: network lan is not active on h1');
+    expect(inactive.find((a) => a.target === 'mail-1')?.reason).toContain('cold: network lan is not active on h1');
     const active = planOperations([host('h1', [], { destination: destination('h1', { activeNetworks: new Set(['lan']) }) }), host('h2', [running('mail-1', onNetwork)])], desired, state);
     expect(summary(active)).toContain('migrate-domain h2:mail-1 → h1');
+  });
+
+  test('free memory counts the ceilings of every VM moving to the destination, in order: the one that no longer fits is refused, the others move', () => {
+    const two = [running('mail-1'), running('mail-2')];
+    const actions = planOperations(
+      [host('h1', [], { destination: destination('h1', { freeMemoryMiB: 1000 }) }), host('h2', two)],
+      layout([vm('mail-1', 'h1'), vm('mail-2', 'h1')]),
+      state,
+    );
+    expect(summary(actions).filter((a) => !a.startsWith('refresh-pool'))).toEqual(['migrate-domain h2:mail-1 → h1', 'refuse-move h2:mail-2 → h1']);
+    expect(actions.find((a) => a.action === 'refuse-move')?.reason).toContain('mail-2 needs its ceiling of 512 MiB after 512 MiB for the VMs moving there before it');
+    expect(BLOCKING_ACTIONS.has('refuse-move')).toBe(true);
+  });
+
+  test('a running domain that goes without moving (not in the configuration) is stopped with the default ACPI timeout', () => {
+    const actions = planOperations([host('h2', [running('mail-2')])], layout([]), { ...state, domainNames: new Set(['mail-2']) });
+    const stop = actions.find((a) => a.action === 'stop-and-undefine-domain');
+    expect(stop?.reason).toBe('mail-2 is not deployed in the configuration');
+    expect(stop?.shutdownTimeout?.toSeconds()).toBe(30);
+  });
+
+  test('the dry run lists every move as live, cold or refused, with the reason', () => {
+    const local = { disks: [{ pool: 'cdktf-local', volume: 'b-boot.qcow2', readOnly: false, target: 'vda' }] };
+    const actions = planOperations(
+      [host('h1', [], { destination: destination('h1', { devices: new Set(['br0']) }) }), host('h2', [running('mail-1'), running('mail-2', local)]), host('h3', [running('mail-3')])],
+      layout([vm('mail-1', 'h1'), vm('mail-2', 'h1'), vm('mail-3', 'h4')]),
+      { ...state, domainNames: new Set(['mail-1', 'mail-2', 'mail-3']) },
+    );
+    expect(actions.filter((a) => ['migrate-domain', 'cold-move', 'refuse-move'].includes(a.action)).map((a) => formatAction(a, true))).toEqual([
+      'would migrate-domain h2:mail-1 → h1 (the configuration places mail-1 on h1; live: writable disks on shared storage, seed disk copied, bridge br0 there)',
+      'refuse-move h3:mail-3 → h4 (the configuration places mail-3 on h4; refused: h4 cannot be reached: bring its libvirtd back, or place mail-3 elsewhere; mail-3 keeps running on h3)',
+      'would cold-move h2:mail-2 → h1 (the configuration places mail-2 on h1; cold: disk vda is not on shared storage (pool cdktf-local); shut down through ACPI (up to 30 s), then created on h1 by the apply)',
+    ]);
   });
 
   test("a seed disk left on the destination by an earlier attempt is kept for the migration; once the VM runs there the state learns its path", () => {
@@ -193,7 +246,7 @@ describe('reading the configuration and libvirt', () => {
         libvirt_volume: { m_CloudInit: { name: 'm-cloudinit-0123456789abcdef.iso', pool: 'cdktf-local', create: { content: { url: 'cloud-init/0123456789abcdef.iso' } } } },
         libvirt_domain: {
           m_Resource: {
-            name: 'm', provider: 'libvirt.h1', vcpu: 2, vcpu_current: 1, memory: 1, memory_unit: 'GiB', current_memory: 256, current_memory_unit: 'MiB',
+            name: 'm', provider: 'libvirt.h1', vcpu: 2, vcpu_current: 1, memory: 1, memory_unit: 'GiB', current_memory: 256, current_memory_unit: 'MiB', update: { shutdown: { timeout: 120 } },
             devices: {
               disks: [{ device: 'cdrom', source: { volume: { pool: '${libvirt_volume.m_CloudInit.pool}', volume: '${libvirt_volume.m_CloudInit.name}' } } }],
               interfaces: [
@@ -212,7 +265,24 @@ describe('reading the configuration and libvirt', () => {
       stateValues: { vcpu_current: 1, current_memory: 256, current_memory_unit: 'MiB' },
       nics: [{ kind: 'network', source: 'lan' }, { kind: 'bridge', source: 'br0' }, { kind: 'direct', source: 'eth0' }, { kind: 'bridge', source: 'ovsbr0' }],
       seed: { volume: 'm-cloudinit-0123456789abcdef.iso', address: 'libvirt_volume.m_CloudInit', isoFile: 'cloud-init/0123456789abcdef.iso' },
+      shutdownTimeout: Duration.seconds(120),
     });
+    // Without update.shutdown.timeout the VM has none of its own: the 30 s default applies.
+    delete (json.resource.libvirt_domain.m_Resource as { update?: unknown }).update;
+    expect(desiredDomains(json).get('m')?.shutdownTimeout).toBeUndefined();
+  });
+
+  test('free memory by libvirt: free + buffers + cached of virsh nodememstats, in MiB', () => {
+    expect(freeMemoryMiB('total  :             24576000 KiB\nfree   :              1048576 KiB\nbuffers:                 1024 KiB\ncached :               523264 KiB\n')).toBe(1536);
+    expect(freeMemoryMiB('total  :             24576000 KiB\nfree   :              2048 KiB\n')).toBe(2);
+    expect(freeMemoryMiB('')).toBeUndefined();
+  });
+
+  test("a migration's progress from domjobinfo; none before the job reports data", () => {
+    const info = parseJobInfo('Job type:         Unbounded\nOperation:        Outgoing migration\nTime elapsed:     1843         ms\nData processed:   160.250 MiB\nData remaining:   96.000 MiB\nData total:       256.000 MiB\n');
+    expect(migrationProgress(info)).toBe('63% (160 of 256 MiB copied, 96 MiB left)');
+    expect(migrationProgress(parseJobInfo('Job type:         Unbounded\nTime elapsed:     5 ms\n'))).toBeUndefined();
+    expect(migrationProgress(parseJobInfo('Data remaining:   1.5 GiB\nData total:       2 GiB\n'))).toBe('25% (512 of 2048 MiB copied, 1536 MiB left)');
   });
 
   test('a running domain from libvirt XML: the live ceilings and vCPUs, the persistent memory target (the live one is what a balloon without driver reports)', () => {
@@ -251,8 +321,15 @@ describe('reconcile command line', () => {
   test('hosts, migration URIs per destination, a bandwidth limit and dry run', () => {
     expect(
       parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=qemu:///system', '--host', 'h2=qemu+ssh://a@b/system', '--migrate-uri', 'h2=tcp://127.0.0.1', '--migrate-bandwidth', '8', '--dry-run']),
-    ).toEqual({ stackDir: 'out', hosts: { h1: 'qemu:///system', h2: 'qemu+ssh://a@b/system' }, migrateUris: { h2: 'tcp://127.0.0.1' }, migrationBandwidthMiBs: 8, dryRun: true });
-    expect(parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=x'])).toEqual({ stackDir: 'out', hosts: { h1: 'x' }, migrateUris: {}, migrationBandwidthMiBs: undefined, dryRun: false });
+    ).toEqual({
+      stackDir: 'out', hosts: { h1: 'qemu:///system', h2: 'qemu+ssh://a@b/system' }, migrateUris: { h2: 'tcp://127.0.0.1' }, migrationBandwidthMiBs: 8, migrationTimeout: undefined,
+      coldWhenLiveRefused: false, dryRun: true,
+    });
+    expect(parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=x'])).toEqual({
+      stackDir: 'out', hosts: { h1: 'x' }, migrateUris: {}, migrationBandwidthMiBs: undefined, migrationTimeout: undefined, coldWhenLiveRefused: false, dryRun: false,
+    });
+    const bounded = parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=x', '--migrate-timeout', '120', '--cold-when-refused']);
+    expect({ timeout: bounded.migrationTimeout?.toSeconds(), cold: bounded.coldWhenLiveRefused }).toEqual({ timeout: 120, cold: true });
   });
 
   test.each([
@@ -260,6 +337,7 @@ describe('reconcile command line', () => {
     [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-uri', 'tcp://127.0.0.1'], "--migrate-uri takes NAME=URI, not 'tcp://127.0.0.1'"],
     [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-bandwidth', '0'], "--migrate-bandwidth takes MiB/s as a whole number above 0, not '0'"],
     [['--stack-dir', 'out', '--host', 'h1=x', '--unsafe'], "unknown argument '--unsafe'"],
+    [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-timeout', '1.5'], "--migrate-timeout takes seconds as a whole number above 0, not '1.5'"],
     [['--host', 'h1=x'], 'give --stack-dir and at least one --host'],
   ])('%j is refused', (args, message) => {
     expect(() => parseReconcileArguments(args)).toThrow(message);
