@@ -197,6 +197,19 @@ describeE2e('failover drills on a two-host lab', () => {
     expect(nicsEverywhere()).toEqual(nics);
     const after = await guestsReport(booted);
     for (const vm of VMS) expect({ vm, rebooted: after[vm].bootId !== booted[vm].bootId }).toEqual({ vm, rebooted: onH1.includes(vm) });
+    // What each mail guest wrote on its data disk before h1 died (a mark its first boot wrote), it
+    // reads back after the failover, from an earlier boot than the one reading it; the directory has no data disk.
+    for (const vm of VMS) {
+      const wrote = booted[vm].data;
+      if (vm === 'directory-1') {
+        expect(wrote).toBe('');
+        continue;
+      }
+      expect(wrote).toMatch(new RegExp(`^CDKTF-GUEST-DATA boot [0-9a-f-]{36} of ${vm}$`));
+      expect({ vm, read: after[vm].data }).toEqual({ vm, read: wrote });
+      if (onH1.includes(vm)) expect(wrote).not.toContain(after[vm].bootId);
+    }
+    console.log(`data disk marks read after the failover:\n${VMS.map((vm) => `  ${vm}: '${after[vm].data}' (now boot ${after[vm].bootId})`).join('\n')}`);
     console.log(`NICs after the failover, on h2:\n${Object.entries(nicsEverywhere()).map(([vm, l]) => `  ${vm}: ${l.join('; ')}`).join('\n')}`);
   });
 

@@ -9,9 +9,11 @@
  *   with what to fix, does nothing, exits 1; both keep running on h1, the guest with the same boot id;
  * - the cold move: `--dry-run` lists both as cold with the reason; reconcile shuts the guest down
  *   through ACPI (its console shows it heard the button) and powers `stubborn` off only after its
- *   5 s; the apply starts both on h2.
+ *   5 s; the apply starts both on h2;
+ * - SIGTERM while the first VM is being stopped: that step finishes, the other VM is not touched,
+ *   reconcile exits 1 listing what it did not do; the next run completes the move.
  */
-import { spawn } from 'child_process';
+import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { App, LocalBackend, TerraformStack } from 'cdktf';
@@ -52,14 +54,18 @@ describeE2e(`safe moves on a two-host lab (${virt.type}: ${virt.reason})`, () =>
     app.synth();
   }
 
-  /** `cdktf-libvirt-cluster reconcile` as an operator runs it. */
-  function reconcileCommand(extra: string[] = []): Promise<{ code: number; output: string }> {
+  /** `cdktf-libvirt-cluster reconcile` as an operator runs it; `onOutput` sees its output as it comes, with the child. */
+  function reconcileCommand(extra: string[] = [], onOutput?: (output: string, child: ChildProcess) => void): Promise<{ code: number; output: string }> {
     const args = [path.join(REPO, 'lib', 'ops', 'cli.ts'), 'reconcile', '--stack-dir', stackDir];
     for (const h of HOSTS) args.push('--host', `${h}=${host(h).uri}`);
     const child = spawn(path.join(REPO, 'node_modules', '.bin', 'tsx'), [...args, ...extra], { cwd: REPO, env: { ...tofuEnv(), TERRAFORM_BINARY_NAME: TOFU } });
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
+    const add = (d: Buffer) => {
+      output += d;
+      onOutput?.(output, child);
+    };
+    child.stdout.on('data', add);
+    child.stderr.on('data', add);
     return new Promise((resolve) => child.on('exit', (code) => resolve({ code: code ?? -1, output: output.replace(/\n$/, '') })));
   }
   const running = (h: string) => host(h).runningDomains().sort();
@@ -132,5 +138,35 @@ describeE2e(`safe moves on a two-host lab (${virt.type}: ${virt.reason})`, () =>
     const again = await waitForGuestReport(host('h2').consoleLog('guest-1'), (r) => r.instanceId === 'guest-1', 120_000);
     expect(again.bootId).not.toBe(booted.bootId); // a cold move: a new boot on h2
     expect(tofuPlan(stackDir).code).toBe(0);
+  });
+
+  drill('SIGTERM during a cold move: the VM being stopped finishes its move, the other is not touched, the command fails listing it; the next run completes', async () => {
+    synth('h2');
+    let signalled = false;
+    const { code, output } = await reconcileCommand([], (out, child) => {
+      if (!signalled && /^ {2}shutting \S+ down on h2/m.test(out)) {
+        signalled = true;
+        child.kill('SIGTERM');
+      }
+    });
+    console.log(`reconcile with h2 in maintenance, SIGTERM during the first shutdown (exit ${code}):\n${output}`);
+    expect(signalled).toBe(true);
+    expect(code).toBe(1);
+    const first = /^ {2}shutting (\S+) down on h2/m.exec(output)![1];
+    const other = VMS.find((vm) => vm !== first)!;
+    expect(output).toContain('SIGTERM: stopping after the current step');
+    expect(output).toMatch(new RegExp(`^ {2}${first} (shut down through ACPI|did not shut down within)`, 'm'));
+    expect(output).toMatch(new RegExp(`reconcile failed: stopped by a signal after \\d+ steps?; not done, do not apply:\n(.*\n)*cold-move h2:${other} → h1`));
+    expect(output).not.toMatch(new RegExp(`shutting ${other}`));
+    expect(host('h2').domains()).toEqual([other]);
+    expect(running('h2')).toEqual([other]); // untouched, still running
+
+    const again = await reconcileCommand();
+    console.log(`reconcile again (exit ${again.code}):\n${again.output}`);
+    expect(again.code).toBe(0);
+    expect(again.output).toContain(`cold-move h2:${other} → h1`);
+    expect(host('h2').domains()).toEqual([]);
+    tofu(stackDir, ['apply', '-auto-approve', '-input=false']);
+    expect({ h1: running('h1'), h2: running('h2') }).toEqual({ h1: VMS, h2: [] });
   });
 }, lab.ok ? undefined : `lab unavailable: ${lab.reason}`, guest.ok ? undefined : `no test guest: ${guest.reason}`);
