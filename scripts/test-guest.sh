@@ -15,7 +15,7 @@
 #
 # The guest never brings a network interface up, and writes no disk but the first sector of a
 # second virtio disk (vdb, a data disk), once: at boot it reads that sector, and if it holds no
-# mark yet writes `CDKTF-GUEST-DATA boot <boot_id> of <instance_id>` there (then sync). The mark
+# mark yet writes `CDKTF-GUEST-DATA boot <boot_id> of <instance_id>` there (and flushes it). The mark
 # it read or wrote is the report's "data": a guest that boots again on the same data disk (after a
 # failover) reports the mark of its earlier boot, one on a new empty disk a mark of its own.
 # Its /init (busybox sh, PID 1, root stays the initramfs) loads the virtio, SATA cdrom, ISO 9660,
@@ -214,8 +214,9 @@ data_mark() {
     CDKTF-GUEST-DATA\ *) ;;
     *)
       mark="CDKTF-GUEST-DATA boot $boot_id of $instance_id"
-      printf '%s\n' "$mark" | dd of=/dev/vdb bs=512 count=1 conv=sync,notrunc 2>/dev/null
-      sync
+      # conv=fsync: a flush the disk must honour (sync alone sends none for a raw device, and
+      # QEMU may then still hold the new cluster's qcow2 mapping when its host dies).
+      printf '%s\n' "$mark" | dd of=/dev/vdb bs=512 count=1 conv=sync,notrunc,fsync 2>/dev/null
       ;;
   esac
   data=$(json "$mark")
