@@ -200,7 +200,20 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileAct
           failures.push(outcome.failure);
           break;
         }
-        case 'cold-move':
+        case 'cold-move': {
+          // Checked when planned, maybe minutes ago (migrations first): it must still answer.
+          const destination = connections.get(action.destination!);
+          const answer = destination === undefined ? { reachable: false as const, reason: 'not connected' } : probe(destination);
+          if (!answer.reachable) {
+            const line = `cold move of ${action.target} from ${action.host} to ${action.destination} not started: ${action.destination} no longer answers (${answer.reason}); ${action.target} keeps running on ${action.host}`;
+            log(`  ${line}`);
+            failures.push(line);
+            break;
+          }
+          await mover.stopAndUndefine(action, virsh);
+          done.push(action);
+          break;
+        }
         case 'stop-and-undefine-domain':
           await mover.stopAndUndefine(action, virsh);
           done.push(action);
