@@ -58,7 +58,10 @@ describeE2e(`safe moves on a two-host lab (${virt.type}: ${virt.reason})`, () =>
   function reconcileCommand(extra: string[] = [], onOutput?: (output: string, child: ChildProcess) => void): Promise<{ code: number; output: string }> {
     const args = [path.join(REPO, 'lib', 'ops', 'cli.ts'), 'reconcile', '--stack-dir', stackDir];
     for (const h of HOSTS) args.push('--host', `${h}=${host(h).uri}`);
-    const child = spawn(path.join(REPO, 'node_modules', '.bin', 'tsx'), [...args, ...extra], { cwd: REPO, env: { ...tofuEnv(), TERRAFORM_BINARY_NAME: TOFU } });
+    // One process (tsx as a loader), so a signal reaches reconcile itself: the tsx command relays
+    // it to its child and kills that child if it has not answered within 30 ms, which a loaded
+    // machine misses.
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args, ...extra], { cwd: REPO, env: { ...tofuEnv(), TERRAFORM_BINARY_NAME: TOFU } });
     let output = '';
     const add = (d: Buffer) => {
       output += d;
