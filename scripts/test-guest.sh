@@ -13,12 +13,16 @@
 #      initramfs and syslinux.cfg through mtools' mcopy; `syslinux --install` (mtools-based) makes it
 #      bootable; SeaBIOS boots its first sector. qemu-img converts it to qcow2.
 #
-# The guest never writes a disk and never brings a network interface up. Its /init (busybox sh,
-# PID 1, root stays the initramfs) loads the virtio, SATA cdrom, ISO 9660, ACPI button and evdev
-# modules, powers off on the ACPI power button (busybox acpid), brings hot-added CPUs online, mounts
-# the NoCloud seed (a cdrom labelled cidata) read-only and writes a line
+# The guest never brings a network interface up, and writes no disk but the first sector of a
+# second virtio disk (vdb, a data disk), once: at boot it reads that sector, and if it holds no
+# mark yet writes `CDKTF-GUEST-DATA boot <boot_id> of <instance_id>` there (and flushes it). The mark
+# it read or wrote is the report's "data": a guest that boots again on the same data disk (after a
+# failover) reports the mark of its earlier boot, one on a new empty disk a mark of its own.
+# Its /init (busybox sh, PID 1, root stays the initramfs) loads the virtio, SATA cdrom, ISO 9660,
+# ACPI button and evdev modules, powers off on the ACPI power button (busybox acpid), brings
+# hot-added CPUs online, mounts the NoCloud seed (a cdrom labelled cidata) read-only and writes a line
 #   GUEST-REPORT {"seq":N,"boot_id":"…","uptime_s":N,"cpus_online":N,"mem_total_kib":N,
-#                 "instance_id":"…","hostname":"…","macs":[…],"addresses":[…]}
+#                 "instance_id":"…","hostname":"…","macs":[…],"addresses":[…],"data":"…"}
 # to /dev/ttyS0 at boot, whenever something but seq and uptime changes, and at least every 5 s.
 # test/e2e/test-guest.ts reads those lines from a console log.
 #
@@ -123,7 +127,7 @@ chmod 0755 "$ROOT/etc/acpi/PWRF/00000080"
 
 cat > "$ROOT/init" <<'INIT'
 #!/bin/sh
-# PID 1 of the test guest. Never writes a disk, never brings a network interface up.
+# PID 1 of the test guest. Never brings a network interface up; writes only a mark on vdb's first sector, once.
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -198,6 +202,27 @@ mount_seed() {
   return 0
 }
 
+# The data disk's mark: read it, or write it once (after the seed, which names the instance).
+data=''
+data_done=''
+data_mark() {
+  # The disk's node may come a moment after its driver: looked for during the first 10 s.
+  [ -b /dev/vdb ] || { [ "${up:-0}" -lt 10 ] || data_done=1; return 0; }
+  [ -n "$seed" ] || [ "${up:-0}" -ge 30 ] || return 0
+  mark=$(dd if=/dev/vdb bs=512 count=1 2>/dev/null | tr -d '\000' | head -n 1)
+  case $mark in
+    CDKTF-GUEST-DATA\ *) ;;
+    *)
+      mark="CDKTF-GUEST-DATA boot $boot_id of $instance_id"
+      # conv=fsync: a flush the disk must honour (sync alone sends none for a raw device, and
+      # QEMU may then still hold the new cluster's qcow2 mapping when its host dies).
+      printf '%s\n' "$mark" | dd of=/dev/vdb bs=512 count=1 conv=sync,notrunc,fsync 2>/dev/null
+      ;;
+  esac
+  data=$(json "$mark")
+  data_done=1
+}
+
 seq=0
 last_state=''
 last_time=-5
@@ -207,6 +232,7 @@ while :; do
     [ -f "$f" ] && read -r on < "$f" && [ "$on" = 0 ] && echo 1 > "$f"
   done
   [ -n "$seed" ] || mount_seed
+  [ -n "$data_done" ] || data_mark
   cpus=0
   read -r ranges < /sys/devices/system/cpu/online
   IFS=,; for r in $ranges; do case $r in *-*) cpus=$((cpus + ${r#*-} - ${r%-*} + 1)) ;; *) cpus=$((cpus + 1)) ;; esac; done; unset IFS
@@ -219,7 +245,7 @@ while :; do
   done
   read -r up _ < /proc/uptime
   up=${up%.*}
-  state="\"cpus_online\":$cpus,\"mem_total_kib\":$mem,$ident,\"macs\":[$macs],\"addresses\":[$addresses]"
+  state="\"cpus_online\":$cpus,\"mem_total_kib\":$mem,$ident,\"macs\":[$macs],\"addresses\":[$addresses],\"data\":\"$data\""
   if [ "$state" != "$last_state" ] || [ $((up - last_time)) -ge 4 ]; then
     seq=$((seq + 1))
     printf 'GUEST-REPORT {"seq":%d,"boot_id":"%s","uptime_s":%d,%s}\n' "$seq" "$boot_id" "$up" "$state" >&3

@@ -47,12 +47,13 @@ export interface ReportInput {
 
 /**
  * How a VM gets from `from` to `to`: a restart when `from` cannot be contacted, a live migration
- * (done by `reconcile` before the apply) when the disks are on shared storage, else a cold move.
+ * (done by `reconcile` before the apply) when the disks are on shared storage, else a cold move. Whether
+ * the destination can take the VM is known only on the hosts: `reconcile --dry-run` says live, cold or refused.
  */
 export function moveMethod(fromState: HostState | undefined, sharedStorage: boolean): string {
   if (fromState === HostState.FAILED || fromState === HostState.STANDBY) return `restart: host is ${fromState}`;
   if (sharedStorage) return 'live migration by reconcile, before the apply';
-  return 'cold: stopped, then started on the new host (disks are on local storage)';
+  return 'cold: reconcile shuts it down through ACPI (up to its shutdownTimeout), then it starts on the new host (disks are on local storage)';
 }
 
 export interface Report {

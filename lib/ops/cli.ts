@@ -11,6 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Duration } from '../core/duration';
 import { Controller } from './controller';
 import { resolveConfig } from './controller-config';
 import { terraformEngine } from './engine';
@@ -34,6 +35,8 @@ export interface ReconcileArguments {
   hosts: Record<string, string>;
   migrateUris: Record<string, string>;
   migrationBandwidthMiBs?: number;
+  migrationTimeout?: Duration;
+  coldWhenLiveRefused: boolean;
   dryRun: boolean;
 }
 
@@ -69,6 +72,11 @@ function pairs(flag: string): (value: string, previous: Record<string, string> |
     if (at < 1 || at === value.length - 1) throw new InvalidArgumentError(`${flag} takes NAME=URI, not '${value}' (e.g. ${flag} kvm1=qemu+ssh://admin@kvm1.example.net/system)`);
     return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
   };
+}
+
+function wholeSeconds(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError(`--migrate-timeout takes seconds as a whole number above 0, not '${value}'`);
+  return Number(value);
 }
 
 function wholeMiBs(value: string): number {
@@ -132,6 +140,11 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
       pairs('--migrate-uri'),
     )
     .option('--migrate-bandwidth <mib-per-s>', 'limit of each live migration, in MiB/s (default: no limit)', wholeMiBs)
+    .option('--migrate-timeout <seconds>', 'how long one live migration may take before it is cancelled; the VM keeps running on its source (default: 600)', wholeSeconds)
+    .option(
+      '--cold-when-refused',
+      'when libvirt refuses a live migration, move the VM cold instead (ACPI shutdown first, bounded by its shutdown timeout) once its destination is checked (default: off, a refusal fails the run)',
+    )
     .option('--dry-run', 'print what would be done and change nothing (default: off, reconcile acts)')
     .addHelpText(
       'after',
@@ -140,7 +153,8 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
         'Example:',
         '  cdktf-libvirt-cluster reconcile --stack-dir cdktf.out/stacks/mail --host kvm1=qemu+ssh://admin@kvm1/system --host kvm2=qemu+ssh://admin@kvm2/system',
         '',
-        'Exit 1 when a live migration failed or a host lacks a bridge or device the NICs need: do not deploy then.',
+        'Exit 1 when a move was refused or failed, or a host lacks a bridge or device the NICs need: do not deploy then.',
+        'SIGTERM or SIGINT: the step under way finishes and is recorded, then reconcile stops (exit 1).',
       ].join('\n'),
     )
     .action((options: Record<string, unknown>) => done(actions.reconcile(reconcileArguments(options), output)));
@@ -188,7 +202,15 @@ function reconcileArguments(o: Record<string, unknown>): ReconcileArguments {
   for (const host of Object.keys(migrateUris)) {
     if (!(host in hosts)) throw new UsageError(`--migrate-uri names ${host}, which no --host gives; add --host ${host}=URI or fix the name`);
   }
-  return { stackDir, hosts, migrateUris, migrationBandwidthMiBs: o.migrateBandwidth as number | undefined, dryRun: o.dryRun === true };
+  return {
+    stackDir,
+    hosts,
+    migrateUris,
+    migrationBandwidthMiBs: o.migrateBandwidth as number | undefined,
+    ...(o.migrateTimeout !== undefined ? { migrationTimeout: Duration.seconds(o.migrateTimeout as number) } : {}),
+    coldWhenLiveRefused: o.coldWhenRefused === true,
+    dryRun: o.dryRun === true,
+  };
 }
 
 function planCommentArguments(o: Record<string, unknown>): PlanCommentArguments {
@@ -258,19 +280,28 @@ export function synthOutputProblem(file: string, json: unknown): string | undefi
 
 /** What the commands do for a user. */
 const ACTIONS: CliActions = {
-  reconcile(args, output) {
+  async reconcile(args, output) {
     const engine = terraformEngine(args.stackDir);
     const problem = stackDirProblem(args.stackDir, engine.binary);
     if (problem) throw new UsageError(problem);
     output.out(`engine: ${engine.binary} (${engine.reason})\n`);
+    // SIGTERM/SIGINT: the step under way finishes and is recorded, then reconcile stops.
+    const stop = new AbortController();
+    const onSignal = (signal: string) => {
+      output.out(`${signal}: stopping after the current step\n`);
+      stop.abort();
+    };
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, onSignal);
     try {
-      const actions = reconcile({ ...args, terraformBinary: engine.binary, log: (line) => output.out(`${line}\n`) });
+      const actions = await reconcile({ ...args, terraformBinary: engine.binary, signal: stop.signal, log: (line) => output.out(`${line}\n`) });
       if (actions.length === 0) output.out('nothing to reconcile\n');
       return 0;
     } catch (err) {
       if (!(err instanceof ReconcileError)) throw err;
       output.err(`reconcile failed: ${err.message}\n`);
       return 1;
+    } finally {
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.off(signal, onSignal);
     }
   },
   planComment(args, output) {

@@ -324,7 +324,7 @@ export class Controller {
       const reconcileStarted = Date.now();
       const lines: string[] = [];
       try {
-        const actions = reconcile({
+        const actions = await reconcile({
           stackDir,
           hosts: Object.fromEntries(reachable.map((h) => [h, this.config.hosts[h].uri])),
           migrateUris: Object.fromEntries(reachable.filter((h) => this.config.hosts[h].migrateUri).map((h) => [h, this.config.hosts[h].migrateUri!])),

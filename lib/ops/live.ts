@@ -1,9 +1,15 @@
 /**
- * The live half of reconcile, as pure decisions: which VMs move by live migration and which cold
- * (and why), which vCPU/memory raises are hot-added and which are left to a restarting apply, which
- * bridge or macvtap devices a host lacks, and what the Terraform state must be told afterwards.
- * Plain data in, plain data out; `reconcile.ts` gathers the facts with virsh and carries them out.
+ * The live half of reconcile, as pure decisions: whether a move's destination can take a VM at all
+ * (and what to fix when it cannot), which VMs move by live migration and which cold (and why),
+ * which vCPU/memory raises are hot-added and which are left to a restarting apply, which bridge or
+ * macvtap devices a host lacks, and what the Terraform state must be told afterwards. Plain data
+ * in, plain data out; `host-observer.ts` gathers the facts with virsh, `vm-mover.ts` and
+ * `reconcile.ts` carry the decisions out.
  */
+import { Duration } from '../core/duration';
+
+/** How long a VM's guest has to shut down through ACPI when the configuration does not say: the provider's default. */
+export const DEFAULT_SHUTDOWN_TIMEOUT = Duration.seconds(30);
 
 /** A NIC as the configuration renders it, or as a running domain has it. */
 export interface NicSource {
@@ -31,6 +37,12 @@ export interface DesiredDomain {
   readonly nics: readonly NicSource[];
   /** The NoCloud seed volume in the host's local pool, and the ISO in the stack folder it is uploaded from. */
   readonly seed?: { readonly volume: string; readonly address: string; readonly isoFile: string };
+  /**
+   * How long a cold move waits for the guest to shut down through ACPI before it powers it off
+   * (the VM's `shutdownTimeout`, the domain's `update.shutdown.timeout`).
+   * @default DEFAULT_SHUTDOWN_TIMEOUT (30 s, the provider's default)
+   */
+  readonly shutdownTimeout?: Duration;
 }
 
 /** A running domain as libvirt reports it. */
@@ -51,6 +63,14 @@ export interface RunningDomain {
 export interface DestinationFacts {
   readonly host: string;
   readonly reachable: boolean;
+  /** Why it cannot be reached (virsh's message), when it cannot. */
+  readonly unreachableReason?: string;
+  /**
+   * Memory the host can give a VM, in MiB, as libvirt reports it (`virsh nodememstats`: free +
+   * buffers + cached).
+   * @default - unknown: not checked
+   */
+  readonly freeMemoryMiB?: number;
   /** Active libvirt networks. */
   readonly activeNetworks: ReadonlySet<string>;
   /** Bridges and devices found on the host (those the configuration needs). */
@@ -72,31 +92,60 @@ export interface MigrationPlan {
 }
 
 /**
- * Whether a VM running on `from` can move to `to` live, and if not why (the reason of a cold move).
- * Live needs: every writable disk a volume of a site (shared) pool that runs on the destination,
- * the seed disk's ISO in the stack folder and a running local pool to copy it into, each NIC's
- * network active (or bridge/device present) on the destination, and the NICs the same as the
- * configuration's, since a migration keeps them as they are.
+ * Why a move's destination cannot take a VM at all, live or cold, each with what to fix; [] when it
+ * can. The VM then stays where it runs. A destination takes a VM when it answers, runs every site
+ * (shared) pool the VM's disks are on, has each bridge and macvtap device the configuration's NICs
+ * need, has memory for the VM's ceiling (`neededMiB`: this VM's and those of the VMs moving there
+ * before it, as placement reserves ceilings), and the seed disk's ISO is in the stack folder.
  */
-export function liveMigrationBlocker(
+export function destinationRefusals(
   running: RunningDomain,
   desired: DesiredDomain,
   destination: DestinationFacts,
   sitePools: ReadonlySet<string>,
   seedIsoExists: boolean,
-): string | undefined {
-  if (!destination.reachable) return `${destination.host} cannot be reached`;
+  neededMiB: number,
+): string[] {
+  const to = destination.host;
+  if (!destination.reachable) {
+    return [`${to} cannot be reached${destination.unreachableReason ? ` (${destination.unreachableReason})` : ''}: bring its libvirtd back, or place ${desired.name} elsewhere`];
+  }
+  const refusals: string[] = [];
+  const pools = new Set(running.disks.filter((d) => !d.readOnly && d.pool !== undefined && sitePools.has(d.pool)).map((d) => d.pool!));
+  for (const pool of [...pools].sort()) {
+    if (!destination.runningPools.has(pool)) refusals.push(`pool ${pool} is not running on ${to}: start it there (virsh pool-start ${pool})`);
+  }
+  if (desired.seed && !seedIsoExists) refusals.push(`the seed disk ${desired.seed.isoFile} is not in the stack folder: synthesize the stack again (cdktf synth)`);
+  for (const nic of desired.nics) {
+    if (nic.kind !== 'network' && !destination.devices.has(nic.source)) {
+      refusals.push(`${describeNic(nic)} is not on ${to}: create it there (docs/networking.md), or place ${desired.name} elsewhere`);
+    }
+  }
+  if (destination.freeMemoryMiB !== undefined && neededMiB > destination.freeMemoryMiB) {
+    const before = neededMiB - desired.memoryMiB;
+    refusals.push(
+      `${to} has ${Math.floor(destination.freeMemoryMiB)} MiB of memory free (virsh nodememstats: free + buffers + cached) and ${desired.name} needs its ceiling of ${desired.memoryMiB} MiB` +
+        `${before > 0 ? ` after ${before} MiB for the VMs moving there before it` : ''}: free memory on ${to}, or place ${desired.name} elsewhere`,
+    );
+  }
+  return refusals;
+}
+
+/**
+ * Why a VM whose destination can take it cannot move there live (the reason of a cold move), or
+ * undefined when it can. Live needs: every writable disk a volume of a site (shared) pool, a running
+ * local pool on the destination to copy the seed disk into, each NIC's libvirt network active on
+ * the destination, and the NICs the same as the configuration's, since a migration keeps them as
+ * they are. (Reachability, running site pools, devices and memory are `destinationRefusals`.)
+ */
+export function liveMigrationBlocker(running: RunningDomain, desired: DesiredDomain, destination: DestinationFacts, sitePools: ReadonlySet<string>): string | undefined {
   for (const disk of running.disks) {
     if (disk.readOnly) continue;
     if (disk.pool === undefined || !sitePools.has(disk.pool)) {
       return `disk ${disk.target} is not on shared storage (${disk.pool ? `pool ${disk.pool}` : 'not a pool volume'})`;
     }
-    if (!destination.runningPools.has(disk.pool)) return `pool ${disk.pool} is not running on ${destination.host}`;
   }
-  if (desired.seed) {
-    if (!seedIsoExists) return `the seed disk ${desired.seed.isoFile} is not in the stack folder`;
-    if (!destination.localPoolRunning) return `${destination.host} has no running local pool for the seed disk`;
-  }
+  if (desired.seed && !destination.localPoolRunning) return `${destination.host} has no running local pool for the seed disk`;
   if (running.nics.length !== desired.nics.length) {
     return `it has ${running.nics.length} NICs and the configuration ${desired.nics.length}: a migration keeps them as they are`;
   }
@@ -106,7 +155,6 @@ export function liveMigrationBlocker(
       return `NIC ${i + 1} is on ${describeNic(nic)} and the configuration puts it on ${describeNic(wanted)}: a migration keeps it as it is`;
     }
     if (nic.kind === 'network' && !destination.activeNetworks.has(nic.source)) return `network ${nic.source} is not active on ${destination.host}`;
-    if (nic.kind !== 'network' && !destination.devices.has(nic.source)) return `${describeNic(nic)} is not on ${destination.host}`;
   }
   return undefined;
 }
@@ -233,6 +281,23 @@ export function parseJobInfo(text: string): Record<string, string> {
     if (at > 0) info[line.slice(0, at).trim()] = line.slice(at + 1).trim().replace(/\s+/g, ' ');
   }
   return info;
+}
+
+/**
+ * A running migration's progress from `virsh domjobinfo` on its source, e.g. `62% (160 of 256 MiB
+ * copied, 96 MiB left)`, or undefined when the job reports no data yet.
+ */
+export function migrationProgress(info: Readonly<Record<string, string>>): string | undefined {
+  const mib = (key: string): number | undefined => {
+    const match = /^([\d.]+)\s*(\w+)$/.exec(info[key] ?? '');
+    return match ? toMebibytes(Number(match[1]), match[2]) : undefined;
+  };
+  const total = mib('Data total');
+  const remaining = mib('Data remaining');
+  if (total === undefined || remaining === undefined || total <= 0) return undefined;
+  const copied = mib('Data processed') ?? total - remaining;
+  const percent = Math.min(100, Math.max(0, Math.round(((total - remaining) / total) * 100)));
+  return `${percent}% (${Math.round(copied)} of ${Math.round(total)} MiB copied, ${Math.round(remaining)} MiB left)`;
 }
 
 /** A size as libvirt XML or Terraform writes it, in MiB. */

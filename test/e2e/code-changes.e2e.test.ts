@@ -160,7 +160,7 @@ function engineDrills(engine: Engine | undefined): void {
       const renamed = { ...V1, gone: false, replicas: 2, soloId: 'single', groupId: 'group' };
       const soloUuid = uuid('h1', 'solo');
       synth({ ...renamed, soloImage: 'guest-v2', soloDataMiB: 32 });
-      const actions = reconcile({ stackDir, hosts: { h1: h('h1').uri, h2: h('h2').uri }, terraformBinary: engine.binary, env: tofuEnv() });
+      const actions = await reconcile({ stackDir, hosts: { h1: h('h1').uri, h2: h('h2').uri }, terraformBinary: engine.binary, env: tofuEnv() });
       expect(actions.filter((a) => a.action === 'grow-volume').map((a) => `${a.host}:${a.target}`)).toEqual(['h1:cdktf-local/solo-data.qcow2']);
       expect(h('h1').virsh('vol-info', '--pool', 'cdktf-local', 'solo-data.qcow2', '--bytes')).toMatch(new RegExp(`Capacity:\\s+${32 * MiB} bytes`));
       const { changes, text } = plan();

@@ -3,8 +3,9 @@
  * `cdktf-libvirt-cluster reconcile` as an operator runs it (the command, its output, its exit code):
  * maintenance drains a host by live migration, a raise of vCPUs and memory is hot-added, and a
  * migration whose destination dies half-way leaves the VM running on its source and fails the
- * command; after the host returns, the next reconcile completes the drain. Each drill prints its
- * duration and the command's output.
+ * command; after the host returns, the next reconcile completes the drain; a migration that runs
+ * past its timeout is aborted, showing its progress first. Each drill prints its duration and the
+ * command's output.
  *
  * Shared storage libvirt accepts for a live migration without --unsafe: libvirt 9.0 checks that a
  * disk's file system is one it knows as shared (NFS, GFS2, OCFS2, CIFS, Ceph, GPFS, ... or a FUSE
@@ -154,7 +155,7 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     console.log(`reconcile with ${drained} in maintenance (exit ${code}):\n${output}`);
     expect(code).toBe(0);
     for (const vm of moving) expect(output).toMatch(new RegExp(`^  migrated ${vm} from ${drained} to h\\d in [\\d.]+ s; libvirt: \\d+ ms elapsed, downtime \\d+ ms$`, 'm'));
-    expect(output).not.toContain('stop-and-undefine-domain');
+    expect(output).not.toMatch(/stop-and-undefine-domain|cold-move/);
 
     const after = where();
     expect(after).toEqual(Object.fromEntries(Object.keys(before).map((vm) => [vm, placements()[vm]])));
@@ -271,5 +272,25 @@ describeE2e(`live operations on a two-host lab (${guest.ok ? 'test guest' : `bla
     expect(where()).toEqual(before);
     expect(uuids()).toEqual(ids);
     synth({ vcpus: 2, memoryMiB: 384, context: maintenance });
+  });
+
+  drill('a migration that runs past --migrate-timeout is aborted: its progress is shown, every VM stays on its source, the command fails', async () => {
+    const before = where();
+    const ids = uuids();
+    const active = Object.values(before)[0];
+    const other = HOSTS.find((h) => h !== active)!;
+    synth({ vcpus: 2, memoryMiB: 384, context: { [`libvirt-cluster:host-state:${active}`]: 'maintenance' } });
+    // 1 MiB/s: a few hundred MiB of guest memory take minutes, the timeout is 8 s.
+    const { code, output } = await reconcileCommand(['--migrate-bandwidth', '1', '--migrate-timeout', '8']);
+    console.log(`reconcile with --migrate-bandwidth 1 --migrate-timeout 8 (exit ${code}):\n${output}`);
+    expect(code).toBe(1);
+    expect(output).toMatch(/^ {2}\S+: \d+% \(\d+ of \d+ MiB copied, \d+ MiB left\) after \d+ s$/m);
+    expect(output).toMatch(/^ {2}\S+: the migration runs longer than 8 s: aborting it \(virsh domjobabort\)$/m);
+    for (const vm of Object.keys(before)) expect(output).toMatch(new RegExp(`live migration of ${vm} from ${active} to ${other} failed: aborted after 8 s \\(.*\\); ${vm} is running on ${active}`));
+    expect(output).not.toMatch(/cold-move|shutting/);
+    expect(where()).toEqual(before);
+    expect(uuids()).toEqual(ids);
+    synth({ vcpus: 2, memoryMiB: 384, context: { [`libvirt-cluster:host-state:${other}`]: 'maintenance' } });
+    expect(tofuPlan(stackDir).code).toBe(0);
   });
 }, why);

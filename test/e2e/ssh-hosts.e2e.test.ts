@@ -71,13 +71,13 @@ describeE2e('lab hosts over SSH, host keys checked against a known_hosts the tes
     expect(fs.readFileSync(path.join(work, 'sshd-h1', 'sshd.log'), 'utf8')).toMatch(/Accepted publickey for root from 127\.0\.0\.1/);
   });
 
-  test('reconcile reaches the host with virsh over the same URI', () => {
+  test('reconcile reaches the host with virsh over the same URI', async () => {
     const trusted = path.join(work, 'known_hosts');
-    const actions = reconcile({ stackDir, hosts: { demo: sshd.h1.uri(client, trusted) }, terraformBinary: TOFU, env: tofuEnv() });
+    const actions = await reconcile({ stackDir, hosts: { demo: sshd.h1.uri(client, trusted) }, terraformBinary: TOFU, env: tofuEnv() });
     expect(actions.filter((a) => a.action === 'host-unreachable')).toEqual([]);
   });
 
-  test('a server whose key is not the one known for its address is refused by the provider and by virsh', () => {
+  test('a server whose key is not the one known for its address is refused by the provider and by virsh', async () => {
     // h1's address with h2's key: what a machine in the middle would present.
     const forged = knownHosts('known_hosts.forged', [`[127.0.0.1]:${sshd.h1.port} ${sshd.h2.hostKey()}`]);
     const dir = synth('forged', sshd.h1.uri(client, forged));
@@ -88,12 +88,12 @@ describeE2e('lab hosts over SSH, host keys checked against a known_hosts the tes
       error = String(err);
     }
     expect(error).toMatch(/knownhosts: key\s+mismatch/);
-    const actions = reconcile({ stackDir, hosts: { demo: sshd.h1.uri(client, forged) }, terraformBinary: TOFU, env: tofuEnv() });
+    const actions = await reconcile({ stackDir, hosts: { demo: sshd.h1.uri(client, forged) }, terraformBinary: TOFU, env: tofuEnv() });
     expect(actions.map((a) => a.action)).toEqual(['host-unreachable']);
     expect(lab.host('h1').domainState('demo-vm')).toBe('running'); // nothing was done
   });
 
-  test('a server missing from known_hosts is refused, and its key is not added to the file', () => {
+  test('a server missing from known_hosts is refused, and its key is not added to the file', async () => {
     const empty = knownHosts('known_hosts.empty', []);
     const dir = synth('unknown', sshd.h1.uri(client, empty));
     let error = '';
@@ -103,7 +103,7 @@ describeE2e('lab hosts over SSH, host keys checked against a known_hosts the tes
       error = String(err);
     }
     expect(error).toMatch(/knownhosts: key\s+is\s+unknown/);
-    const actions = reconcile({ stackDir, hosts: { demo: sshd.h1.uri(client, empty) }, terraformBinary: TOFU, env: tofuEnv() });
+    const actions = await reconcile({ stackDir, hosts: { demo: sshd.h1.uri(client, empty) }, terraformBinary: TOFU, env: tofuEnv() });
     expect(actions.map((a) => a.action)).toEqual(['host-unreachable']);
     expect(fs.readFileSync(empty, 'utf8')).toBe('');
   });

@@ -2,7 +2,7 @@
  * The test guest: a tiny Linux disk image that scripts/test-guest.sh builds (at toolchain time) from
  * Debian's kernel and busybox, for tests that need a real operating system in a VM. Its init reads
  * the NoCloud seed, answers ACPI power-off, brings hot-added CPUs online, loads the balloon driver,
- * never brings a network interface up, and writes a `GUEST-REPORT {json}` line to its serial console
+ * never brings a network interface up, marks its data disk once (`data`), and writes a `GUEST-REPORT {json}` line to its serial console
  * at boot, on every change and at least every 5 s. With the console logged to a file
  * (`<console type='pty'>…<log file='…' append='on'/>`), these helpers read those reports.
  */
@@ -29,6 +29,11 @@ export interface GuestReport {
   readonly macs: readonly string[];
   /** the interface addresses of the seed's network-config (not the nameservers'), in file order */
   readonly addresses: readonly string[];
+  /**
+   * the mark on the first sector of its data disk (vdb): `CDKTF-GUEST-DATA boot <boot id> of
+   * <instance id>`, written by the first boot that found none; '' without a data disk
+   */
+  readonly data: string;
 }
 
 const SCRIPT = path.join(__dirname, '..', '..', 'scripts', 'test-guest.sh');
@@ -124,6 +129,7 @@ function parseReport(json: string): GuestReport | undefined {
     hostname: str('hostname'),
     macs: strings('macs'),
     addresses: strings('addresses'),
+    data: str('data'),
   };
   return Object.values(report).every((v) => v !== undefined) ? (report as GuestReport) : undefined;
 }

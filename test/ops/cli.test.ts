@@ -62,7 +62,7 @@ describe('cdktf-libvirt-cluster', () => {
   });
 
   const expected: Record<string, string[]> = {
-    reconcile: ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--dry-run', '--help'],
+    reconcile: ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--migrate-timeout', '--cold-when-refused', '--dry-run', '--help'],
     'plan-comment': ['--stack-dir', '--plan', '--help'],
     controller: ['--config', '--id', '--once', '--clock-offset-seconds', '--help'],
   };
@@ -151,7 +151,7 @@ describe('cdktf-libvirt-cluster', () => {
     expect((await cli(['reconcile', '--stack-dir', 'out', '--host', 'h1=qemu:///system'], keep)).code).toBe(0);
     expect((await cli(['controller', '--config', 'c.json'], keep)).code).toBe(3);
     expect(seen).toEqual([
-      { stackDir: 'out', hosts: { h1: 'qemu:///system' }, migrateUris: {}, migrationBandwidthMiBs: undefined, dryRun: false },
+      { stackDir: 'out', hosts: { h1: 'qemu:///system' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false },
       { config: 'c.json', once: false, clockOffsetSeconds: 0 },
     ]);
   });

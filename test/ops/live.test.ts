@@ -1,137 +1,9 @@
+import { Duration } from '../../lib/core/duration';
 import {
-  applyStateUpdates, DesiredDomain, DesiredLayout, desiredDomains, DestinationFacts, HostInventory, KnownState, missingSegments, planOperations,
-  planResize, RunningDomain, runningDomain,
+  applyStateUpdates, desiredDomains, freeMemoryMiB, migrationProgress, missingSegments, parseJobInfo, planOperations, planResize, runningDomain,
 } from '../../lib/ops/reconcile';
 import { parseReconcileArguments } from '../../lib/ops/cli';
-
-const seed = (vm: string) => ({ volume: `${vm}-cloudinit-0123456789abcdef.iso`, address: `libvirt_volume.${vm}_CloudInit`, isoFile: 'cloud-init/0123456789abcdef.iso' });
-const vm = (name: string, host: string, over: Partial<DesiredDomain> = {}): DesiredDomain => ({
-  name,
-  host,
-  address: `libvirt_domain.${name}`,
-  vcpus: 2,
-  currentVcpus: 1,
-  memoryMiB: 512,
-  currentMemoryMiB: 256,
-  stateValues: { vcpu_current: 1, current_memory: 256, current_memory_unit: 'MiB' },
-  nics: [{ kind: 'bridge', source: 'br0' }],
-  seed: seed(name),
-  ...over,
-});
-const running = (name: string, over: Partial<RunningDomain> = {}): RunningDomain => ({
-  name,
-  vcpus: 2,
-  currentVcpus: 1,
-  memoryMiB: 512,
-  currentMemoryMiB: 256,
-  disks: [
-    { pool: 'shared', volume: `${name}-boot.qcow2`, readOnly: false, target: 'vda' },
-    { pool: 'cdktf-local', volume: `${name}-cloudinit-0123456789abcdef.iso`, readOnly: true, target: 'sda' },
-  ],
-  nics: [{ kind: 'bridge', source: 'br0' }],
-  ...over,
-});
-const destination = (host: string, over: Partial<DestinationFacts> = {}): DestinationFacts => ({
-  host,
-  reachable: true,
-  activeNetworks: new Set(),
-  devices: new Set(['br0']),
-  localPoolRunning: true,
-  runningPools: new Set(['shared', 'cdktf-local']),
-  ...over,
-});
-
-function layout(vms: DesiredDomain[]): DesiredLayout {
-  return {
-    domains: new Map(vms.map((v) => [v.name, v.host])),
-    pools: new Map([['h1', new Set(['cdktf-local'])], ['h2', new Set(['cdktf-local'])]]),
-    networks: new Map(),
-    sitePools: new Set(['shared']),
-    vms: new Map(vms.map((v) => [v.name, v])),
-  };
-}
-const state: KnownState = {
-  domainNames: new Set(['mail-1', 'mail-2']),
-  domainIds: new Set(['u1', 'u2']),
-  poolIds: new Set(['p1', 'p2']),
-  networkIds: new Set(),
-  volumePaths: new Set(['/img/h2/mail-1-cloudinit-0123456789abcdef.iso', '/img/h2/mail-2-cloudinit-0123456789abcdef.iso']),
-  attributes: new Map([
-    ['libvirt_domain.mail-1', { vcpu_current: 1, current_memory: 256, current_memory_unit: 'MiB' }],
-    ['libvirt_domain.mail-2', { vcpu_current: 1, current_memory: 256, current_memory_unit: 'MiB' }],
-  ]),
-};
-function host(name: string, domains: RunningDomain[], over: Partial<HostInventory> = {}): HostInventory {
-  return {
-    host: name,
-    domains: domains.map((d) => ({ name: d.name, uuid: d.name === 'mail-1' ? 'u1' : 'u2', running: true })),
-    localVolumes: domains.map((d) => ({ name: `${d.name}-cloudinit-0123456789abcdef.iso`, path: `/img/${name}/${d.name}-cloudinit-0123456789abcdef.iso` })),
-    pools: [{ name: 'cdktf-local', uuid: name === 'h1' ? 'p1' : 'p2', running: true }, { name: 'shared', uuid: 's', running: true }],
-    networks: [],
-    running: new Map(domains.map((d) => [d.name, d])),
-    destination: destination(name),
-    seedIsoExists: () => true,
-    ...over,
-  };
-}
-const summary = (actions: { action: string; host: string; target: string; destination?: string }[]) =>
-  actions.map((a) => `${a.action} ${a.host}:${a.target}${a.destination ? ` → ${a.destination}` : ''}`);
-
-describe('drain: live or cold', () => {
-  test('a VM leaving a reachable host for a ready one is migrated live, after the pools are refreshed; its seed disk is not deleted by the tidying', () => {
-    const actions = planOperations([host('h1', []), host('h2', [running('mail-1')])], layout([vm('mail-1', 'h1')]), state);
-    expect(summary(actions)).toEqual(['refresh-pool h1:shared', 'refresh-pool h2:shared', 'migrate-domain h2:mail-1 → h1']);
-    expect(actions[2].seed).toEqual(seed('mail-1'));
-    expect(actions[2].reason).toBe('the configuration places mail-1 on h1; live: writable disks on shared storage, seed disk copied, bridge br0 there');
-  });
-
-  test.each([
-    ['a writable disk in the local pool', { disks: [{ pool: 'cdktf-local', volume: 'mail-1-boot.qcow2', readOnly: false, target: 'vda' }] }, {}, true, 'disk vda is not on shared storage (pool cdktf-local)'],
-    ['a disk that is not a pool volume', { disks: [{ readOnly: false, target: 'vdb' }] }, {}, true, 'disk vdb is not on shared storage (not a pool volume)'],
-    ['the bridge missing on the destination', {}, { devices: new Set<string>() }, true, 'bridge br0 is not on h1'],
-    ['the shared pool stopped on the destination', {}, { runningPools: new Set(['cdktf-local']) }, true, 'pool shared is not running on h1'],
-    ['no running local pool for the seed disk', {}, { localPoolRunning: false }, true, 'h1 has no running local pool for the seed disk'],
-    ['the seed ISO missing from the stack folder', {}, {}, false, 'the seed disk cloud-init/0123456789abcdef.iso is not in the stack folder'],
-    ['a NIC on another network than the configuration', { nics: [{ kind: 'network' as const, source: 'h2-isolated' }] }, {}, true,
-      'NIC 1 is on network h2-isolated and the configuration puts it on bridge br0: a migration keeps it as it is'],
-  ])('cold, with the reason, for %s', (_what, runningOver, destinationOver, isoThere, reason) => {
-    const actions = planOperations(
-      [host('h1', [], { destination: destination('h1', destinationOver) }), host('h2', [running('mail-1', runningOver)], { seedIsoExists: () => isoThere })],
-      layout([vm('mail-1', 'h1')]),
-      state,
-    );
-    expect(summary(actions)).toEqual([
-      'refresh-pool h1:shared',
-      'refresh-pool h2:shared',
-      'stop-and-undefine-domain h2:mail-1',
-      'delete-volume h2:cdktf-local/mail-1-cloudinit-0123456789abcdef.iso',
-    ]);
-    expect(actions[2].reason).toBe(`the configuration places mail-1 on h1; moved cold: ${reason}`);
-  });
-
-  test('an unreachable destination means cold; a network NIC needs the network active there', () => {
-    const cold = planOperations([host('h2', [running('mail-1')])], layout([vm('mail-1', 'h1')]), state);
-    expect(cold.find((a) => a.action === 'stop-and-undefine-domain')?.reason).toContain('moved cold: h1 cannot be reached');
-    const onNetwork = { nics: [{ kind: 'network' as const, source: 'lan' }] };
-    const desired = layout([vm('mail-1', 'h1', onNetwork)]);
-    const inactive = planOperations([host('h1', []), host('h2', [running('mail-1', onNetwork)])], desired, state);
-    expect(inactive.find((a) => a.target === 'mail-1')?.reason).toContain('moved cold: network lan is not active on h1');
-    const active = planOperations([host('h1', [], { destination: destination('h1', { activeNetworks: new Set(['lan']) }) }), host('h2', [running('mail-1', onNetwork)])], desired, state);
-    expect(summary(active)).toContain('migrate-domain h2:mail-1 → h1');
-  });
-
-  test("a seed disk left on the destination by an earlier attempt is kept for the migration; once the VM runs there the state learns its path", () => {
-    const leftover = { localVolumes: [{ name: 'mail-1-cloudinit-0123456789abcdef.iso', path: '/img/h1/mail-1-cloudinit-0123456789abcdef.iso' }] };
-    const before = planOperations([host('h1', [], leftover), host('h2', [running('mail-1')])], layout([vm('mail-1', 'h1')]), state);
-    expect(summary(before).filter((a) => a.startsWith('delete-volume'))).toEqual([]);
-    const after = planOperations([host('h1', [running('mail-1')]), host('h2', [])], layout([vm('mail-1', 'h1')]), state);
-    expect(summary(after)).toEqual(['refresh-pool h1:shared', 'refresh-pool h2:shared', 'record-state h1:libvirt_volume.mail-1_CloudInit']);
-    expect(after[2].attributes).toEqual({
-      id: '/img/h1/mail-1-cloudinit-0123456789abcdef.iso', key: '/img/h1/mail-1-cloudinit-0123456789abcdef.iso',
-      path: '/img/h1/mail-1-cloudinit-0123456789abcdef.iso', 'target.path': '/img/h1/mail-1-cloudinit-0123456789abcdef.iso',
-    });
-  });
-});
+import { host, layout, running, state, summary, vm } from './reconcile-fixtures';
 
 describe('hot-add or restart on apply', () => {
   test('a raise within unchanged ceilings is hot-added', () => {
@@ -193,7 +65,7 @@ describe('reading the configuration and libvirt', () => {
         libvirt_volume: { m_CloudInit: { name: 'm-cloudinit-0123456789abcdef.iso', pool: 'cdktf-local', create: { content: { url: 'cloud-init/0123456789abcdef.iso' } } } },
         libvirt_domain: {
           m_Resource: {
-            name: 'm', provider: 'libvirt.h1', vcpu: 2, vcpu_current: 1, memory: 1, memory_unit: 'GiB', current_memory: 256, current_memory_unit: 'MiB',
+            name: 'm', provider: 'libvirt.h1', vcpu: 2, vcpu_current: 1, memory: 1, memory_unit: 'GiB', current_memory: 256, current_memory_unit: 'MiB', update: { shutdown: { timeout: 120 } },
             devices: {
               disks: [{ device: 'cdrom', source: { volume: { pool: '${libvirt_volume.m_CloudInit.pool}', volume: '${libvirt_volume.m_CloudInit.name}' } } }],
               interfaces: [
@@ -212,7 +84,24 @@ describe('reading the configuration and libvirt', () => {
       stateValues: { vcpu_current: 1, current_memory: 256, current_memory_unit: 'MiB' },
       nics: [{ kind: 'network', source: 'lan' }, { kind: 'bridge', source: 'br0' }, { kind: 'direct', source: 'eth0' }, { kind: 'bridge', source: 'ovsbr0' }],
       seed: { volume: 'm-cloudinit-0123456789abcdef.iso', address: 'libvirt_volume.m_CloudInit', isoFile: 'cloud-init/0123456789abcdef.iso' },
+      shutdownTimeout: Duration.seconds(120),
     });
+    // Without update.shutdown.timeout the VM has none of its own: the 30 s default applies.
+    delete (json.resource.libvirt_domain.m_Resource as { update?: unknown }).update;
+    expect(desiredDomains(json).get('m')?.shutdownTimeout).toBeUndefined();
+  });
+
+  test('free memory by libvirt: free + buffers + cached of virsh nodememstats, in MiB', () => {
+    expect(freeMemoryMiB('total  :             24576000 KiB\nfree   :              1048576 KiB\nbuffers:                 1024 KiB\ncached :               523264 KiB\n')).toBe(1536);
+    expect(freeMemoryMiB('total  :             24576000 KiB\nfree   :              2048 KiB\n')).toBe(2);
+    expect(freeMemoryMiB('')).toBeUndefined();
+  });
+
+  test("a migration's progress from domjobinfo; none before the job reports data", () => {
+    const info = parseJobInfo('Job type:         Unbounded\nOperation:        Outgoing migration\nTime elapsed:     1843         ms\nData processed:   160.250 MiB\nData remaining:   96.000 MiB\nData total:       256.000 MiB\n');
+    expect(migrationProgress(info)).toBe('63% (160 of 256 MiB copied, 96 MiB left)');
+    expect(migrationProgress(parseJobInfo('Job type:         Unbounded\nTime elapsed:     5 ms\n'))).toBeUndefined();
+    expect(migrationProgress(parseJobInfo('Data remaining:   1.5 GiB\nData total:       2 GiB\n'))).toBe('25% (512 of 2048 MiB copied, 1536 MiB left)');
   });
 
   test('a running domain from libvirt XML: the live ceilings and vCPUs, the persistent memory target (the live one is what a balloon without driver reports)', () => {
@@ -251,8 +140,15 @@ describe('reconcile command line', () => {
   test('hosts, migration URIs per destination, a bandwidth limit and dry run', () => {
     expect(
       parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=qemu:///system', '--host', 'h2=qemu+ssh://a@b/system', '--migrate-uri', 'h2=tcp://127.0.0.1', '--migrate-bandwidth', '8', '--dry-run']),
-    ).toEqual({ stackDir: 'out', hosts: { h1: 'qemu:///system', h2: 'qemu+ssh://a@b/system' }, migrateUris: { h2: 'tcp://127.0.0.1' }, migrationBandwidthMiBs: 8, dryRun: true });
-    expect(parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=x'])).toEqual({ stackDir: 'out', hosts: { h1: 'x' }, migrateUris: {}, migrationBandwidthMiBs: undefined, dryRun: false });
+    ).toEqual({
+      stackDir: 'out', hosts: { h1: 'qemu:///system', h2: 'qemu+ssh://a@b/system' }, migrateUris: { h2: 'tcp://127.0.0.1' }, migrationBandwidthMiBs: 8, migrationTimeout: undefined,
+      coldWhenLiveRefused: false, dryRun: true,
+    });
+    expect(parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=x'])).toEqual({
+      stackDir: 'out', hosts: { h1: 'x' }, migrateUris: {}, migrationBandwidthMiBs: undefined, migrationTimeout: undefined, coldWhenLiveRefused: false, dryRun: false,
+    });
+    const bounded = parseReconcileArguments(['--stack-dir', 'out', '--host', 'h1=x', '--migrate-timeout', '120', '--cold-when-refused']);
+    expect({ timeout: bounded.migrationTimeout?.toSeconds(), cold: bounded.coldWhenLiveRefused }).toEqual({ timeout: 120, cold: true });
   });
 
   test.each([
@@ -260,6 +156,7 @@ describe('reconcile command line', () => {
     [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-uri', 'tcp://127.0.0.1'], "--migrate-uri takes NAME=URI, not 'tcp://127.0.0.1'"],
     [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-bandwidth', '0'], "--migrate-bandwidth takes MiB/s as a whole number above 0, not '0'"],
     [['--stack-dir', 'out', '--host', 'h1=x', '--unsafe'], "unknown option '--unsafe'"],
+    [['--stack-dir', 'out', '--host', 'h1=x', '--migrate-timeout', '1.5'], "--migrate-timeout takes seconds as a whole number above 0, not '1.5'"],
     [['--host', 'h1=x'], 'give --stack-dir and at least one --host'],
   ])('%j is refused', (args, message) => {
     expect(() => parseReconcileArguments(args)).toThrow(message);
