@@ -192,3 +192,4 @@ export function referencedAddresses(json: any): Set<string> {
 export function resources(json: any): [string, string, any][] {
   return Object.entries<any>(json.resource ?? {}).flatMap(([type, byName]) => Object.entries<any>(byName).map(([name, body]) => [type, name, body] as [string, string, any]));
 }
+

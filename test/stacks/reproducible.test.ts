@@ -4,29 +4,14 @@
  * shows no diff when nothing changed. The instant is left unpinned, as on a user's laptop: the clock
  * decides the window, and only the window may show.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import { App } from 'cdktf';
 import { stackEnvironment } from '../../stacks/environment';
 import { MailServiceStack } from '../../stacks/mail-service';
 import { synth, Synthesized } from '../synth';
 import { copyOfLock } from './helpers';
+import { files } from '../files';
 
 const environment = stackEnvironment({ LIBVIRT_DOMAIN_TYPE: 'qemu' });
-
-/** Every file under `dir`, relative path → bytes. */
-function files(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else out.set(path.relative(dir, p), fs.readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 /** A synth of the mail-service example with the clock at `now` and the instant not pinned. */
 function synthAt(now: string, lock: string): Synthesized {
