@@ -4,7 +4,7 @@
  * one after the other. The test files spend much of their time waiting (engine start-up, guests
  * booting), and one process alone kept only about one of the two cores busy.
  *
- *   labs: the longest lab drills, in a fixed order that ends with the controller drills, whose
+ *   labs: the longest lab drills (code changes, cdktf deploy, failover, controller), in a fixed order that ends with the controller drills, whose
  *         timings (recovery, a window switch within 30 s) are the most sensitive to load: by then
  *         the other stream is done (13 of 14 minutes: it was done after about 10);
  *   rest: every other e2e file (single-host tests on the machine's libvirtd run one at a time there,
