@@ -87,7 +87,17 @@ export function synth(build: (app: App) => void, options: SynthOptions = {}): Sy
   const outdir = options.outdir ?? scratchDir('out-');
   withShortStackTraces(() => {
     // Each synth its own resource lock, written even under CI=true, unless the test says otherwise.
-    const app = new App({ outdir, context: { [RESOURCE_LOCK_CONTEXT.dir]: scratchDir('resource-lock-'), [RESOURCE_LOCK_CONTEXT.frozen]: false, ...options.context } });
+    // cdktf lets $CDKTF_CONTEXT_JSON (set for e2e files) override an App's own context: merged here.
+    const context = { [RESOURCE_LOCK_CONTEXT.dir]: scratchDir('resource-lock-'), [RESOURCE_LOCK_CONTEXT.frozen]: false, ...options.context };
+    const environment = process.env.CDKTF_CONTEXT_JSON;
+    process.env.CDKTF_CONTEXT_JSON = JSON.stringify({ ...JSON.parse(environment || '{}'), ...context });
+    let app: App;
+    try {
+      app = new App({ outdir, context });
+    } finally {
+      if (environment === undefined) delete process.env.CDKTF_CONTEXT_JSON;
+      else process.env.CDKTF_CONTEXT_JSON = environment;
+    }
     build(app);
     app.synth();
   });

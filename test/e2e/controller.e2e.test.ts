@@ -20,6 +20,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ControllerEvent } from '../../lib/ops/controller';
+import { RESOURCE_LOCK_CONTEXT } from '../../lib/constructs/stack-placement';
 import { Lab, labPrerequisites } from '../lab/lab';
 import { Postgres, postgresMissing } from './postgres';
 import { guestDomainType, GuestReport, guestReports, testGuestImage, waitForGuestReport } from './test-guest';
@@ -188,7 +189,8 @@ describeE2e('controller drills on a two-host lab', () => {
     fs.mkdirSync(work);
     events = path.join(work, 'controller-events.jsonl');
     fs.writeFileSync(path.join(work, 'main.ts'), APP(REPO));
-    fs.writeFileSync(path.join(work, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `${TSX} main.ts` }));
+    // The site is an operations machine, not CI: its locks are written (CI=true would freeze them).
+    fs.writeFileSync(path.join(work, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `${TSX} main.ts`, context: { [RESOURCE_LOCK_CONTEXT.frozen]: false } }));
     const shared = path.join(theLab.sharedDir, 'pool');
     fs.mkdirSync(shared);
     theLab.defineSharedPool('shared', shared, { autostart: true }); // back by itself after a power-on, like a site's NFS pool
@@ -207,7 +209,7 @@ describeE2e('controller drills on a two-host lab', () => {
     const out = path.join(work, 'cdktf.out');
     const synth = spawnSync(TSX, ['main.ts'], {
       cwd: work,
-      env: { ...process.env, ...appEnv(), CDKTF_OUTDIR: out, CDKTF_CONTEXT_JSON: JSON.stringify({ 'libvirt-cluster:instant': `${DAY}T03:00:00+01:00` }) },
+      env: { ...process.env, ...appEnv(), CDKTF_OUTDIR: out, CDKTF_CONTEXT_JSON: JSON.stringify({ 'libvirt-cluster:instant': `${DAY}T03:00:00+01:00`, [RESOURCE_LOCK_CONTEXT.frozen]: false }) },
       encoding: 'utf8',
     });
     expect(synth.stderr + synth.stdout).not.toMatch(/Error/);
