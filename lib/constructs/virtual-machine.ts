@@ -396,10 +396,10 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
    * with the window. Nothing while the VM has nowhere to render (synth reports that).
    */
   public recordEntry(): RecordedVm {
-    const pool = this.cloudInitName !== undefined ? (this.cluster?.sharedPoolName ?? LOCAL_POOL_NAME) : undefined;
+    if (this.cloudInitName === undefined) return { where: this.where, path: this.node.path };
+    const pool = this.diskPoolName;
     const dataDisk = this.props.dataDisk;
     const at = (resource: TerraformResource | undefined, id: string, type: string) => (resource ? addressOf(resource) : addressAt(this, id, type));
-    if (pool === undefined || this.cloudInitName === undefined) return { where: this.where, path: this.node.path };
     return {
       where: this.where,
       path: this.node.path,
@@ -492,9 +492,14 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     return moves.filter((m) => m.from !== m.to);
   }
 
+  /** The pool the VM's boot and data disks are in, by name: the cluster's shared one, else the host's. */
+  private get diskPoolName(): string {
+    return this.cluster?.sharedPoolName ?? LOCAL_POOL_NAME;
+  }
+
   /** The VM's boot and data disks with their sizes as written, for the report. */
   private diskSummary(): { pool: string; volume: string; size: string }[] {
-    const pool = this.cluster?.sharedPoolName ?? LOCAL_POOL_NAME;
+    const pool = this.diskPoolName;
     const boot = this.props.bootDiskSize ?? this.image.size;
     return [
       ...(this.deployed ? [{ pool, volume: this.bootDiskName, size: boot ? `${boot}` : `image ${this.image.name}'s size` }] : []),
