@@ -66,6 +66,12 @@ export interface IBaseImage {
   readonly name: string;
   /** What the image is made from (name and source): a boot disk over another identity is a new disk. */
   readonly identity: string;
+  /**
+   * Whether a VM booting this image has an operating system to hear an ACPI shutdown request: a
+   * VM's destroy then waits for it (see `VirtualMachineProps.gracefulDestroy`).
+   * @default true
+   */
+  readonly bootsOperatingSystem?: boolean;
   /** Creates the image's base volume in `pool` through `provider`. */
   createVolume(scope: Construct, id: string, provider: TerraformProvider, pool: string): LeanVolume;
 }

@@ -11,7 +11,7 @@ import { VirtualMachine, VirtualMachineProps } from './virtual-machine';
 /** The shape every replica of a failover group shares: these props of `VirtualMachineProps`. */
 export type ReplicaTemplate = Pick<
   VirtualMachineProps,
-  'vcpus' | 'maxVcpus' | 'memory' | 'maxMemory' | 'architecture' | 'image' | 'bootDiskSize' | 'dataDisk' | 'cloudInit' | 'console' | 'shutdownTimeout'
+  'vcpus' | 'maxVcpus' | 'memory' | 'maxMemory' | 'architecture' | 'image' | 'bootDiskSize' | 'dataDisk' | 'cloudInit' | 'console' | 'shutdownTimeout' | 'gracefulDestroy'
 >;
 
 /** A NIC every replica has; the replicas' static addresses count up from the first. */

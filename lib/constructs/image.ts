@@ -34,6 +34,11 @@ export class Image implements IBaseImage {
     public readonly size: Size | undefined,
   ) {}
 
+  /** Whether a VM booting it has an OS to hear ACPI: an uploaded image does, a blank one does not. */
+  public get bootsOperatingSystem(): boolean {
+    return this.source !== undefined;
+  }
+
   /** What the image is made from: its name and its source file, or its size when blank. */
   public get identity(): string {
     return `${this.name} ${this.source !== undefined ? `from ${this.source}` : `blank ${this.size!.toBytes()} bytes`}`;

@@ -1,7 +1,7 @@
 import { createHash } from 'crypto';
 import { TerraformResource, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { Duration } from '../core/duration';
+import { DEFAULT_SHUTDOWN_TIMEOUT, Duration } from '../core/duration';
 import { RestartPriority, VmSpec } from '../core/model';
 import { RecordedVm, vmKey } from '../core/resource-record';
 import { Size } from '../core/size';
@@ -150,10 +150,25 @@ export interface VirtualMachineProps {
   readonly autostart?: boolean;
   /**
    * How long a change that needs a restart (vCPUs, memory, devices) waits for the guest to shut
-   * down through ACPI before the provider powers it off.
+   * down through ACPI before the provider powers it off; and how long a destroy with
+   * `gracefulDestroy` waits for it before it fails, leaving the VM running.
    * @default Duration.seconds(30) (the provider's default)
    */
   readonly shutdownTimeout?: Duration;
+  /**
+   * When Terraform destroys the VM (it left the code, its replica's window closed, its group was
+   * lowered), ask the guest to shut down through ACPI and wait up to `shutdownTimeout` for it,
+   * instead of powering it off (the provider's `destroy.shutdown`). A guest that does not shut down
+   * in time is not powered off: the apply fails and says so, and the VM keeps running.
+   *
+   * The provider restarts a domain on every update, this one included, so a domain keeps what it
+   * was created with: the default is read from the stack's resource lock. Setting it on a VM that
+   * has it the other way restarts that VM once (through ACPI) at the next apply.
+   * @default - true for a VM the resource lock does not know yet or that was created with it, when
+   * its image boots an operating system (not `Image.blank`); false for VMs created before this
+   * option existed, and for blank images (nothing in them hears ACPI)
+   */
+  readonly gracefulDestroy?: boolean;
   /**
    * Service level: placement order and restart after a host failure (clustered VMs only).
    * @default RestartPriority.MEDIUM
@@ -246,6 +261,9 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
   /** The VM's key in the stack's resource lock: its libvirt name and its host or cluster. */
   public readonly recordKey: string;
   /** Where the VM's name is unique: its host, or `cluster <id>`. */
+  /** Whether Terraform's destroy shuts the guest down through ACPI first (`gracefulDestroy`). */
+  public readonly gracefulDestroy: boolean;
+
   private readonly where: string;
   private readonly bootDiskName: string;
   private readonly cloudInitName?: string;
@@ -276,7 +294,10 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
     this.where = props.cluster ? `cluster ${props.cluster.node.id}` : `host ${props.host?.hostName ?? ''}`;
     this.recordKey = vmKey(this.vmName, this.where);
     const placement = StackPlacement.of(this);
-    this.bootDiskName = bootDiskName(this.vmName, props.image.identity, placement.recorded(this.recordKey));
+    const recorded = placement.recorded(this.recordKey);
+    this.bootDiskName = bootDiskName(this.vmName, props.image.identity, recorded);
+    this.gracefulDestroy =
+      props.gracefulDestroy ?? ((recorded?.domain === undefined || recorded.gracefulDestroy === true) && props.image.bootsOperatingSystem !== false);
     this.node.addValidation({
       validate: () => [
         ...this.validateProps(),
@@ -364,6 +385,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
         autostart: props.autostart ?? this.cluster === undefined,
         running: true,
         ...(props.shutdownTimeout ? { update: { shutdown: { timeout: props.shutdownTimeout.toSeconds() } } } : {}),
+        ...(this.gracefulDestroy ? { destroy: { shutdown: { timeout: (props.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT).toSeconds() } } } : {}),
         devices: {
           disks,
           interfaces: this.nics.map((nic) =>
@@ -404,6 +426,7 @@ export class VirtualMachine extends Construct implements IPlaceable, IPolicyTarg
       where: this.where,
       path: this.node.path,
       domain: at(this.resource, 'Resource', 'libvirt_domain'),
+      ...(this.gracefulDestroy ? { gracefulDestroy: true as const } : {}),
       bootDisk: {
         address: at(this.bootDisk, 'BootDisk', 'libvirt_volume'),
         identity: this.image.identity,

@@ -30,3 +30,6 @@ export class Duration {
 export function describeSeconds(n: number): string {
   return Number.isSafeInteger(n) && n >= 0 ? Duration.seconds(n).toString() : `${n} s`;
 }
+
+/** How long a VM's guest has to shut down through ACPI when the configuration does not say: the provider's default. */
+export const DEFAULT_SHUTDOWN_TIMEOUT = Duration.seconds(30);

@@ -36,6 +36,11 @@ export interface RecordedVm {
   /** The construct path, for messages. */
   readonly path: string;
   readonly domain?: string;
+  /**
+   * Whether the domain was given a graceful destroy (`destroy.shutdown`) when it was created. The
+   * provider restarts a domain on any update, so a domain keeps what it was created with.
+   */
+  readonly gracefulDestroy?: true;
   readonly bootDisk?: RecordedVolume;
   readonly cloudInit?: RecordedVolume;
   readonly dataDisk?: RecordedDataDisk;
@@ -151,7 +156,8 @@ export function decideRecord(
     }
     // What the VM has no resource for now (a replica outside its window) is kept for its return;
     // a data disk the code no longer declares was forgotten above.
-    vms.set(key, { ...now, domain: now.domain ?? before.domain, bootDisk: now.bootDisk ?? before.bootDisk, cloudInit: now.cloudInit ?? before.cloudInit });
+    const gracefulDestroy = (now.domain !== undefined ? now.gracefulDestroy : before.gracefulDestroy) === true;
+    vms.set(key, { ...now, domain: now.domain ?? before.domain, ...(gracefulDestroy ? { gracefulDestroy: true as const } : {}), bootDisk: now.bootDisk ?? before.bootDisk, cloudInit: now.cloudInit ?? before.cloudInit });
   }
   // The provider replaces a volume whose name changes: a data disk would lose its data.
   for (const [address, key] of currentDataDisk) {

@@ -8,8 +8,7 @@
  */
 import { Duration } from '../core/duration';
 
-/** How long a VM's guest has to shut down through ACPI when the configuration does not say: the provider's default. */
-export const DEFAULT_SHUTDOWN_TIMEOUT = Duration.seconds(30);
+export { DEFAULT_SHUTDOWN_TIMEOUT } from '../core/duration';
 
 /** A NIC as the configuration renders it, or as a running domain has it. */
 export interface NicSource {

@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import {
   Cluster,
   DomainType,
+  Duration,
   FailoverGroup,
   Host,
   HostState,
@@ -399,5 +400,60 @@ describe('moves the lock cannot see, and image sources', () => {
     expect(lock.problems(standalone((s, h) => vm({ image: Image.fromFile('debian', '/srv/images/debian-13.qcow2') })(s, h)))).toEqual([
       "[test/db] image 'debian' is now from /srv/images/debian-13.qcow2, was from /srv/images/debian-12.qcow2: its base volume cannot be updated in place; give the new image its own name (e.g. 'debian-2'), so it gets a base volume of its own and the boot disk is rebuilt on it",
     ]);
+  });
+});
+
+describe('graceful destroy: a domain keeps the destroy behaviour it was created with', () => {
+  const booting = Image.fromFile('debian', '/srv/images/debian.qcow2');
+  const domainsOf = (json: any) => Object.values<any>(json.resource.libvirt_domain);
+  const destroyOf = (json: any, name: string) => domainsOf(json).find((d) => d.name === name)?.destroy;
+  const recordOf = (file: string, key: string) => JSON.parse(fs.readFileSync(file, 'utf8')).vms[key];
+
+  test('a new VM booting an OS: Terraform destroys it through an ACPI shutdown bounded by its shutdownTimeout; a blank image has no OS to hear it', () => {
+    const lock = withLock();
+    const json = lock
+      .synth(standalone((s, h) => (vm({ image: booting })(s, h, 'db'), vm({ image: booting, shutdownTimeout: Duration.seconds(90) })(s, h, 'slow'), vm()(s, h, 'scratch'))))
+      .json('test');
+    expect(destroyOf(json, 'db')).toEqual({ shutdown: { timeout: 30 } });
+    expect(destroyOf(json, 'slow')).toEqual({ shutdown: { timeout: 90 } });
+    expect(destroyOf(json, 'scratch')).toBeUndefined();
+    expect(recordOf(lock.file, 'db@host kvm1').gracefulDestroy).toBe(true);
+    expect(recordOf(lock.file, 'scratch@host kvm1').gracefulDestroy).toBeUndefined();
+  });
+
+  test('a VM the lock knows without it keeps none (adding it would restart the VM); set explicitly it is added, and then kept', () => {
+    const lock = withLock();
+    lock.synth(standalone((s, h) => vm({ image: booting })(s, h)));
+    // A lock written before graceful destroy existed: the VM is there, without the flag.
+    const old = JSON.parse(fs.readFileSync(lock.file, 'utf8'));
+    delete old.vms['db@host kvm1'].gracefulDestroy;
+    fs.writeFileSync(lock.file, JSON.stringify(old, null, 2));
+    const kept = lock.synth(standalone((s, h) => vm({ image: booting })(s, h))).json('test');
+    expect(destroyOf(kept, 'db')).toBeUndefined();
+    expect(recordOf(lock.file, 'db@host kvm1').gracefulDestroy).toBeUndefined();
+    const opted = lock.synth(standalone((s, h) => vm({ image: booting, gracefulDestroy: true })(s, h))).json('test');
+    expect(destroyOf(opted, 'db')).toEqual({ shutdown: { timeout: 30 } });
+    // Recorded: the next synth keeps it without the prop.
+    const later = lock.synth(standalone((s, h) => vm({ image: booting })(s, h))).json('test');
+    expect(destroyOf(later, 'db')).toEqual({ shutdown: { timeout: 30 } });
+    // And a frozen synth of the same code passes: nothing left to record.
+    expect(destroyOf(lock.frozen().synth(standalone((s, h) => vm({ image: booting })(s, h))).json('test'), 'db')).toEqual({ shutdown: { timeout: 30 } });
+  });
+
+  test('an off-window replica keeps its flag in the lock, and has it again when its window opens', () => {
+    const lock = withLock();
+    const lockFile = path.join(lock.dir, 'placement.json');
+    const schedule = Schedule.from('08:00', 2).and('20:00', 1);
+    const at = (instant: string) =>
+      lock.synth((app) => {
+        const stack = new TerraformStack(app, 'test');
+        const hosts = ['h1', 'h2'].map((h) => new Host(stack, h, { domainType: DomainType.QEMU, capacity }));
+        const cluster = new Cluster(stack, 'cluster', { hosts, lockFile, frozenLock: false, instant: new Date(instant) });
+        new FailoverGroup(stack, 'mail', { cluster, namePrefix: 'mail', replicas: schedule, template: { image: booting } });
+      });
+    expect(destroyOf(at('2026-11-26T09:00:00Z').json('test'), 'mail-2')).toEqual({ shutdown: { timeout: 30 } });
+    expect(destroyOf(at('2026-11-26T03:00:00Z').json('test'), 'mail-2')).toBeUndefined();
+    expect(recordOf(lock.file, 'mail-2@cluster cluster').gracefulDestroy).toBe(true);
+    expect(destroyOf(at('2026-11-26T10:00:00Z').json('test'), 'mail-2')).toEqual({ shutdown: { timeout: 30 } });
   });
 });
