@@ -12,17 +12,21 @@ export function takeoverAfterMs(failureAfterMs: number): number {
 }
 
 /**
- * `decide`, leaving alone the hosts whose incident another controller is carrying out: they
- * count as not yet silent (no fence is decided for them), and a warning says who has them.
+ * `decide`, leaving alone the hosts whose incident another controller is carrying out: when the
+ * step would fence one, they count as not yet silent (no fence is decided for them) and a warning
+ * says who has it.
  */
 export function decideWithRecord(input: DecideInput, record: DecisionRecord<Decisions>, me: string): { step?: Step; warnings: Warning[] } {
+  const plain = decide(input);
   const held = heldElsewhere(record, me, input.now, takeoverAfterMs(input.config.failureAfterMs));
+  if (plain.step?.kind !== 'fence' || held[plain.step.host] === undefined) return plain;
+  const host = plain.step.host;
   const tracks = { ...input.tracks };
-  for (const host of Object.keys(held)) if (tracks[host] !== undefined && !tracks[host].answering) tracks[host] = { ...tracks[host], lastAnswer: input.now };
-  const decided = decide({ ...input, tracks });
-  const warnings: Warning[] = [...decided.warnings, ...Object.entries(held).map(([host, why]): Warning => ({ key: `held:${host}`, event: 'waiting', host, detail: `${why}: this controller leaves ${host} to it` }))];
-  if (decided.step?.kind === 'fence' && held[decided.step.host] !== undefined) return { warnings };
-  return { step: decided.step, warnings };
+  for (const h of Object.keys(held)) if (tracks[h] !== undefined && !tracks[h].answering) tracks[h] = { ...tracks[h], lastAnswer: input.now };
+  const masked = decide({ ...input, tracks });
+  const warnings: Warning[] = [...masked.warnings, { key: `held:${host}`, event: 'waiting', host, detail: `${held[host]}: this controller leaves ${host} to it` }];
+  if (masked.step?.kind === 'fence' && held[masked.step.host] !== undefined) return { warnings };
+  return { step: masked.step, warnings };
 }
 
 /** The open failover incidents a deploy of `stack` with this key carries forward: their host is failed in it. */
