@@ -22,46 +22,19 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { ControllerEvent } from '../../lib/ops/controller';
 import { RESOURCE_LOCK_CONTEXT } from '../../lib/constructs/stack-placement';
-import { Lab, labPrerequisites } from '../lab/lab';
-import { Postgres, postgresMissing } from './postgres';
-import { guestDomainType, GuestReport, guestReports, testGuestImage, waitForGuestReport } from './test-guest';
-import { describeE2e, drillTest, TOFU, TOFU_RC, tofu } from './toolchain';
+import { Lab } from '../lab/lab';
+import { HOSTS, NIGHT, readEventLog, REPO, siteEnv, siteMissing, TSX, writeSite } from './controller-site';
+import { Postgres } from './postgres';
+import { GuestReport, guestReports, waitForGuestReport } from './test-guest';
+import { describeE2e, drillTest, TOFU, tofu } from './toolchain';
 
-const REPO = path.join(__dirname, '..', '..');
-const TSX = path.join(REPO, 'node_modules', '.bin', 'tsx');
-const HOSTS = ['h1', 'h2'];
-const NIGHT = ['directory-1', 'mail-1', 'mail-2'];
 const DAY = '2026-11-26';
-const lab = labPrerequisites();
-const guest = testGuestImage();
-const pg = postgresMissing();
-const why = !lab.ok ? `lab unavailable: ${lab.reason}` : !guest.ok ? `no test guest: ${guest.reason}` : pg !== undefined ? `no PostgreSQL: ${pg}` : undefined;
+const why = siteMissing();
 
 /** Seconds to add to the real clock so that the controller's clock reads `local` (Zurich, winter) on DAY now. */
 const offsetTo = (local: string) => (Date.parse(`${DAY}T${local}+01:00`) - Date.now()) / 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-/** The app the controllers (and the first deploy) run: the mail-service example, state in PostgreSQL. */
-const APP = (repo: string) => `
-import { App } from '${repo}/node_modules/cdktf';
-import { PostgresBackend, RemovalPolicy } from '${repo}/lib';
-import { stackEnvironment } from '${repo}/stacks/environment';
-import { MailServiceStack } from '${repo}/stacks/mail-service';
-
-const app = new App();
-const unattended = (process.env.DRILL_UNATTENDED ?? '').split(',').filter((a) => a !== '');
-const stack = new MailServiceStack(app, 'mail-service', {
-  environment: stackEnvironment(),
-  lockFile: process.env.DRILL_LOCK_FILE,
-  frozenLock: false,
-  dataRemovalPolicy: RemovalPolicy.DESTROY,
-  ...(unattended.length > 0 ? { unattended } : {}),
-} as any);
-stack.node.tryRemoveChild('backend'); // the example's local state, replaced by PostgreSQL
-new PostgresBackend(stack);
-app.synth();
-`;
 
 interface RunningController {
   readonly id: string;
@@ -112,16 +85,7 @@ describeE2e('controller drills on a two-host lab', () => {
     }
   };
 
-  const appEnv = (): Record<string, string> => ({
-    LIBVIRT_HOSTS: HOSTS.map((h) => `${h}=${host(h).uri}`).join(','),
-    LIBVIRT_DOMAIN_TYPE: guestDomainType().type,
-    LIBVIRT_IMAGE: guest.ok ? guest.path : '',
-    LIBVIRT_CONSOLE_LOG: '1',
-    LIBVIRT_SHARED_PATH: path.join(theLab.sharedDir, 'pool'),
-    LIBVIRT_BRIDGE: theLab.bridge,
-    DRILL_LOCK_FILE: path.join(work, 'mail-service.placement-lock.json'),
-    TF_CLI_CONFIG_FILE: TOFU_RC,
-  });
+  const appEnv = (): Record<string, string> => siteEnv(theLab, work);
 
   /** Starts a controller process with the site's configuration plus `over`; its clock reads `local` on DAY. */
   function startController(id: string, local: string, over: { unattended?: string[]; env?: Record<string, string> } = {}): RunningController {
@@ -161,8 +125,7 @@ describeE2e('controller drills on a two-host lab', () => {
     controllers.splice(controllers.indexOf(c), 1);
   }
 
-  const readEvents = (id?: string): ControllerEvent[] =>
-    fs.existsSync(events) ? fs.readFileSync(events, 'utf8').trim().split('\n').filter((l) => l).map((l) => JSON.parse(l) as ControllerEvent).filter((e) => id === undefined || e.controller === id) : [];
+  const readEvents = (id?: string): ControllerEvent[] => readEventLog(events).filter((e) => id === undefined || e.controller === id);
   /** Waits for an event matching `match` after `since` (event index); returns it. */
   async function waitForEvent(match: (e: ControllerEvent) => boolean, what: string, ms: number, since = 0): Promise<ControllerEvent> {
     const deadline = Date.now() + ms;
@@ -186,15 +149,8 @@ describeE2e('controller drills on a two-host lab', () => {
     postgres = await Postgres.start();
     process.env.PG_CONN_STR = postgres.connStr; // the engine and every controller read it; never in a file
     theLab = await Lab.start({ hosts: 2 });
-    work = path.join(theLab.root, 'site');
-    fs.mkdirSync(work);
+    work = writeSite(theLab);
     events = path.join(work, 'controller-events.jsonl');
-    fs.writeFileSync(path.join(work, 'main.ts'), APP(REPO));
-    // The site is an operations machine, not CI: its locks are written (CI=true would freeze them).
-    fs.writeFileSync(path.join(work, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `${TSX} main.ts`, context: { [RESOURCE_LOCK_CONTEXT.frozen]: false } }));
-    const shared = path.join(theLab.sharedDir, 'pool');
-    fs.mkdirSync(shared);
-    theLab.defineSharedPool('shared', shared, { autostart: true }); // back by itself after a power-on, like a site's NFS pool
   });
 
   afterAll(async () => {

@@ -20,35 +20,14 @@ import * as path from 'path';
 import type { ControllerEvent } from '../../lib/ops/controller';
 import { RESOURCE_LOCK_CONTEXT } from '../../lib/constructs/stack-placement';
 import { DECISION_RECORD_CONTEXT } from '../../lib/core/decision-record';
-import { Lab, labPrerequisites } from '../lab/lab';
-import { Postgres, postgresMissing } from './postgres';
-import { guestDomainType, testGuestImage } from './test-guest';
-import { describeE2e, drillTest, TOFU, TOFU_RC, tofu, tofuPlan } from './toolchain';
+import { Lab } from '../lab/lab';
+import { HOSTS, NIGHT, readEventLog, REPO, siteEnv, siteMissing, TSX, writeSite } from './controller-site';
+import { Postgres } from './postgres';
+import { describeE2e, drillTest, TOFU, tofu, tofuPlan } from './toolchain';
 
-const REPO = path.join(__dirname, '..', '..');
-const TSX = path.join(REPO, 'node_modules', '.bin', 'tsx');
-const HOSTS = ['h1', 'h2'];
-const NIGHT = ['directory-1', 'mail-1', 'mail-2'];
 const INSTANT = '2026-11-26T03:00:00+01:00';
-const lab = labPrerequisites();
-const guest = testGuestImage();
-const pg = postgresMissing();
-const why = !lab.ok ? `lab unavailable: ${lab.reason}` : !guest.ok ? `no test guest: ${guest.reason}` : pg !== undefined ? `no PostgreSQL: ${pg}` : undefined;
+const why = siteMissing();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The mail-service example with its state in PostgreSQL, as the controller drills run it. */
-const APP = (repo: string) => `
-import { App } from '${repo}/node_modules/cdktf';
-import { PostgresBackend, RemovalPolicy } from '${repo}/lib';
-import { stackEnvironment } from '${repo}/stacks/environment';
-import { MailServiceStack } from '${repo}/stacks/mail-service';
-
-const app = new App();
-const stack = new MailServiceStack(app, 'mail-service', { environment: stackEnvironment(), lockFile: process.env.DRILL_LOCK_FILE, frozenLock: false, dataRemovalPolicy: RemovalPolicy.DESTROY } as any);
-stack.node.tryRemoveChild('backend');
-new PostgresBackend(stack);
-app.synth();
-`;
 
 describeE2e('the decision record: shared by controllers, seen by reconcile and deploys', () => {
   let theLab: Lab;
@@ -62,16 +41,7 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
   let victim: string;
   let survivor: string;
 
-  const appEnv = (): Record<string, string> => ({
-    LIBVIRT_HOSTS: HOSTS.map((h) => `${h}=${host(h).uri}`).join(','),
-    LIBVIRT_DOMAIN_TYPE: guestDomainType().type,
-    LIBVIRT_IMAGE: guest.ok ? guest.path : '',
-    LIBVIRT_CONSOLE_LOG: '1',
-    LIBVIRT_SHARED_PATH: path.join(theLab.sharedDir, 'pool'),
-    LIBVIRT_BRIDGE: theLab.bridge,
-    DRILL_LOCK_FILE: path.join(work, 'mail-service.placement-lock.json'),
-    TF_CLI_CONFIG_FILE: TOFU_RC,
-  });
+  const appEnv = (): Record<string, string> => siteEnv(theLab, work);
   const cli = (args: string[], env: Record<string, string> = {}) =>
     spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO, 'lib', 'ops', 'cli.ts'), ...args], { cwd: work, env: { ...process.env, ...appEnv(), ...env }, encoding: 'utf8', timeout: 300_000 });
   /** A synth of the site's app from the repository's code into `outdir`, with `context`; its output. */
@@ -115,7 +85,7 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
     clearTimeout(killed);
   }
 
-  const readEvents = (): ControllerEvent[] => (fs.existsSync(events) ? fs.readFileSync(events, 'utf8').trim().split('\n').filter((l) => l).map((l) => JSON.parse(l) as ControllerEvent) : []);
+  const readEvents = (): ControllerEvent[] => readEventLog(events);
   async function waitForEvent(match: (e: ControllerEvent) => boolean, what: string, ms: number): Promise<ControllerEvent> {
     const deadline = Date.now() + ms;
     for (;;) {
@@ -134,14 +104,8 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
     postgres = await Postgres.start();
     process.env.PG_CONN_STR = postgres.connStr; // the engine, the controllers and reconcile read it; never in a file
     theLab = await Lab.start({ hosts: 2 });
-    work = path.join(theLab.root, 'site');
-    fs.mkdirSync(work);
+    work = writeSite(theLab);
     events = path.join(work, 'controller-events.jsonl');
-    fs.writeFileSync(path.join(work, 'main.ts'), APP(REPO));
-    fs.writeFileSync(path.join(work, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `${TSX} main.ts`, context: { [RESOURCE_LOCK_CONTEXT.frozen]: false } }));
-    const shared = path.join(theLab.sharedDir, 'pool');
-    fs.mkdirSync(shared);
-    theLab.defineSharedPool('shared', shared, { autostart: true });
   });
 
   afterAll(async () => {
