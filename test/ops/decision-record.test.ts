@@ -1,15 +1,18 @@
 /**
  * Where the record is kept, and the person's `reconcile` against it through the real command
  * line: it takes the controllers' mutex, stops when the code contradicts a live decision, and
- * goes on only with --override-decision, which removes the decision. (The PostgreSQL store is
+ * goes on only with --override-decision, which removes the decision; and a controller restarted
+ * in the middle of a fence, which asks the agent before it fences again. (The PostgreSQL store is
  * proven against a real server in test/e2e/decision-record.e2e.test.ts.)
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { emptyRecord, revise } from '../../lib/core/decision-record';
+import { emptyRecord, revise, stepStarted } from '../../lib/core/decision-record';
 import { main } from '../../lib/ops/cli';
+import { Controller } from '../../lib/ops/controller';
+import { resolveConfig } from '../../lib/ops/controller-config';
 import { decisionStoreFor, FileDecisionStore, PostgresDecisionStore } from '../../lib/ops/decision-record';
 
 let dir: string;
@@ -132,3 +135,47 @@ describe("a person's reconcile and the record", () => {
     expect(JSON.parse(fs.readFileSync(file, 'utf8')).decisions.hostStates).toEqual({ h2: 'failed' });
   });
 });
+
+test('a controller restarted in the middle of a fence asks the agent for status and, the host being off, does not fence again', async () => {
+  const calls = path.join(dir, 'fence-calls');
+  const stdin = path.join(dir, 'fence-stdin');
+  // The agent: status says off (exit 2); any other action is recorded.
+  const agent = ['sh', '-c', `cat > ${stdin}; if grep -q action=status ${stdin}; then echo status >> ${calls}; exit 2; fi; grep action= ${stdin} >> ${calls}`];
+  const app = path.join(dir, 'app.js');
+  fs.writeFileSync(app, `
+    const fs = require('fs'); const path = require('path');
+    const dir = path.join(process.env.CDKTF_OUTDIR, 'stacks', 'mail');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'cdk.tf.json'), JSON.stringify({ terraform: { backend: { local: { path: 'terraform.tfstate' } } } }));
+    fs.writeFileSync(path.join(dir, 'controller.json'), JSON.stringify({ version: 1, stack: 'mail', clusters: [{ id: 'cluster', timeZone: 'UTC', instant: null, unattended: [],
+      windowStarts: [], nextWindowStart: null, hosts: [{ name: 'h1', state: 'active' }], standbyCandidates: [], recoverySeconds: 120 }] }));
+  `);
+  const engine = path.join(dir, 'engine');
+  fs.writeFileSync(engine, "#!/bin/sh\ncase \"$1\" in show) echo '{}';; apply) echo 'Apply complete! Resources: 0 added, 0 changed, 0 destroyed.';; esac\n", { mode: 0o755 });
+  const config = resolveConfig(
+    { app: `node ${app}`, stacks: ['mail'], hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: agent } } }, unattended: ['failover'], engine, pollSeconds: 0.2, failureAfterSeconds: 0.3, probeTimeoutSeconds: 2 },
+    { cwd: dir, id: 'a' },
+  );
+  // What controller a left when it was killed: the fence recorded as started, never as ended.
+  const store = new FileDecisionStore(path.join(config.outdir, 'stacks', 'mail', 'terraform.tfstate.decisions.json'));
+  const left = revise(stepStarted(emptyRecord({ hostStates: {}, poweredOff: [] as string[] }), { host: 'h1', purpose: 'failover', step: 'fence off', by: 'a', now: Date.now() }), {}, 'a', Date.now());
+  expect(store.write(left, 0)).toBe(true);
+
+  const controller = new Controller({ config, print: () => undefined });
+  const running = controller.run();
+  const read = () => (fs.existsSync(config.eventLog) ? fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : []);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && !read().some((e) => e.event === 'applied')) await new Promise((r) => setTimeout(r, 100));
+  controller.stop();
+  await running;
+
+  const events = read();
+  expect(events.find((e) => e.event === 'start' && /^decision record/.test(e.detail)).detail).toMatch(/incidents in progress: failover of h1 by a, last step fence off started$/);
+  expect(events.find((e) => e.event === 'resumed').detail).toMatch(/^h1 is off \(action=status exit 2\): the fence a started at .* was carried out; not fenced again$/);
+  expect(events.filter((e) => e.event === 'fenced')).toEqual([]);
+  expect(fs.readFileSync(calls, 'utf8')).toBe('status\n'); // asked once, never powered off again
+  const record = store.load()!;
+  expect(record.decisions.hostStates).toEqual({ h1: 'failed' });
+  expect(record.incidents).toEqual([]);
+  expect(record.closed[0].steps.map((s) => `${s.name} ${s.state} ${s.by}`)).toEqual(['fence off started a', 'fence off done a', 'deploy mail started a', 'deploy mail done a']);
+}, 30_000);
