@@ -17,6 +17,7 @@
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { pathToFileURL } from 'url';
 import type { ControllerEvent } from '../../lib/ops/controller';
 import { RESOURCE_LOCK_CONTEXT } from '../../lib/constructs/stack-placement';
 import { DECISION_RECORD_CONTEXT } from '../../lib/core/decision-record';
@@ -26,6 +27,8 @@ import { Postgres } from './postgres';
 import { describeE2e, drillTest, TOFU, tofu, tofuPlan } from './toolchain';
 
 const INSTANT = '2026-11-26T03:00:00+01:00';
+/** tsx as node's loader, so that the pid of a controller is the controller itself (the tsx command runs it as a child). */
+const TSX_LOADER = pathToFileURL(path.join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 const why = siteMissing();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,7 +46,7 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
 
   const appEnv = (): Record<string, string> => siteEnv(theLab, work);
   const cli = (args: string[], env: Record<string, string> = {}) =>
-    spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO, 'lib', 'ops', 'cli.ts'), ...args], { cwd: work, env: { ...process.env, ...appEnv(), ...env }, encoding: 'utf8', timeout: 300_000 });
+    spawnSync(process.execPath, ['--import', TSX_LOADER, path.join(REPO, 'lib', 'ops', 'cli.ts'), ...args], { cwd: work, env: { ...process.env, ...appEnv(), ...env }, encoding: 'utf8', timeout: 300_000 });
   /** A synth of the site's app from the repository's code into `outdir`, with `context`; its output. */
   const synth = (outdir: string, context: Record<string, string> = {}) => {
     const run = spawnSync(TSX, ['main.ts'], {
@@ -67,7 +70,7 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
     const file = path.join(work, `controller-${id}.json`);
     fs.writeFileSync(file, JSON.stringify(config, null, 2));
     const log = fs.openSync(path.join(work, `controller-${id}.out`), 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'lib', 'ops', 'cli.ts'), 'controller', '--config', file, '--id', id, '--clock-offset-seconds', ((Date.parse(INSTANT) - Date.now()) / 1000).toFixed(3)], {
+    const child = spawn(process.execPath, ['--import', TSX_LOADER, path.join(REPO, 'lib', 'ops', 'cli.ts'), 'controller', '--config', file, '--id', id, '--clock-offset-seconds', ((Date.parse(INSTANT) - Date.now()) / 1000).toFixed(3)], {
       cwd: work,
       env: { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1' },
       stdio: ['ignore', log, log],
