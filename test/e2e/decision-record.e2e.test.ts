@@ -46,7 +46,7 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
 
   const appEnv = (): Record<string, string> => siteEnv(theLab, work);
   const cli = (args: string[], env: Record<string, string> = {}) =>
-    spawnSync(process.execPath, ['--import', TSX_LOADER, path.join(REPO, 'lib', 'ops', 'cli.ts'), ...args], { cwd: work, env: { ...process.env, ...appEnv(), ...env }, encoding: 'utf8', timeout: 300_000 });
+    spawnSync(process.execPath, ['--import', TSX_LOADER, path.join(REPO, 'lib', 'ops', 'cli.ts'), ...args], { cwd: work, env: { ...process.env, ...appEnv(), TERRAFORM_BINARY_NAME: TOFU, ...env }, encoding: 'utf8', timeout: 300_000 });
   /** A synth of the site's app from the repository's code into `outdir`, with `context`; its output. */
   const synth = (outdir: string, context: Record<string, string> = {}) => {
     const run = spawnSync(TSX, ['main.ts'], {
