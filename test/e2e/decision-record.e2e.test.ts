@@ -20,7 +20,8 @@ import * as path from 'path';
 import { pathToFileURL } from 'url';
 import type { ControllerEvent } from '../../lib/ops/controller';
 import { RESOURCE_LOCK_CONTEXT } from '../../lib/constructs/stack-placement';
-import { DECISION_RECORD_CONTEXT } from '../../lib/core/decision-record';
+import { DECISION_RECORD_CONTEXT, emptyRecord, revise } from '../../lib/core/decision-record';
+import { PostgresDecisionStore } from '../../lib/ops/decision-record';
 import { Lab } from '../lab/lab';
 import { HOSTS, NIGHT, readEventLog, REPO, siteEnv, siteMissing, TSX, writeSite } from './controller-site';
 import { Postgres } from './postgres';
@@ -117,6 +118,19 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
     await postgres?.stop();
     delete process.env.PG_CONN_STR;
     console.log(durations.join('\n'));
+  });
+
+  drill('the PostgreSQL store: a write succeeds only at the revision read; of two writers that read the same revision, one wins', () => {
+    const store = new PostgresDecisionStore('drill_cas', postgres.connStr);
+    const other = new PostgresDecisionStore('drill_cas', postgres.connStr);
+    expect(store.load()).toBeUndefined();
+    const first = revise(emptyRecord({ hostStates: {}, poweredOff: [] as string[] }), { decisions: { hostStates: { h2: 'failed' }, poweredOff: [] } }, "a'; --", Date.now(), "h2's fence");
+    expect([store.write(first, 0), other.write(first, 0)]).toEqual([true, false]);
+    const mine = revise(first, { decisions: { hostStates: {}, poweredOff: [] } }, 'a', Date.now());
+    const theirs = revise(first, { decisions: { hostStates: { h2: 'standby' }, poweredOff: ['h2'] } }, 'b', Date.now());
+    expect([other.write(theirs, 1), store.write(mine, 1)]).toEqual([true, false]);
+    expect(store.load()).toEqual(theirs);
+    expect(postgres.psql(postgres.database, 'SELECT name, revision FROM drill_cas.cdktf_libvirt_cluster_decisions')).toBe('record|2');
   });
 
   drill('deploy by hand: the directory and two mail replicas run', () => {
