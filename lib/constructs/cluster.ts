@@ -333,6 +333,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
         ...(isTimeZone(this.timeZone) ? [] : [`timeZone '${this.timeZone}' is unknown: times are shown in UTC`]),
         ...(plan.degraded ? [plan.degraded] : []),
         ...SecureDefaults.optOutsIn(stack).map((o) => `policy opt-out at ${o.path}: [${o.policy}] ${o.detail}`),
+        ...this.hosts.filter((h) => h.stateNote !== undefined).map((h) => h.stateNote!),
         ...this.hosts
           .filter((h) => !h.reachable)
           .map((h) => `host ${h.hostName} is ${h.state}: not contacted; its provider alias points at another host and its own resources are forgotten (removed blocks)`),

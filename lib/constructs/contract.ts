@@ -23,6 +23,8 @@ export interface IPlacementHost extends IConstruct {
   readonly state: HostState;
   /** False while a context override names no host state (the host reports it). */
   readonly stateKnown: boolean;
+  /** Why the state is not the code's (the controllers' decision record), for the report; absent when it is the code's. */
+  readonly stateNote?: string;
   /** Whether Terraform may contact the host: not failed, not in standby. */
   readonly reachable: boolean;
   /** The connection URI. */

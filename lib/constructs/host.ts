@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { Lazy } from 'cdktf';
+import { Annotations, Lazy } from 'cdktf';
 import { Construct } from 'constructs';
 import { Duration } from '../core/duration';
 import { HOST_STATE_CONTEXT, HostSpec, HostState } from '../core/model';
@@ -7,6 +7,7 @@ import { Size } from '../core/size';
 import { LibvirtProvider } from '../generated/libvirt/provider';
 import { LeanNetwork, LeanPool, LeanVolume } from '../generated-lean';
 import { IBaseImage, IPlacementHost, LOCAL_POOL_NAME } from './contract';
+import { recordedHostState } from './recorded-host-states';
 import { Segment, SegmentKind } from './segment';
 import { IPolicyTarget, markPolicyTarget, PolicyOptOut, SecureDefaults, unverifiedConnection } from './secure-defaults';
 import { addressAt, StackPlacement } from './stack-placement';
@@ -93,7 +94,8 @@ export interface HostProps {
   readonly labels?: Readonly<Record<string, string>>;
   /**
    * Operational state. A context value `libvirt-cluster:host-state:<host name>` overrides it
-   * for emergencies.
+   * for emergencies; else the state the controllers decided, when the context
+   * `libvirt-cluster:decision-record` names their decision record (with a warning).
    * @default HostState.ACTIVE
    */
   readonly state?: HostState;
@@ -144,6 +146,8 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public readonly state: HostState;
   /** False while the context override is not a host state: the host reports it, and its cluster checks nothing else. */
   public readonly stateKnown: boolean;
+  /** Why the state is not the code's: the controllers' decision record says otherwise. */
+  public readonly stateNote?: string;
   public readonly insecureSkipHostKeyVerification: boolean;
   /** How long powering the host on takes until libvirt answers, when known. */
   public readonly wakeTime?: Duration;
@@ -184,10 +188,15 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
     this.defaultSegment = Segment.isolated(this.networkName);
     this.poolPath = props.poolPath ?? `/var/lib/libvirt/images/${this.hostName}`;
     const override = this.node.tryGetContext(`${HOST_STATE_CONTEXT}${this.hostName}`);
-    this.state = stateFrom(props.state ?? HostState.ACTIVE, override);
+    const declared = stateFrom(props.state ?? HostState.ACTIVE, override);
+    // An explicit override wins; else the controllers' decisions, when the synth is given their record.
+    const recorded = override === undefined ? recordedHostState(this, this.hostName, declared) : {};
+    this.state = (recorded.override?.state as HostState | undefined) ?? declared;
+    this.stateNote = recorded.override?.warning;
+    if (this.stateNote !== undefined) Annotations.of(this).addWarning(this.stateNote);
     this.stateKnown = override === undefined || (Object.values(HostState) as unknown[]).includes(override);
     const architecture = props.architecture ?? 'x86_64';
-    this.node.addValidation({ validate: () => this.validateProps(architecture, override) });
+    this.node.addValidation({ validate: () => [...(recorded.problem ? [recorded.problem] : []), ...this.validateProps(architecture, override)] });
 
     SecureDefaults.applyTo(this);
     markPolicyTarget(this);

@@ -3,7 +3,8 @@
  * The package's command, `cdktf-libvirt-cluster`: `reconcile` (before every deploy: live
  * migrations, hot-add, tidying hosts; lib/ops/reconcile.ts), `plan-comment` (a saved plan and the
  * placement report as one pull-request comment; lib/ops/plan-comment.ts) and `controller` (the
- * long-running unattended actions; lib/ops/controller.ts). `--help` on each says what every option
+ * long-running unattended actions; lib/ops/controller.ts) and `record` (the stack's decision record,
+ * lib/ops/decision-record.ts). `--help` on each says what every option
  * does and its default. Parsing is commander's; this file only declares the options, checks what
  * commander cannot (pairs, the stack folder, the file given as a configuration) and maps outcomes
  * to exit codes: 0 done, 1 the command failed, 2 bad usage.
@@ -11,9 +12,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { CONTROLLER_FILE } from '../core/controller-file';
+import { contradictions, DecisionRecord, withoutHostDecision } from '../core/decision-record';
 import { Duration } from '../core/duration';
-import { Controller } from './controller';
+import { HostState } from '../core/model';
+import { acquireMutex, Controller } from './controller';
 import { resolveConfig } from './controller-config';
+import { parseStackFacts } from './controller-core';
+import { DecisionStore, decisionStoreFor } from './decision-record';
 import { terraformEngine } from './engine';
 import { planComment } from './plan-comment';
 import { reconcile, ReconcileError } from './reconcile';
@@ -38,6 +44,14 @@ export interface ReconcileArguments {
   migrationTimeout?: Duration;
   coldWhenLiveRefused: boolean;
   dryRun: boolean;
+  /** Hosts whose controller decision the person overrides (removed from the record); absent: none. */
+  overrideDecisions?: string[];
+}
+
+/** The options of `record`. */
+export interface RecordArguments {
+  stackDir: string;
+  out?: string;
 }
 
 /** The options of `controller`. */
@@ -94,6 +108,7 @@ export interface CliActions {
   reconcile(args: ReconcileArguments, output: CliOutput): number | Promise<number>;
   planComment(args: PlanCommentArguments, output: CliOutput): number | Promise<number>;
   controller(args: ControllerArguments, output: CliOutput): number | Promise<number>;
+  record(args: RecordArguments, output: CliOutput): number | Promise<number>;
 }
 
 /** The command with its subcommands, options and help; `actions` run the parsed commands. */
@@ -146,6 +161,11 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
       'when libvirt refuses a live migration, move the VM cold instead (ACPI shutdown first, bounded by its shutdown timeout) once its destination is checked (default: off, a refusal fails the run)',
     )
     .option('--dry-run', 'print what would be done and change nothing (default: off, reconcile acts)')
+    .option(
+      '--override-decision <host>',
+      "go against the controllers' decision about HOST (fenced, in standby, woken) that the code contradicts, and remove it from the stack's decision record; repeatable (default: none, a contradiction stops reconcile)",
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .addHelpText(
       'after',
       [
@@ -153,7 +173,8 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
         'Example:',
         '  cdktf-libvirt-cluster reconcile --stack-dir cdktf.out/stacks/mail --host kvm1=qemu+ssh://admin@kvm1/system --host kvm2=qemu+ssh://admin@kvm2/system',
         '',
-        'Exit 1 when a move was refused or failed, or a host lacks a bridge or device the NICs need: do not deploy then.',
+        'Exit 1 when a move was refused or failed, a host lacks a bridge or device the NICs need, or the code contradicts a decision of the',
+        "controllers (their decision record): do not deploy then. It holds the controllers' mutex of the stack while it runs.",
         'SIGTERM or SIGINT: the step under way finishes and is recorded, then reconcile stops (exit 1).',
       ].join('\n'),
     )
@@ -184,6 +205,21 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
     .option('--clock-offset-seconds <n>', "seconds added to the controller's clock, for drills of schedule windows (default: 0)", seconds)
     .action((options: Record<string, unknown>) => done(actions.controller(controllerArguments(options), output)));
 
+  program
+    .command('record')
+    .summary("the stack's decision record: what the controllers decided, incidents in progress")
+    .description(
+      [
+        "Prints the decision record the controllers keep in the stack's state backend (PostgreSQL beside the state, or a file",
+        'beside a local state): host states they decided, hosts they powered off, incidents in progress and their steps.',
+        'With --out it also writes the record as JSON, for synth: the context libvirt-cluster:decision-record=<file> makes',
+        "the synth apply the controllers' host states (docs/controller.md).",
+      ].join(' '),
+    )
+    .option('--stack-dir <dir>', "the stack's folder in the synth output (only its backend block is read); required")
+    .option('--out <file>', 'also write the record as JSON to FILE (default: print only)')
+    .action((options: Record<string, unknown>) => done(actions.record(recordArguments(options), output)));
+
   for (const command of program.commands) {
     command
       .helpOption('-h, --help', 'print this help and exit')
@@ -210,7 +246,14 @@ function reconcileArguments(o: Record<string, unknown>): ReconcileArguments {
     ...(o.migrateTimeout !== undefined ? { migrationTimeout: Duration.seconds(o.migrateTimeout as number) } : {}),
     coldWhenLiveRefused: o.coldWhenRefused === true,
     dryRun: o.dryRun === true,
+    ...(o.overrideDecision !== undefined ? { overrideDecisions: o.overrideDecision as string[] } : {}),
   };
+}
+
+function recordArguments(o: Record<string, unknown>): RecordArguments {
+  const stackDir = (o.stackDir as string | undefined) ?? '';
+  if (!stackDir) throw new UsageError("give --stack-dir DIR: the stack's folder in the synth output");
+  return { stackDir, ...(o.out !== undefined ? { out: o.out as string } : {}) };
 }
 
 function planCommentArguments(o: Record<string, unknown>): PlanCommentArguments {
@@ -227,7 +270,7 @@ function controllerArguments(o: Record<string, unknown>): ControllerArguments {
 }
 
 /** Parses one command's arguments (without the command's name) with its real options; throws the message a user would see. */
-function parseOnly<T>(command: 'reconcile' | 'plan-comment' | 'controller', args: readonly string[]): T {
+function parseOnly<T>(command: 'reconcile' | 'plan-comment' | 'controller' | 'record', args: readonly string[]): T {
   let parsed: T | undefined;
   const keep = (a: unknown) => {
     parsed = a as T;
@@ -235,7 +278,7 @@ function parseOnly<T>(command: 'reconcile' | 'plan-comment' | 'controller', args
   };
   const silent: CliOutput = { out: () => undefined, err: () => undefined };
   try {
-    buildProgram({ reconcile: keep, planComment: keep, controller: keep }, silent).parse([command, ...args], { from: 'user' });
+    buildProgram({ reconcile: keep, planComment: keep, controller: keep, record: keep }, silent).parse([command, ...args], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) throw new Error(err.message.replace(/^error: /, ''));
     throw err;
@@ -278,6 +321,69 @@ export function synthOutputProblem(file: string, json: unknown): string | undefi
   );
 }
 
+/** The stack's decision record store; a backend that keeps none is bad usage. */
+function storeOf(stackDir: string): DecisionStore {
+  try {
+    return decisionStoreFor(stackDir);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Why reconcile must stop: the synthesized code contradicts a live decision of the controllers
+ * (and no --override-decision names the host). Overridden decisions are removed from the record.
+ */
+function checkDecisions(args: ReconcileArguments, store: DecisionStore, output: CliOutput): string | undefined {
+  const record = store.load();
+  const overrides = args.overrideDecisions ?? [];
+  const undecided = overrides.filter((host) => record?.decisions.hostStates[host] === undefined);
+  if (undecided.length > 0) return `--override-decision ${undecided.join(', ')}: the decision record (${store.where}) has no decision about ${undecided.join(' or ')}; nothing done`;
+  if (record === undefined) return undefined;
+  let inCode: Record<string, `${HostState}`> = {};
+  const file = path.join(args.stackDir, CONTROLLER_FILE);
+  if (fs.existsSync(file)) {
+    const facts = parseStackFacts(fs.readFileSync(file, 'utf8'), path.basename(args.stackDir));
+    inCode = Object.fromEntries(facts.clusters.flatMap((c) => c.hosts.map((h) => [h.name, h.state])));
+  }
+  const found = contradictions(record, inCode).filter((c) => !overrides.includes(c.host));
+  if (found.length > 0) {
+    return `the code contradicts ${found.length === 1 ? 'a live decision' : `${found.length} live decisions`} of the controllers (${store.where}); nothing done, do not apply:\n${found.map((c) => c.message).join('\n')}`;
+  }
+  let current: DecisionRecord = record;
+  for (const host of overrides) {
+    if (args.dryRun) {
+      output.out(`would remove the controllers' decision about ${host} (${current.decisions.hostStates[host]}) from the record\n`);
+      continue;
+    }
+    const next = withoutHostDecision(current, host, `reconcile (${process.env.USER ?? 'a person'})`, Date.now());
+    if (!store.write(next, current.revision)) return `the decision record changed while reconcile removed the decision about ${host}: run reconcile again`;
+    output.out(`removed the controllers' decision about ${host} (${current.decisions.hostStates[host]}) from the record: the controllers now go by the code\n`);
+    current = next;
+  }
+  return undefined;
+}
+
+/** The record in words: host states decided, hosts powered off, incidents in progress. */
+function describeRecord(record: DecisionRecord | undefined, where: string): string {
+  if (record === undefined) return `decision record (${where}): none written yet\n`;
+  const lines = [`decision record (${where}): revision ${record.revision}, written ${record.updatedAt} by ${record.updatedBy}`];
+  const states = Object.entries(record.decisions.hostStates).sort(([a], [b]) => a.localeCompare(b));
+  if (states.length === 0) lines.push('  host states: as in code');
+  for (const [host, state] of states) {
+    const note = record.notes[host];
+    lines.push(`  host ${host}: ${state}${record.decisions.poweredOff.includes(host) ? ', powered off' : ''}${note ? ` (${note.by} at ${note.at}: ${note.why})` : ''}`);
+  }
+  for (const i of record.incidents) {
+    lines.push(`  incident in progress: ${i.purpose} of ${i.host}, opened by ${i.openedBy} at ${i.openedAt}, carried out by ${i.owner}`);
+    for (const step of i.steps) lines.push(`    ${step.at} ${step.by}: ${step.name} ${step.state}${step.detail ? ` (${step.detail})` : ''}`);
+  }
+  if (record.incidents.length === 0) lines.push('  no incident in progress');
+  const last = record.closed[record.closed.length - 1];
+  if (last) lines.push(`  last incident closed: ${last.purpose} of ${last.host} at ${last.closedAt} (${last.steps.map((x) => `${x.name} ${x.state}`).join(', ')})`);
+  return `${lines.join('\n')}\n`;
+}
+
 /** What the commands do for a user. */
 const ACTIONS: CliActions = {
   async reconcile(args, output) {
@@ -285,6 +391,13 @@ const ACTIONS: CliActions = {
     const problem = stackDirProblem(args.stackDir, engine.binary);
     if (problem) throw new UsageError(problem);
     output.out(`engine: ${engine.binary} (${engine.reason})\n`);
+    const store = storeOf(args.stackDir);
+    // The controllers' mutex: no controller reconciles or applies this stack meanwhile.
+    const mutex = await acquireMutex(args.stackDir, engine.binary, process.env);
+    if (typeof mutex === 'string') {
+      output.err(`reconcile failed: ${mutex === 'locked' ? "the controllers' mutex of this stack is held: a controller (or another reconcile) is deploying it; run reconcile again once it is done" : mutex}\n`);
+      return 1;
+    }
     // SIGTERM/SIGINT: the step under way finishes and is recorded, then reconcile stops.
     const stop = new AbortController();
     const onSignal = (signal: string) => {
@@ -293,6 +406,11 @@ const ACTIONS: CliActions = {
     };
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, onSignal);
     try {
+      const refusal = checkDecisions(args, store, output);
+      if (refusal !== undefined) {
+        output.err(`reconcile failed: ${refusal}\n`);
+        return 1;
+      }
       const actions = await reconcile({ ...args, terraformBinary: engine.binary, signal: stop.signal, log: (line) => output.out(`${line}\n`) });
       if (actions.length === 0) output.out('nothing to reconcile\n');
       return 0;
@@ -302,12 +420,23 @@ const ACTIONS: CliActions = {
       return 1;
     } finally {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.off(signal, onSignal);
+      await mutex.release();
     }
   },
   planComment(args, output) {
     const problem = stackDirProblem(args.stackDir, terraformEngine(args.stackDir).binary);
     if (problem) throw new UsageError(problem);
     output.out(planComment(args.stackDir, args.plan));
+    return 0;
+  },
+  record(args, output) {
+    const store = storeOf(args.stackDir);
+    const record = store.load();
+    output.out(describeRecord(record, store.where));
+    if (args.out !== undefined) {
+      fs.writeFileSync(args.out, `${JSON.stringify(record ?? null, null, 2)}\n`);
+      output.out(`written to ${args.out}\n`);
+    }
     return 0;
   },
   async controller(args) {

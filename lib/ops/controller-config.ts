@@ -108,8 +108,8 @@ export interface ControllerConfig {
    */
   readonly repeatWarningSeconds?: number;
   /**
-   * The event log: one JSON object a line. The controller's decision file is written beside it
-   * (`controller-<id>.decisions.json`).
+   * The event log: one JSON object a line. (The decisions are kept in each stack's decision
+   * record, in its state backend: docs/controller.md.)
    * @default 'controller-events.jsonl'
    */
   readonly eventLog?: string;
@@ -144,7 +144,6 @@ export interface ResolvedControllerConfig {
   readonly wakeTimeoutMs: number;
   readonly repeatWarningMs: number;
   readonly eventLog: string;
-  readonly decisionFile: string;
   readonly engine?: string;
   readonly env: Readonly<Record<string, string>>;
 }
@@ -231,7 +230,6 @@ export function resolveConfig(config: unknown, options: { cwd: string; id?: stri
     wakeTimeoutMs: seconds(c.wakeTimeoutSeconds, 300),
     repeatWarningMs: seconds(c.repeatWarningSeconds, 10),
     eventLog,
-    decisionFile: path.join(path.dirname(eventLog), `controller-${id}.decisions.json`),
     engine: c.engine,
     env: { ...(c.env ?? {}) },
   };

@@ -17,15 +17,18 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CONTROLLER_FILE } from '../core/controller-file';
+import { DecisionRecord, emptyRecord, heldElsewhere, interruptedStep, openIncident, revise, stepEnded, stepStarted } from '../core/decision-record';
 import { ResolvedControllerConfig, UNATTENDED_NAMES } from './controller-config';
 import {
-  afterDeploy, afterFence, baseline, CycleFailures, decide, Decisions, deployContext, emptyDecisions, enabledActions, HostTrack, parseStackFacts, StackFacts, Step,
+  afterDeploy, afterFence, baseline, CycleFailures, Decisions, deployContext, emptyDecisions, enabledActions, HostTrack, parseStackFacts, StackFacts, Step,
 } from './controller-core';
+import { decideWithRecord, failoverApplied, incidentsOfDeploy, takeoverAfterMs } from './controller-record';
+import { DecisionStore, decisionStoreFor } from './decision-record';
 import { terraformEngine } from './engine';
 import { formatAction, reconcile, ReconcileError } from './reconcile';
 
 export type ControllerEventName =
-  | 'start' | 'enabled' | 'observed' | 'decided' | 'refused' | 'waiting' | 'fenced' | 'fence-failed' | 'synth' | 'init' | 'reconcile' | 'applied' | 'lost-lock' | 'error' | 'stop';
+  | 'start' | 'enabled' | 'observed' | 'decided' | 'refused' | 'waiting' | 'fenced' | 'resumed' | 'fence-failed' | 'synth' | 'init' | 'reconcile' | 'applied' | 'lost-lock' | 'error' | 'stop';
 
 /** One line of the event log. */
 export interface ControllerEvent {
@@ -140,7 +143,13 @@ export class Controller {
   private readonly print: (line: string) => void;
   private readonly env: NodeJS.ProcessEnv;
   private readonly tracks: Record<string, HostTrack> = {};
-  private decisions: Decisions;
+  /** The decisions of the record as last read or written. */
+  private decisions: Decisions = emptyDecisions();
+  /** The stacks' decision record as last read or written (lib/core/decision-record.ts). */
+  private record: DecisionRecord<Decisions> = emptyRecord(emptyDecisions());
+  /** Where the record is kept: the first stack's backend, copied to the others'; known once the stacks are synthesized. */
+  private stores?: DecisionStore[];
+  private opened = false;
   private facts: Record<string, StackFacts | undefined> = {};
   private enabledLine: Record<string, string> = {};
   private readonly initialized = new Set<string>();
@@ -157,7 +166,6 @@ export class Controller {
     this.offset = options.clockOffsetMs ?? 0;
     this.print = options.print ?? ((line) => console.log(line));
     this.env = { ...process.env, ...this.config.env };
-    this.decisions = this.readDecisions();
   }
 
   /** The controller's clock: real time plus the offset. */
@@ -177,15 +185,18 @@ export class Controller {
     const fenced = Object.entries(c.hosts).map(([h, x]) => `${h}${x.fence ? ` (fence: ${x.fence.command.join(' ')}; options ${Object.keys(x.fence.options ?? {}).join(', ') || 'none'})` : ' (no fence agent)'}`);
     this.event({
       event: 'start',
-      detail: `stacks ${c.stacks.join(', ')}; hosts ${fenced.join(', ')}; poll ${c.pollMs / 1000} s, failure after ${c.failureAfterMs / 1000} s, probe timeout ${c.probeTimeoutMs / 1000} s; app '${c.app}' into ${c.outdir}${this.offset !== 0 ? `; clock offset ${this.offset / 1000} s (controller clock ${new Date(this.now()).toISOString()})` : ''}; decisions ${c.decisionFile}`,
+      detail: `stacks ${c.stacks.join(', ')}; hosts ${fenced.join(', ')}; poll ${c.pollMs / 1000} s, failure after ${c.failureAfterMs / 1000} s, probe timeout ${c.probeTimeoutMs / 1000} s; app '${c.app}' into ${c.outdir}${this.offset !== 0 ? `; clock offset ${this.offset / 1000} s (controller clock ${new Date(this.now()).toISOString()})` : ''}; decisions in the decision record of each stack's state backend`,
     });
     // What the stacks enable comes from their synth: one synth before the first cycle.
     const first = c.stacks[0];
     const start = deployContext(first, this.decideInput());
     await this.synth(start.context, first, start.key).catch(() => undefined);
     this.logEnabled(true);
-    this.decisions = baseline(this.decideInput());
-    this.saveDecisions();
+    try {
+      this.openRecord();
+    } catch (err) {
+      this.event({ event: 'error', detail: `${(err as Error).message}: nothing is decided until the decision record can be read` });
+    }
     for (;;) {
       const started = Date.now();
       try {
@@ -214,11 +225,17 @@ export class Controller {
   /** One cycle: probe every host, then take the steps decided, one after the other. */
   public async cycle(): Promise<void> {
     await this.observe();
+    try {
+      this.openRecord();
+    } catch (err) {
+      this.warn('record', { event: 'error', detail: `${(err as Error).message}: nothing is decided until the decision record can be read` });
+      return;
+    }
     const failures: Failures = { fence: {}, deploy: {}, synth: {} };
     // A stack whose locks another applier held waits a few cycles: that applier is mid-deploy.
     for (const [stack, until] of Object.entries(this.backoff)) if (Date.now() < until) failures.deploy[stack] = 'lost the lock moments ago';
     for (let i = 0; i < 20 && !this.stopping; i++) {
-      const { step, warnings } = decide({ ...this.decideInput(), failures });
+      const { step, warnings } = decideWithRecord({ ...this.decideInput(), failures }, this.record, this.config.id);
       for (const w of warnings) this.warn(w.key, { event: w.event, host: w.host, stack: w.stack, detail: w.detail });
       if (step === undefined) return;
       await this.carryOut(step, failures);
@@ -262,28 +279,61 @@ export class Controller {
 
   private async carryOut(step: Step, failures: Failures): Promise<void> {
     if (step.kind === 'decide') {
-      this.decisions = step.decisions;
-      this.saveDecisions();
+      // Decided from the record as read: when another controller wrote since, it is decided again.
+      if (!this.commit((r) => ({ ...r, decisions: step.decisions }), step.detail, false)) return;
       this.event({ event: 'decided', host: step.host, stack: step.stack, detail: step.detail });
       return;
     }
     if (step.kind === 'fence') {
       const fence = this.config.hosts[step.host].fence!;
+      const name = `fence ${step.action}`;
+      const by = this.config.id;
+      const close = step.purpose !== 'failover'; // a failover ends once its deploys are applied
+      const ended = (state: 'done' | 'failed', detail: string) => (r: DecisionRecord<Decisions>) => ({
+        ...stepEnded(r, { host: step.host, step: name, state, by, now: this.now(), detail, close: close && state === 'done' }),
+        ...(state === 'done' ? { decisions: afterFence(r.decisions, step, this.now()) } : {}),
+      });
+      const interrupted = step.action === 'off' ? interruptedStep(openIncident(this.record, step.host), name) : undefined;
+      if (interrupted !== undefined) {
+        // Its controller stopped between starting this fence and recording its end: the agent says whether it happened.
+        const status = await runFence(fence, 'status', this.config.fenceTimeoutMs, this.env);
+        if (status.code === 2) {
+          const detail = `${step.host} is off (action=status exit 2): the fence ${interrupted.by} started at ${interrupted.at} was carried out; not fenced again`;
+          this.commit(ended('done', detail), detail);
+          this.event({ event: 'resumed', host: step.host, detail, ms: status.ms });
+          return;
+        }
+      }
+      // Recorded before it is carried out; another controller that has the host's incident keeps it.
+      const takeover = takeoverAfterMs(this.config.failureAfterMs);
+      const mine = this.commit(
+        (r) => (heldElsewhere(r, by, this.now(), takeover)[step.host] !== undefined || (step.purpose === 'failover' && r.decisions.hostStates[step.host] === 'failed') ? undefined : stepStarted(r, { host: step.host, purpose: step.purpose, step: name, by, now: this.now() })),
+        `${name} of ${step.host} started`,
+      );
+      if (!mine) return;
       this.event({ event: 'decided', host: step.host, detail: step.reason });
       const result = await runFence(fence, step.action, this.config.fenceTimeoutMs, this.env);
       const what = `${fence.command.join(' ')} action=${step.action} (options ${Object.keys(fence.options ?? {}).join(', ') || 'none'})`;
       if (result.ok) {
-        this.decisions = afterFence(this.decisions, step, this.now());
-        this.saveDecisions();
+        this.commit(ended('done', `${what}: exit 0`), `${name} of ${step.host} done`);
         const meaning = step.purpose === 'failover' ? `${step.host} is confirmed off: declared failed` : step.purpose === 'standby' ? `${step.host} is powered off (standby)` : `${step.host} is powering on`;
         this.event({ event: 'fenced', host: step.host, detail: `${what}: exit 0; ${meaning}`, ms: result.ms });
       } else {
         failures.fence[step.host] = result.message;
+        this.commit(ended('failed', `${what}: ${result.message}`), `${name} of ${step.host} failed`);
         this.event({ event: 'fence-failed', host: step.host, detail: `${what}: ${result.message}`, ms: result.ms });
       }
       return;
     }
+    // The deploy is a step of the failover incidents it carries forward: recorded before and after.
+    const carried = incidentsOfDeploy(this.record, step).map((i) => i.host);
+    const name = `deploy ${step.stack}`;
+    if (carried.length > 0) this.commit((r) => carried.reduce((acc, host) => stepStarted(acc, { host, purpose: 'failover', step: name, by: this.config.id, now: this.now() }), r), `${name} started`);
     await this.deploy(step, failures);
+    const failed = failures.deploy[step.stack];
+    if (carried.length > 0 && failed !== undefined) {
+      this.commit((r) => carried.reduce((acc, host) => stepEnded(acc, { host, step: name, state: 'failed', by: this.config.id, now: this.now(), detail: failed }), r), `${name} failed`);
+    }
   }
 
   /** Synth, then under the controllers' mutex: reconcile, apply. */
@@ -355,8 +405,13 @@ export class Controller {
       }
       const summary = /Apply complete! Resources: (\d+) added, (\d+) changed, (\d+) destroyed/.exec(apply.stdout);
       const changed = summary !== null && summary.slice(1).some((n) => n !== '0');
-      this.decisions = afterDeploy(this.decisions, step);
-      this.saveDecisions();
+      const now = this.now();
+      this.commit((r) => {
+        const decisions = afterDeploy(r.decisions, step);
+        const done = (acc: DecisionRecord<Decisions>, host: string) =>
+          stepEnded(acc, { host, step: `deploy ${stack}`, state: 'done', by: this.config.id, now, detail: summary?.[0] ?? 'Apply complete', close: failoverApplied(this.decideInput(), decisions, host) });
+        return incidentsOfDeploy(r, step).map((i) => i.host).reduce(done, { ...r, decisions });
+      }, `deploy ${stack} applied`);
       delete this.backoff[stack];
       this.event({
         event: 'applied',
@@ -442,77 +497,8 @@ export class Controller {
     }
   }
 
-  /**
-   * Takes the controllers' mutex of a stack: the state lock of workspace MUTEX_WORKSPACE of the
-   * stack's backend, held by an `<engine> console` that lives until release; with a local backend
-   * (one machine), a flock on a file beside the state. 'locked' when another holds it.
-   */
-  private async acquireMutex(stackDir: string, engine: string): Promise<{ release(): Promise<void> } | string> {
-    let backend: Record<string, any> = {};
-    try {
-      backend = JSON.parse(fs.readFileSync(path.join(stackDir, 'cdk.tf.json'), 'utf8')).terraform?.backend ?? {};
-    } catch {
-      // no configuration: treated as local
-    }
-    const kind = Object.keys(backend)[0] ?? 'local';
-    let argv: string[];
-    let env = this.env;
-    let ready: RegExp;
-    let input: string;
-    if (kind === 'local') {
-      const state = path.resolve(stackDir, backend.local?.path ?? 'terraform.tfstate');
-      argv = ['flock', '-n', '-E', '75', `${state}.controller-lock`, 'sh', '-c', 'echo held; exec cat >/dev/null'];
-      ready = /^held$/m;
-      input = '';
-    } else {
-      const list = await runCommand([engine, 'workspace', 'list', '-no-color'], { cwd: stackDir, env: this.env, timeoutMs: 60_000 });
-      if (list.code !== 0) return `${engine} workspace list failed: ${lastLines(list.stderr)}`;
-      if (!list.stdout.split('\n').some((l) => l.replace(/^\*?\s*/, '').trim() === MUTEX_WORKSPACE)) {
-        const created = await runCommand([engine, 'workspace', 'new', '-no-color', MUTEX_WORKSPACE], { cwd: stackDir, env: this.env, timeoutMs: 60_000 });
-        const selected = await runCommand([engine, 'workspace', 'select', '-no-color', 'default'], { cwd: stackDir, env: this.env, timeoutMs: 60_000 });
-        if (created.code !== 0 && !/already exists/.test(created.stderr)) return `${engine} workspace new ${MUTEX_WORKSPACE} failed: ${lastLines(created.stderr)}`;
-        if (selected.code !== 0) return `${engine} workspace select default failed: ${lastLines(selected.stderr)}`;
-      }
-      argv = [engine, 'console', '-lock-timeout=0s', '-no-color'];
-      env = { ...this.env, TF_WORKSPACE: MUTEX_WORKSPACE };
-      ready = /^"held"$/m;
-      input = '"held"\n';
-    }
-    const child = spawn(argv[0], argv.slice(1), { cwd: stackDir, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdin!.on('error', () => undefined);
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    const held = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 60_000);
-      child.stdout!.on('data', (d) => {
-        out += d;
-        if (ready.test(out)) {
-          clearTimeout(timer);
-          resolve(true);
-        }
-      });
-      child.stderr!.on('data', (d) => (err += d));
-      void exited.then(() => {
-        clearTimeout(timer);
-        resolve(ready.test(out));
-      });
-      if (input) child.stdin!.write(input);
-    });
-    if (!held) {
-      child.kill('SIGKILL');
-      const code = await exited;
-      if (code === 75 || LOCKED.test(err)) return 'locked';
-      return `the controllers' mutex could not be taken (${argv.slice(0, 2).join(' ')}, exit ${code}): ${lastLines(err)}`;
-    }
-    return {
-      release: async () => {
-        child.stdin!.end();
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      },
-    };
+  private acquireMutex(stackDir: string, engine: string): Promise<StackMutex | string> {
+    return acquireMutex(stackDir, engine, this.env);
   }
 
   private warn(key: string, event: Omit<ControllerEvent, 'time' | 'controller'>): void {
@@ -541,20 +527,129 @@ export class Controller {
     this.print(`${event.clock ?? event.time} ${this.config.id} ${loud}${e.event}${e.host ? ` ${e.host}` : e.stack ? ` ${e.stack}` : ''}: ${e.detail}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
   }
 
-  private readDecisions(): Decisions {
-    try {
-      const json = JSON.parse(fs.readFileSync(this.config.decisionFile, 'utf8'));
-      if (json?.version === 1) return { ...emptyDecisions(), ...json };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the decision file ${this.config.decisionFile}: ${(err as Error).message}`);
-    }
-    return emptyDecisions();
+  /**
+   * Reads the record; the first time, records what is deployed for stacks the record knows no
+   * deploy of (the first controller's start: it deploys only what it decides) and logs where the
+   * record is and the incidents in progress, which it resumes.
+   */
+  private openRecord(): void {
+    this.loadRecord();
+    if (this.opened) return;
+    this.commit((r) => ({ ...r, decisions: baseline({ ...this.decideInput(), decisions: r.decisions }) }), 'what was deployed when the controller started');
+    this.opened = true;
+    const incidents = this.record.incidents.map((i) => `${i.purpose} of ${i.host} by ${i.owner}, last step ${i.steps[i.steps.length - 1]?.name ?? '-'} ${i.steps[i.steps.length - 1]?.state ?? ''}`.trim());
+    this.event({ event: 'start', detail: `decision record: ${this.stores![0].where}, revision ${this.record.revision}; ${incidents.length > 0 ? `incidents in progress: ${incidents.join('; ')}` : 'no incident in progress'}` });
   }
 
-  private saveDecisions(): void {
-    fs.mkdirSync(path.dirname(this.config.decisionFile), { recursive: true });
-    const tmp = `${this.config.decisionFile}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify(this.decisions, null, 2)}\n`);
-    fs.renameSync(tmp, this.config.decisionFile);
+  /** Reads the record from the first stack's store (the stores are known once the stacks are synthesized). */
+  private loadRecord(): void {
+    this.stores ??= this.config.stacks.map((stack) => decisionStoreFor(path.join(this.config.outdir, 'stacks', stack), this.env));
+    const loaded = this.stores[0].load();
+    this.record = loaded === undefined ? emptyRecord(emptyDecisions()) : { ...loaded, decisions: { ...emptyDecisions(), ...(loaded.decisions as Partial<Decisions>) } };
+    this.decisions = this.record.decisions;
   }
+
+  /**
+   * Applies `change` to the record and writes it: a compare-and-set on the revision read, so a
+   * write of another controller in between is never lost. On a conflict the record is read again
+   * and, with `retry`, `change` applied to it again. False when `change` declines (undefined) or
+   * the write lost the race without `retry`. Copied to the other stacks' stores after.
+   */
+  private commit(change: (r: DecisionRecord<Decisions>) => DecisionRecord<Decisions> | undefined, why: string, retry = true): boolean {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const base = this.record;
+      const changed = change(base);
+      if (changed === undefined) return false;
+      const next = revise(base, changed, this.config.id, this.now(), why);
+      const [primary, ...copies] = this.stores!;
+      if (primary.write(next, base.revision)) {
+        for (const copy of copies) copy.write(next, copy.load()?.revision ?? 0);
+        this.record = next;
+        this.decisions = next.decisions;
+        return true;
+      }
+      this.loadRecord();
+      if (!retry) return false;
+    }
+    throw new Error(`the decision record in ${this.stores![0].where} changed five times while this controller wrote it (${why})`);
+  }
+}
+
+/** A held mutex of a stack (see {@link acquireMutex}). */
+export interface StackMutex {
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the controllers' mutex of a stack: the state lock of workspace MUTEX_WORKSPACE of the
+ * stack's backend, held by an `<engine> console` that lives until release; with a local backend
+ * (one machine), a flock on a file beside the state. 'locked' when another holds it. A person's
+ * `reconcile` takes it too.
+ */
+export async function acquireMutex(stackDir: string, engine: string, baseEnv: NodeJS.ProcessEnv): Promise<StackMutex | string> {
+  let backend: Record<string, any> = {};
+  try {
+    backend = JSON.parse(fs.readFileSync(path.join(stackDir, 'cdk.tf.json'), 'utf8')).terraform?.backend ?? {};
+  } catch {
+    // no configuration: treated as local
+  }
+  const kind = Object.keys(backend)[0] ?? 'local';
+  let argv: string[];
+  let env = baseEnv;
+  let ready: RegExp;
+  let input: string;
+  if (kind === 'local') {
+    const state = path.resolve(stackDir, backend.local?.path ?? 'terraform.tfstate');
+    argv = ['flock', '-n', '-E', '75', `${state}.controller-lock`, 'sh', '-c', 'echo held; exec cat >/dev/null'];
+    ready = /^held$/m;
+    input = '';
+  } else {
+    const list = await runCommand([engine, 'workspace', 'list', '-no-color'], { cwd: stackDir, env: baseEnv, timeoutMs: 60_000 });
+    if (list.code !== 0) return `${engine} workspace list failed: ${lastLines(list.stderr)}`;
+    if (!list.stdout.split('\n').some((l) => l.replace(/^\*?\s*/, '').trim() === MUTEX_WORKSPACE)) {
+      const created = await runCommand([engine, 'workspace', 'new', '-no-color', MUTEX_WORKSPACE], { cwd: stackDir, env: baseEnv, timeoutMs: 60_000 });
+      const selected = await runCommand([engine, 'workspace', 'select', '-no-color', 'default'], { cwd: stackDir, env: baseEnv, timeoutMs: 60_000 });
+      if (created.code !== 0 && !/already exists/.test(created.stderr)) return `${engine} workspace new ${MUTEX_WORKSPACE} failed: ${lastLines(created.stderr)}`;
+      if (selected.code !== 0) return `${engine} workspace select default failed: ${lastLines(selected.stderr)}`;
+    }
+    argv = [engine, 'console', '-lock-timeout=0s', '-no-color'];
+    env = { ...baseEnv, TF_WORKSPACE: MUTEX_WORKSPACE };
+    ready = /^"held"$/m;
+    input = '"held"\n';
+  }
+  const child = spawn(argv[0], argv.slice(1), { cwd: stackDir, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdin!.on('error', () => undefined);
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const held = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 60_000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    child.stderr!.on('data', (d) => (err += d));
+    void exited.then(() => {
+      clearTimeout(timer);
+      resolve(ready.test(out));
+    });
+    if (input) child.stdin!.write(input);
+  });
+  if (!held) {
+    child.kill('SIGKILL');
+    const code = await exited;
+    if (code === 75 || LOCKED.test(err)) return 'locked';
+    return `the controllers' mutex could not be taken (${argv.slice(0, 2).join(' ')}, exit ${code}): ${lastLines(err)}`;
+  }
+  return {
+    release: async () => {
+      child.stdin!.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }

@@ -42,13 +42,14 @@ const recorded: CliActions = {
   reconcile: () => 0,
   planComment: () => 0,
   controller: () => 0,
+  record: () => 0,
 };
 
 describe('cdktf-libvirt-cluster', () => {
   test('--help lists every command and exits 0; no arguments prints it to stderr and exits 2', async () => {
     const help = await cli(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['reconcile', 'plan-comment', 'controller', '--version', '--help']) expect(help.out).toContain(command);
+    for (const command of ['reconcile', 'plan-comment', 'controller', 'record', '--version', '--help']) expect(help.out).toContain(command);
     expect(help.err).toBe('');
     const none = await cli([]);
     expect(none.code).toBe(2);
@@ -62,9 +63,10 @@ describe('cdktf-libvirt-cluster', () => {
   });
 
   const expected: Record<string, string[]> = {
-    reconcile: ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--migrate-timeout', '--cold-when-refused', '--dry-run', '--help'],
+    reconcile: ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--migrate-timeout', '--cold-when-refused', '--dry-run', '--override-decision', '--help'],
     'plan-comment': ['--stack-dir', '--plan', '--help'],
     controller: ['--config', '--id', '--once', '--clock-offset-seconds', '--help'],
+    record: ['--stack-dir', '--out', '--help'],
   };
   test.each(Object.keys(expected))('%s --help and -h exit 0 and describe every option, with its default or that it is required', async (command) => {
     const help = await cli([command, '--help']);
@@ -147,12 +149,17 @@ describe('cdktf-libvirt-cluster', () => {
       reconcile: (a) => (seen.push(a), 0),
       planComment: (a) => (seen.push(a), 0),
       controller: (a) => (seen.push(a), 3),
+      record: (a) => (seen.push(a), 4),
     };
     expect((await cli(['reconcile', '--stack-dir', 'out', '--host', 'h1=qemu:///system'], keep)).code).toBe(0);
     expect((await cli(['controller', '--config', 'c.json'], keep)).code).toBe(3);
+    expect((await cli(['reconcile', '--stack-dir', 'out', '--host', 'h1=x', '--override-decision', 'h1', '--override-decision', 'h2'], keep)).code).toBe(0);
+    expect((await cli(['record', '--stack-dir', 'out', '--out', 'r.json'], keep)).code).toBe(4);
     expect(seen).toEqual([
       { stackDir: 'out', hosts: { h1: 'qemu:///system' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false },
       { config: 'c.json', once: false, clockOffsetSeconds: 0 },
+      { stackDir: 'out', hosts: { h1: 'x' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false, overrideDecisions: ['h1', 'h2'] },
+      { stackDir: 'out', out: 'r.json' },
     ]);
   });
 });

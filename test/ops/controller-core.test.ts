@@ -200,11 +200,11 @@ describe('configuration', () => {
     ]);
   });
 
-  test('defaults: app from cdktf.json, outdir per controller id, timings, decision file beside the event log', () => {
+  test('defaults: app from cdktf.json, outdir per controller id, timings, event log in the working directory', () => {
     const resolved = resolveConfig({ stacks: ['mail'], hosts: { h1: { uri: 'qemu:///system' } } }, { cwd: '/srv/site', id: 'c1', readFile: () => '{"app":"npx tsx main.ts"}' });
     expect(resolved).toMatchObject({
       id: 'c1', app: 'npx tsx main.ts', outdir: '/srv/site/cdktf.out.controller/c1', unattended: [], pollMs: 2000, failureAfterMs: 10_000, probeTimeoutMs: 3000,
-      eventLog: '/srv/site/controller-events.jsonl', decisionFile: '/srv/site/controller-c1.decisions.json',
+      eventLog: '/srv/site/controller-events.jsonl',
     });
   });
 

@@ -36,7 +36,8 @@ test('no VM of a host that was not fenced is restarted: a controller whose fence
   const calls = path.join(dir, 'fence-calls');
   const config = resolveConfig(
     {
-      app: `echo synth >> ${path.join(dir, 'synths')}`,
+      // A stack folder with a local backend: the decision record is a file beside its state.
+      app: `echo synth >> ${path.join(dir, 'synths')}; mkdir -p "$CDKTF_OUTDIR/stacks/mail"; echo '{"terraform":{"backend":{"local":{"path":"terraform.tfstate"}}}}' > "$CDKTF_OUTDIR/stacks/mail/cdk.tf.json"`,
       stacks: ['mail'],
       hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: ['sh', '-c', `cat >> ${calls}; kill -KILL $$`], options: { plug: 'h1' } } } },
       unattended: ['failover'],
@@ -64,7 +65,13 @@ test('no VM of a host that was not fenced is restarted: a controller whose fence
   expect(fs.readFileSync(path.join(dir, 'synths'), 'utf8')).toBe('synth\n');
   expect(events.filter((e) => e.event === 'decided' && /deploy/.test(e.detail))).toEqual([]);
   expect(kinds).not.toContain('applied');
-  expect(JSON.parse(fs.readFileSync(config.decisionFile, 'utf8')).hostStates).toEqual({});
+  const record = JSON.parse(fs.readFileSync(path.join(config.outdir, 'stacks', 'mail', 'terraform.tfstate.decisions.json'), 'utf8'));
+  expect(record.decisions.hostStates).toEqual({});
+  // Every attempt was recorded before and after: the incident stays open, each fence started and failed.
+  expect(record.incidents).toHaveLength(1);
+  const steps = record.incidents[0].steps.map((s: { name: string; state: string }) => `${s.name} ${s.state}`);
+  expect(steps.length).toBeGreaterThanOrEqual(6);
+  expect(steps.every((s: string, i: number) => s === (i % 2 === 0 ? 'fence off started' : 'fence off failed'))).toBe(true);
   // The start-up log names what is on and where; the options' values never reach the log.
   expect(events.find((e) => e.event === 'enabled')!.detail).toBe('failover: on (controller configuration); schedule: off; standby-power: off [no controller.json from the synth: only the controller configuration counts]');
   expect(fs.readFileSync(config.eventLog, 'utf8')).not.toContain('plug=h1');
@@ -112,7 +119,7 @@ test('a schedule boundary on the controller clock: one synth pinned to exactly t
   expect(contexts[1]).toEqual({ 'libvirt-cluster:instant': boundary });
   const calls = fs.readFileSync(path.join(dir, 'engine-calls'), 'utf8').trim().split('\n');
   expect(calls).toEqual(['init -input=false -no-color', 'show -json -no-color', 'apply -auto-approve -input=false -lock-timeout=0s -no-color']);
-  expect(JSON.parse(fs.readFileSync(config.decisionFile, 'utf8')).instants).toEqual({ mail: boundary });
+  expect(JSON.parse(fs.readFileSync(path.join(config.outdir, 'stacks', 'mail', 'terraform.tfstate.decisions.json'), 'utf8')).decisions.instants).toEqual({ mail: boundary });
 }, 30_000);
 
 test('the command line of controller', () => {
