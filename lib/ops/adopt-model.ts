@@ -197,7 +197,7 @@ export function observeDomain(xml: string): ObservedDomain {
     const model = child(n, 'model')?.attrs.type;
     return {
       type: n.attrs.type ?? '?',
-      source: source?.attrs.bridge ?? source?.attrs.network ?? source?.attrs.dev ?? '',
+      source: (n.attrs.type === 'network' ? source?.attrs.network : undefined) ?? source?.attrs.bridge ?? source?.attrs.dev ?? source?.attrs.network ?? '',
       mac: (child(n, 'mac')?.attrs.address ?? '').toLowerCase(),
       ...(model !== undefined ? { model } : {}),
       ...(tag !== undefined ? { vlan: Number(tag) } : {}),
@@ -467,6 +467,7 @@ function diskLine(d: AdoptedVm['disks'][number]): string {
       : src.kind === 'file' || src.kind === 'block'
         ? `ExistingVolume.atPath(${JSON.stringify(src.path)})`
         : 'ExistingVolume.none()';
+  if (src.kind === 'other') return `      // disk ${d.target} (${src.type} storage): kept verbatim in the domain file`;
   const facts = [
     d.device,
     d.format,
