@@ -234,9 +234,12 @@ function inUnit(size: Size, unit: string): number {
 function sourceFor(volume: ExistingVolume, before: Json | undefined): Json | undefined {
   const s = volume.source;
   if (s.kind === 'none') return undefined;
-  if (s.kind === 'volume') return { ...(before ?? {}), volume: { ...((before?.volume as Json | undefined) ?? {}), pool: s.pool, volume: s.volume } };
-  if (before?.block !== undefined) return { ...before, block: { ...(before.block as Json), dev: s.path } };
-  return { ...(before ?? {}), file: { ...((before?.file as Json | undefined) ?? {}), file: s.path } };
+  // What is not the location (startup policy, index, ...) stays; the location is the typed one.
+  const rest = Object.fromEntries(Object.entries(before ?? {}).filter(([k]) => !['file', 'block', 'volume'].includes(k)));
+  const previous = (key: string) => (before?.[key] as Json | undefined) ?? {};
+  if (s.kind === 'volume') return { ...rest, volume: { ...previous('volume'), pool: s.pool, volume: s.volume } };
+  if (before?.block !== undefined) return { ...rest, block: { ...previous('block'), dev: s.path } };
+  return { ...rest, file: { ...previous('file'), file: s.path } };
 }
 
 /** The NIC's source on `segment`, keeping what else the provider read there. */
