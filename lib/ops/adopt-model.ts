@@ -356,17 +356,15 @@ const VIEW_ONLY = new Set(['id', 'uuid']);
 
 /**
  * The provider's view of a domain as the code keeps it: computed attributes (`id`, `uuid`) and
- * empty values left out, and secrets taken out, each one an in-place change the first apply would
+ * null values left out (empty objects kept: `<apic/>` is `apic = {}`), and secrets taken out, each one an in-place change the first apply would
  * make, with how to keep it.
  */
 export function preservedDomain(view: Readonly<Record<string, unknown>>): { preserved: Record<string, unknown>; changes: InPlaceChange[] } {
   const changes: InPlaceChange[] = [];
   const clean = (value: unknown, at: string): unknown => {
     if (value === null || value === undefined) return undefined;
-    if (Array.isArray(value)) {
-      const items = value.map((v, i) => clean(v, `${at}[${i}]`)).filter((v) => v !== undefined);
-      return items.length > 0 ? items : undefined;
-    }
+    // Empty objects and lists stay: the provider reads `<apic/>` as `apic = {}`, and the plan compares them.
+    if (Array.isArray(value)) return value.map((v, i) => clean(v, `${at}[${i}]`)).filter((v) => v !== undefined);
     if (typeof value === 'object') {
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
@@ -383,7 +381,7 @@ export function preservedDomain(view: Readonly<Record<string, unknown>>): { pres
         const c = clean(v, where);
         if (c !== undefined) out[k] = c;
       }
-      return Object.keys(out).length > 0 ? out : undefined;
+      return out;
     }
     return value;
   };

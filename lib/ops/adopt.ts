@@ -15,6 +15,7 @@ import {
   hasNewVms,
   manifestOf,
   ObservedHost,
+  observeDomain,
   observePool,
   observeVolume,
   parseXml,
@@ -134,19 +135,21 @@ function readHost(name: string, uri: string, options: AdoptOptions, env: NodeJS.
   const views = providerViews(uri, heads, options.engine, env);
   const pools = names(virsh(uri, 'pool-list', '--all', '--name')).map((p) => observePool(virsh(uri, 'pool-dumpxml', p)));
   const volumes: ObservedHost['volumes'][number][] = [];
-  for (const name of domainNames) {
-    // domblklist --details: type, device, target, source; a source in a pool has a volume XML.
+  domainNames.forEach((name, i) => {
+    // domblklist --details: type, device, target, source (a path, or a volume's name for type volume, whose pool the XML names).
+    const pools = new Map(observeDomain(xmls[i]).disks.flatMap((d) => (d.source.kind === 'volume' ? [[d.target, d.source.pool] as const] : [])));
     for (const line of names(virsh(uri, 'domblklist', '--details', name))) {
-      const [type, , , source] = line.split(/\s+/);
+      const [type, , target, source] = line.split(/\s+/);
       if (source === undefined || source === '-' || (type !== 'file' && type !== 'block' && type !== 'volume')) continue;
       try {
-        const pool = virsh(uri, 'vol-pool', source).trim();
-        volumes.push({ ...observeVolume(virsh(uri, 'vol-dumpxml', source)), pool });
+        const pool = pools.get(target) ?? virsh(uri, 'vol-pool', source).trim();
+        const at = type === 'volume' ? ['--pool', pool, source] : [source];
+        volumes.push({ ...observeVolume(virsh(uri, 'vol-dumpxml', ...at)), pool });
       } catch {
-        // a file in no pool: its size stays unknown (reported), it is referenced by path all the same
+        // a file in no pool: its size stays unknown, it is referenced by path all the same
       }
     }
-  }
+  });
   const networks = names(virsh(uri, 'net-list', '--all', '--name'));
   let bridges: string[] = [];
   try {
