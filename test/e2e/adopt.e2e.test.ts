@@ -168,6 +168,23 @@ function drill(engine: Engine | undefined): void {
         expect([next.code, next.output]).toEqual([0, expect.stringContaining('No changes.')]);
       });
 
+      step('why the disks stay unmanaged: provider 0.9.7 cannot import a volume (its import sets id, its read looks the volume up by key)', () => {
+        const dir = path.join(theLab.root, `volume-import-${engine.name}`);
+        fs.mkdirSync(dir);
+        const key = h('h1').virsh('vol-key', '--pool', 'legacy', 'legacy1-data.qcow2').trim();
+        fs.writeFileSync(
+          path.join(dir, 'main.tf.json'),
+          JSON.stringify({
+            terraform: { required_providers: { libvirt: { source: 'dmacvicar/libvirt', version: '0.9.7' } } },
+            provider: { libvirt: [{ uri: h('h1').uri }] },
+            resource: { libvirt_volume: { data: { name: 'legacy1-data.qcow2', pool: 'legacy' } } },
+            import: [{ to: 'libvirt_volume.data', id: key }],
+          }),
+        );
+        tofu(dir, ['init', '-input=false'], engine);
+        expect(() => tofu(dir, ['plan', '-input=false'], engine)).toThrow(/Cannot import non-existent remote object/);
+      });
+
       step('adopt again finds nothing new and writes nothing; shown the stack\'s state, a fresh adopt leaves both domains alone', () => {
         const code = fs.readFileSync(path.join(work, 'adopted.ts'), 'utf8');
         const again = adoptCli(work);
