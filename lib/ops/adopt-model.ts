@@ -347,12 +347,33 @@ export function constructIdFor(name: string): string {
   return /^[A-Za-z]/.test(id) ? id : `vm-${id}`;
 }
 
-/**
- * Which attributes of the provider's view are runtime values libvirt assigns to a running guest:
- * kept in the code (the first plan must match them), but they may differ after the guest's next
- * start outside Terraform.
- */
+/** Attributes of the provider's view the code never sets: computed by the provider. */
 const VIEW_ONLY = new Set(['id', 'uuid']);
+
+/**
+ * The values libvirt assigns to a running guest at each start that the provider read into the
+ * domain (a pty's path, a tap device, a VNC port chosen by autoport): the code keeps them, as the
+ * first plan compares them, but after the guest starts again outside Terraform they differ, and a
+ * plan would show an in-place update (a restart). `adopt --refresh` rewrites the domain files then.
+ */
+export function runtimeValues(preserved: Readonly<Record<string, unknown>>): string[] {
+  const found: string[] = [];
+  const devices = (preserved.devices ?? {}) as Record<string, unknown>;
+  const list = (key: string) => (Array.isArray(devices[key]) ? (devices[key] as Record<string, any>[]) : []);
+  for (const key of ['consoles', 'serials']) {
+    list(key).forEach((d, i) => {
+      if (typeof d.source?.pty?.path === 'string') found.push(`devices.${key}[${i}].source.pty.path = ${d.source.pty.path}`);
+      if (typeof d.tty === 'string') found.push(`devices.${key}[${i}].tty = ${d.tty}`);
+    });
+  }
+  list('interfaces').forEach((n, i) => {
+    if (typeof n.target?.dev === 'string') found.push(`devices.interfaces[${i}].target.dev = ${n.target.dev}`);
+  });
+  list('graphics').forEach((g, i) => {
+    for (const kind of ['vnc', 'spice']) if (g[kind]?.auto_port === true && g[kind]?.port !== undefined) found.push(`devices.graphics[${i}].${kind}.port = ${g[kind].port} (autoport)`);
+  });
+  return found;
+}
 
 /**
  * The provider's view of a domain as the code keeps it: computed attributes (`id`, `uuid`) and
@@ -557,6 +578,8 @@ export function renderReport(plan: AdoptionPlan): string {
     for (const u of d.unmodelled) out.push(`  not modelled (kept verbatim in ${domainFileName(h, vm)}): ${u}`);
     for (const s of d.secrets) out.push(`  secret not written: ${s}`);
     for (const c of vm.inPlaceChanges) out.push(`  IN-PLACE CHANGE on first apply: ${c.attribute}: ${c.why}; to keep the original: ${c.keep}`);
+    const runtime = runtimeValues(vm.preserved);
+    if (runtime.length > 0) out.push(`  runtime values kept as read (${runtime.join(', ')}): they change when the guest starts again outside Terraform; run adopt --refresh then, before the next plan`);
   }
   for (const s of plan.skipped) out.push(`left alone ${s.host}/${s.domain} (${s.uuid}): ${s.reason}`);
   return out.join('\n') + '\n';

@@ -34,6 +34,12 @@ export interface AdoptOptions {
   /** Folders of Terraform states (initialized stack folders) whose domains are left alone unless already adopted. */
   readonly stateDirs: readonly string[];
   readonly skipUnmodelled: boolean;
+  /**
+   * Rewrite the domain files of the VMs already adopted with what the provider reads now (after
+   * a guest started again outside Terraform: its pty, tap device or VNC port changed); the
+   * TypeScript is left as it is.
+   */
+  readonly refresh?: boolean;
   /** Only domains whose name matches. */
   readonly only?: RegExp;
   /** Domains never adopted, by name. */
@@ -190,15 +196,24 @@ export function adopt(options: AdoptOptions): AdoptResult {
       `${lost.map((a) => `${a.name} (${a.uuid}) on ${a.uri}`).join(', ')}: adopted before and not found now; give every host URI of the earlier runs (and no --only/--exclude that leaves them out), or remove them from ${MANIFEST} and adopted.ts by hand first`,
     );
   }
-  if (!hasNewVms(plan)) return { plan, report, written: [] };
   const written: string[] = [];
   const write = (relative: string, text: string) => {
     const file = path.join(options.outDir, relative);
+    const before = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
+    if (before === text) return;
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, text);
     written.push(relative);
   };
-  for (const host of plan.hosts) for (const vm of host.vms) write(domainFileName(host, vm), `${JSON.stringify(vm.preserved, null, 2)}\n`);
+  const writeDomains = (which: (known: boolean) => boolean) => {
+    for (const host of plan.hosts) for (const vm of host.vms) if (which(vm.known)) write(domainFileName(host, vm), `${JSON.stringify(vm.preserved, null, 2)}\n`);
+  };
+  if (!hasNewVms(plan)) {
+    if (options.refresh) writeDomains((known) => known);
+    return { plan, report, written };
+  }
+  // New VMs: their files, and the known ones' only with --refresh (the code's domain files are the user's once committed).
+  writeDomains((known) => !known || options.refresh === true);
   write('adopted.ts', renderTypeScript(plan, options.library));
   write(MANIFEST, `${JSON.stringify(manifestOf(plan), null, 2)}\n`);
   return { plan, report, written };

@@ -63,6 +63,7 @@ export interface AdoptArguments {
   stateDirs: string[];
   engine?: string;
   skipUnmodelled: boolean;
+  refresh: boolean;
   only?: RegExp;
   exclude: string[];
   library: string;
@@ -226,6 +227,10 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
     )
     .option('--engine <command>', 'the engine that reads states and asks the provider: tofu or terraform (default: $TERRAFORM_BINARY_NAME, else the one installed, as reconcile chooses)')
     .option('--skip-unmodelled', 'leave domains with devices the constructs do not model (passthrough, NUMA, custom XML) out of the code, reported (default: off, such devices are kept verbatim)')
+    .option(
+      '--refresh',
+      "rewrite the domain files of VMs adopted before with what the provider reads now, for a guest that started again outside Terraform (its pty, tap device or autoport VNC port changed, which a plan would show as an update); adopted.ts is left as it is (default: off, adopted VMs' files are kept)",
+    )
     .option('--only <regex>', 'adopt only domains whose name matches (default: every domain)', (value: string) => {
       try {
         return new RegExp(value);
@@ -289,6 +294,7 @@ function adoptArguments(o: Record<string, unknown>): AdoptArguments {
     stateDirs: (o.stateDir as string[] | undefined) ?? [],
     ...(o.engine !== undefined ? { engine: o.engine as string } : {}),
     skipUnmodelled: o.skipUnmodelled === true,
+    refresh: o.refresh === true,
     ...(o.only !== undefined ? { only: o.only as RegExp } : {}),
     exclude: (o.exclude as string[] | undefined) ?? [],
     library: (o.library as string | undefined) ?? 'cdktf-libvirt-cluster',
@@ -406,7 +412,7 @@ const ACTIONS: CliActions = {
     }
     const result = adopt({ ...args, engine: engine.binary, log: (line) => output.out(`${line}\n`) });
     output.out(result.report);
-    output.out(result.written.length > 0 ? `wrote ${result.written.join(', ')} in ${args.outDir}\n` : 'nothing new: no file written\n');
+    output.out(result.written.length > 0 ? `wrote ${result.written.join(', ')} in ${args.outDir}\n` : args.refresh ? 'nothing changed: no file written\n' : 'nothing new: no file written\n');
     return 0;
   },
   async controller(args) {

@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Lab, LabHost, labPrerequisites } from '../lab/lab';
 import { GuestReport, guestDomainType, testGuestImage, waitForGuestReport } from './test-guest';
-import { describeE2e, drillTest, Engine, OPENTOFU, terraformEngine, tofu, tofuEnv, tofuPlan } from './toolchain';
+import { describeE2e, drillTest, Engine, OPENTOFU, terraformEngine, tofu, tofuEnv, tofuPlan, waitFor } from './toolchain';
 
 const lab = labPrerequisites();
 const guest = testGuestImage();
@@ -195,6 +195,25 @@ function drill(engine: Engine | undefined): void {
         const other = adoptCli(fresh, ['--state-dir', stackDir]);
         for (const g of guests) expect(other).toContain(`left alone ${g.host}/${g.name} (${uuids.get(g.name)}): managed by another Terraform state (the state of ${stackDir})`);
         expect(fs.existsSync(path.join(fresh, 'adopted.ts'))).toBe(false);
+      });
+
+      step('a guest started again outside Terraform gets a new tap device: the plan shows it, adopt --refresh rewrites its domain file, and the plan is clean again', async () => {
+        const h1 = h('h1');
+        const tapBefore = h1.interfaces('legacy1')[0].interface;
+        h1.virsh('shutdown', 'legacy1'); // ACPI: the test guest powers off
+        await waitFor(() => h1.domainState('legacy1') === 'shut off', 'legacy1 to shut down', 60_000);
+        h1.virsh('start', 'legacy1');
+        const tapAfter = h1.interfaces('legacy1')[0].interface;
+        expect(tapAfter).not.toBe(tapBefore); // libvirt 9 does not reuse a tap name at once
+        const stale = tofuPlan(stackDir, [], engine);
+        expect(stale.code).toBe(2);
+        expect(stale.output).toContain(`~ dev = "${tapAfter}" -> "${tapBefore}"`);
+        const refreshed = adoptCli(work, ['--refresh']);
+        expect(refreshed).toContain('runtime values kept as read');
+        expect(refreshed).toContain(`wrote adopted/h1/legacy1.domain.json in ${work}`);
+        runTsx(work, ['main.ts']);
+        const clean = tofuPlan(stackDir, [], engine);
+        expect([clean.code, clean.output]).toEqual([0, expect.stringContaining('No changes.')]);
       });
     },
     lab.ok ? undefined : lab.reason,

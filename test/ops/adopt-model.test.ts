@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { hasNewVms, manifestOf, ObservedHost, observeDomain, observeVolume, parseXml, planAdoption, preservedDomain, renderReport, renderTypeScript } from '../../lib/ops/adopt-model';
+import { hasNewVms, manifestOf, runtimeValues, ObservedHost, observeDomain, observeVolume, parseXml, planAdoption, preservedDomain, renderReport, renderTypeScript } from '../../lib/ops/adopt-model';
 
 const LIVE = fs.readFileSync(path.join(__dirname, 'fixtures', 'adopt-live-domain.xml'), 'utf8');
 const UUID = '6f1d3c1e-9a7b-4c2d-8e5f-0a1b2c3d4e5f';
@@ -116,6 +116,23 @@ describe('preservedDomain', () => {
     expect(changes[0].attribute).toBe('devices.graphics[0].vnc.passwd');
     expect(changes[0].keep).toMatch(/--exclude/);
   });
+});
+
+test('runtimeValues names what libvirt assigns at each start: pty paths, tap devices, autoport VNC ports', () => {
+  const view = {
+    devices: {
+      consoles: [{ source: { pty: { path: '/dev/pts/3' } }, tty: '/dev/pts/3' }],
+      interfaces: [{ target: { dev: 'vnet7' } }, { mac: { address: 'x' } }],
+      graphics: [{ vnc: { auto_port: true, port: 5901 } }, { vnc: { auto_port: false, port: 5950 } }],
+    },
+  };
+  expect(runtimeValues(view)).toEqual([
+    'devices.consoles[0].source.pty.path = /dev/pts/3',
+    'devices.consoles[0].tty = /dev/pts/3',
+    'devices.interfaces[0].target.dev = vnet7',
+    'devices.graphics[0].vnc.port = 5901 (autoport)',
+  ]);
+  expect(runtimeValues({ name: 'x' })).toEqual([]);
 });
 
 describe('planAdoption', () => {

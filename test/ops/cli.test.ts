@@ -66,7 +66,7 @@ describe('cdktf-libvirt-cluster', () => {
     reconcile: ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--migrate-timeout', '--cold-when-refused', '--dry-run', '--help'],
     'plan-comment': ['--stack-dir', '--plan', '--help'],
     controller: ['--config', '--id', '--once', '--clock-offset-seconds', '--help'],
-    adopt: ['--host', '--out', '--state-dir', '--engine', '--skip-unmodelled', '--only', '--exclude', '--library', '--help'],
+    adopt: ['--host', '--out', '--state-dir', '--engine', '--skip-unmodelled', '--refresh', '--only', '--exclude', '--library', '--help'],
   };
   test.each(Object.keys(expected))('%s --help and -h exit 0 and describe every option, with its default or that it is required', async (command) => {
     const help = await cli([command, '--help']);
@@ -157,7 +157,7 @@ describe('cdktf-libvirt-cluster', () => {
     expect(seen).toEqual([
       { stackDir: 'out', hosts: { h1: 'qemu:///system' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false },
       { config: 'c.json', once: false, clockOffsetSeconds: 0 },
-      { hosts: { kvm1: 'qemu:///system' }, outDir: '.', stateDirs: ['a', 'b'], skipUnmodelled: false, only: /^web/, exclude: ['x'], library: 'cdktf-libvirt-cluster' },
+      { hosts: { kvm1: 'qemu:///system' }, outDir: '.', stateDirs: ['a', 'b'], skipUnmodelled: false, refresh: false, only: /^web/, exclude: ['x'], library: 'cdktf-libvirt-cluster' },
     ]);
   });
 
