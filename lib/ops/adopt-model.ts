@@ -513,7 +513,7 @@ export function domainFileName(host: AdoptedHost, vm: AdoptedVm): string {
  * each VM with its domain's UUID (its import), real sizes, disks, NICs and the preserved domain
  * file. `cdk` is the package the app imports from.
  */
-export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cluster'): string {
+export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cluster', dataDir = '.'): string {
   const lines: string[] = [
     '// Written by `cdktf-libvirt-cluster adopt`: review it, then commit it with the adopted/ folder.',
     '// Each AdoptedVirtualMachine imports its existing domain by UUID (an `import` block) and keeps',
@@ -523,7 +523,9 @@ export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cl
     "import { Construct } from 'constructs';",
     `import { AdoptedVirtualMachine, ExistingVolume, Host, Segment, Size } from '${library}';`,
     '',
-    'const domainFile = (file: string) => JSON.parse(fs.readFileSync(path.join(__dirname, file), \'utf8\'));',
+    '// The domain files, relative to the folder the app runs in (cdktf runs it where cdktf.json is): read',
+    '// by path, which works the same whether the project is an ES module or CommonJS.',
+    `const domainFile = (file: string) => JSON.parse(fs.readFileSync(path.join(${JSON.stringify(dataDir)}, file), 'utf8'));`,
     '',
     '/** The adopted estate, declared in `scope` (a TerraformStack). */',
     'export function adoptedEstate(scope: Construct): { hosts: Record<string, Host>; vms: Record<string, AdoptedVirtualMachine> } {',
@@ -552,6 +554,8 @@ export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cl
       lines.push('    ],');
       for (const u of d.unmodelled) lines.push(`    // not modelled, kept verbatim in the domain file: ${u}`);
       for (const c of vm.inPlaceChanges) lines.push(`    // first apply changes ${c.attribute}: ${c.why}`);
+      const runtime = runtimeValues(vm.preserved);
+      if (runtime.length > 0) lines.push(`    // runtime values kept as read (${runtime.join(', ')}): after a start outside Terraform, run adopt --refresh`);
       lines.push(`    domain: domainFile(${JSON.stringify(domainFileName(host, vm))}),`);
       lines.push('  });');
     }

@@ -214,7 +214,7 @@ export function adopt(options: AdoptOptions): AdoptResult {
   }
   // New VMs: their files, and the known ones' only with --refresh (the code's domain files are the user's once committed).
   writeDomains((known) => !known || options.refresh === true);
-  write('adopted.ts', renderTypeScript(plan, options.library));
+  write('adopted.ts', renderTypeScript(plan, options.library, path.relative(process.cwd(), options.outDir) || '.'));
   write(MANIFEST, `${JSON.stringify(manifestOf(plan), null, 2)}\n`);
   return { plan, report, written };
 }

@@ -219,7 +219,10 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
       ].join(' '),
     )
     .option('--host <name=uri>', 'a host to adopt from: its name in the code (construct id, provider alias) and its libvirt URI; repeat for each host; at least one', pairs('--host'))
-    .option('--out <dir>', 'the folder adopted.ts, adopted/ and adopt-manifest.json are written to, next to the stack\'s code (default: the current folder)')
+    .option(
+      '--out <dir>',
+      "the folder adopted.ts, adopted/ and adopt-manifest.json are written to, next to the stack's code; run adopt in the project folder (where cdktf.json is): adopted.ts reads its domain files relative to it (default: the current folder)",
+    )
     .option(
       '--state-dir <dir>',
       'an initialized Terraform folder (a stack folder in the synth output, or any other) whose state is read: the domains it manages are left alone, never imported twice; repeatable (default: none)',

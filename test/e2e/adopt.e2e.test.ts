@@ -85,8 +85,9 @@ function drill(engine: Engine | undefined): void {
         { host: 'h2', name: 'legacy2', mac: '52:54:00:ad:00:02' },
       ];
       const h = (name: string): LabHost => theLab.host(name);
-      const adoptCli = (out: string, extra: string[] = []) =>
-        runTsx(REPO, [path.join(REPO, 'lib', 'ops', 'cli.ts'), 'adopt', '--host', `h1=${h('h1').uri}`, '--host', `h2=${h('h2').uri}`, '--out', out, '--engine', engine.binary, '--library', path.join(REPO, 'lib'), ...extra]);
+      // Run in the project folder, as a user would: adopted.ts reads its domain files relative to it.
+      const adoptCli = (project: string, extra: string[] = []) =>
+        runTsx(project, [path.join(REPO, 'lib', 'ops', 'cli.ts'), 'adopt', '--host', `h1=${h('h1').uri}`, '--host', `h2=${h('h2').uri}`, '--engine', engine.binary, '--library', path.join(REPO, 'lib'), ...extra]);
 
       beforeAll(async () => {
         theLab = await Lab.start({ hosts: 2, leases: false });
@@ -119,8 +120,9 @@ function drill(engine: Engine | undefined): void {
         console.log(`adopt (${engine.name}):\n${out}`);
         expect(out).toContain('2 domains to import, 0 already in the code, 0 left alone');
         for (const g of guests) expect(out).toContain(`import ${g.host}/${g.name}: libvirt_domain ${g.name} uuid ${uuids.get(g.name)} (1/2 vCPUs, 96/128 MiB, 2 disks, 1 NICs)`);
-        expect(out).toContain(`wrote adopted/h1/legacy1.domain.json, adopted/h2/legacy2.domain.json, adopted.ts, adopt-manifest.json in ${work}`);
+        expect(out).toContain('wrote adopted/h1/legacy1.domain.json, adopted/h2/legacy2.domain.json, adopted.ts, adopt-manifest.json in .');
         const code = fs.readFileSync(path.join(work, 'adopted.ts'), 'utf8');
+        console.log(`adopted.ts (${engine.name}):\n${code}`);
         expect(code).toContain(`{ target: "vdb", volume: ExistingVolume.inPool("legacy", "legacy1-data.qcow2"), size: Size.mebibytes(16) }`);
         expect(code).toContain(`{ segment: Segment.hostBridge("${theLab.bridge}", "${theLab.bridge}"), mac: "52:54:00:ad:00:01" }`);
       });
@@ -155,6 +157,7 @@ function drill(engine: Engine | undefined): void {
 
       step('the apply imports them: same UUIDs, still running, each guest on the boot it had; the next plan shows no changes', async () => {
         const applied = tofu(stackDir, ['apply', '-input=false', 'plan.bin'], engine);
+        console.log(`apply (${engine.name}):\n${applied}`);
         expect(applied).toMatch(/Apply complete! Resources: 2 imported, 0 added, 0 changed, 0 destroyed/);
         for (const g of guests) {
           expect(h(g.host).virsh('domuuid', g.name).trim()).toBe(uuids.get(g.name));
@@ -165,6 +168,7 @@ function drill(engine: Engine | undefined): void {
           expect(after.bootId).toBe(before.bootId);
         }
         const next = tofuPlan(stackDir, [], engine);
+        console.log(`next plan (${engine.name}):\n${next.output}`);
         expect([next.code, next.output]).toEqual([0, expect.stringContaining('No changes.')]);
       });
 
@@ -192,6 +196,7 @@ function drill(engine: Engine | undefined): void {
         expect(again).toContain('nothing new: no file written');
         expect(fs.readFileSync(path.join(work, 'adopted.ts'), 'utf8')).toBe(code);
         const fresh = path.join(theLab.root, 'adopt-fresh');
+        fs.mkdirSync(fresh);
         const other = adoptCli(fresh, ['--state-dir', stackDir]);
         for (const g of guests) expect(other).toContain(`left alone ${g.host}/${g.name} (${uuids.get(g.name)}): managed by another Terraform state (the state of ${stackDir})`);
         expect(fs.existsSync(path.join(fresh, 'adopted.ts'))).toBe(false);
@@ -210,7 +215,8 @@ function drill(engine: Engine | undefined): void {
         expect(stale.output).toContain(`~ dev = "${tapAfter}" -> "${tapBefore}"`);
         const refreshed = adoptCli(work, ['--refresh']);
         expect(refreshed).toContain('runtime values kept as read');
-        expect(refreshed).toContain(`wrote adopted/h1/legacy1.domain.json in ${work}`);
+        console.log(`adopt --refresh (${engine.name}):\n${refreshed}`);
+        expect(refreshed).toContain('wrote adopted/h1/legacy1.domain.json in .');
         runTsx(work, ['main.ts']);
         const clean = tofuPlan(stackDir, [], engine);
         expect([clean.code, clean.output]).toEqual([0, expect.stringContaining('No changes.')]);
