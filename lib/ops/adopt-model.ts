@@ -503,6 +503,18 @@ function segmentCall(n: ObservedNic): string {
   return `Segment.isolated(${JSON.stringify(n.source)})`;
 }
 
+/** The library's names the written code uses, so no import is unused (`noUnusedLocals`). */
+function usedNames(plan: AdoptionPlan): string[] {
+  const vms = plan.hosts.flatMap((h) => h.vms);
+  return [
+    'AdoptedVirtualMachine',
+    ...(vms.some((vm) => vm.disks.some((d) => d.source.kind !== 'other')) ? ['ExistingVolume'] : []),
+    'Host',
+    ...(vms.some((vm) => vm.domain.nics.length > 0) ? ['Segment'] : []),
+    'Size',
+  ];
+}
+
 /** Where each adopted VM's preserved domain file goes, relative to the written TypeScript. */
 export function domainFileName(host: AdoptedHost, vm: AdoptedVm): string {
   return `adopted/${host.constructId}/${vm.constructId}.domain.json`;
@@ -521,7 +533,7 @@ export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cl
     "import * as fs from 'fs';",
     "import * as path from 'path';",
     "import { Construct } from 'constructs';",
-    `import { AdoptedVirtualMachine, ExistingVolume, Host, Segment, Size } from '${library}';`,
+    `import { ${usedNames(plan).join(', ')} } from '${library}';`,
     '',
     '// The domain files, relative to the folder the app runs in (cdktf runs it where cdktf.json is): read',
     '// by path, which works the same whether the project is an ES module or CommonJS.',

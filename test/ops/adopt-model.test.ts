@@ -190,5 +190,13 @@ describe('renderTypeScript', () => {
     expect(ts).toContain('// not modelled, kept verbatim in the domain file: passthrough device');
     expect(ts).toContain('domain: domainFile("adopted/kvm1/legacy-db.domain.json"),');
     expect(ts).not.toContain('hunter2');
+    expect(ts).toContain("import { AdoptedVirtualMachine, ExistingVolume, Host, Segment, Size } from 'cdktf-libvirt-cluster';");
+  });
+
+  test('imports only what it uses: a domain with no NIC and no disk needs neither Segment nor ExistingVolume', () => {
+    const bare = PLAIN.replace(/<disk[\s\S]*<\/interface>/, '');
+    const ts = renderTypeScript(planAdoption([host('kvm1', [{ xml: bare, providerView: {} }])], none), 'my-lib', 'infra');
+    expect(ts).toContain("import { AdoptedVirtualMachine, Host, Size } from 'my-lib';");
+    expect(ts).toContain('path.join("infra", file)');
   });
 });
