@@ -578,6 +578,11 @@ export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cl
   return lines.join('\n');
 }
 
+function runtimeLine(vm: AdoptedVm): string[] {
+  const runtime = runtimeValues(vm.preserved);
+  return runtime.length > 0 ? [`  runtime values kept as read (${runtime.join(', ')}): they change when the guest starts again outside Terraform; run adopt --refresh then, before the next plan`] : [];
+}
+
 /** The report the command prints: what is imported where, what is left alone, what the first apply would change. */
 export function renderReport(plan: AdoptionPlan): string {
   const out: string[] = [];
@@ -594,8 +599,11 @@ export function renderReport(plan: AdoptionPlan): string {
     for (const u of d.unmodelled) out.push(`  not modelled (kept verbatim in ${domainFileName(h, vm)}): ${u}`);
     for (const s of d.secrets) out.push(`  secret not written: ${s}`);
     for (const c of vm.inPlaceChanges) out.push(`  IN-PLACE CHANGE on first apply: ${c.attribute}: ${c.why}; to keep the original: ${c.keep}`);
-    const runtime = runtimeValues(vm.preserved);
-    if (runtime.length > 0) out.push(`  runtime values kept as read (${runtime.join(', ')}): they change when the guest starts again outside Terraform; run adopt --refresh then, before the next plan`);
+    out.push(...runtimeLine(vm));
+  }
+  for (const { h, vm } of all.filter(({ vm }) => vm.known)) {
+    out.push(`in the code ${h.constructId}/${vm.constructId}: libvirt_domain ${vm.domain.name} uuid ${vm.domain.uuid}`);
+    out.push(...runtimeLine(vm));
   }
   for (const s of plan.skipped) out.push(`left alone ${s.host}/${s.domain} (${s.uuid}): ${s.reason}`);
   return out.join('\n') + '\n';

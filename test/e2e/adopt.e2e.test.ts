@@ -211,6 +211,7 @@ function drill(engine: Engine | undefined): void {
         const tapAfter = h1.interfaces('legacy1')[0].interface;
         expect(tapAfter).not.toBe(tapBefore); // libvirt 9 does not reuse a tap name at once
         const stale = tofuPlan(stackDir, [], engine);
+        console.log(`plan after a start outside Terraform (${engine.name}):\n${stale.output}`);
         expect(stale.code).toBe(2);
         expect(stale.output).toContain(`~ dev = "${tapAfter}" -> "${tapBefore}"`);
         const refreshed = adoptCli(work, ['--refresh']);

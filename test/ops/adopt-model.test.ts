@@ -154,7 +154,9 @@ describe('planAdoption', () => {
     const again = planAdoption(hosts, { ...none, inCode: new Map(manifest.adopted.map((a) => [a.uuid, a.constructId])) });
     expect(hasNewVms(again)).toBe(false);
     expect(again.hosts[0].vms.map((v) => [v.constructId, v.known])).toEqual([['web', true], ['legacy-db', true]]);
-    expect(renderReport(again).split('\n')[0]).toBe('0 domains to import, 2 already in the code, 0 left alone');
+    const report = renderReport(again);
+    expect(report.split('\n')[0]).toBe('0 domains to import, 2 already in the code, 0 left alone');
+    expect(report).toContain('in the code kvm1/web: libvirt_domain web uuid 11111111-2222-4333-8444-555555555555');
 
     const elsewhere = planAdoption(hosts, { ...none, managedElsewhere: new Map([[UUID, 'the state of other/']]), skipUnmodelled: false });
     expect(elsewhere.hosts[0].vms.map((v) => v.constructId)).toEqual(['web']);
