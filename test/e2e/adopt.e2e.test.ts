@@ -192,12 +192,14 @@ function drill(engine: Engine | undefined): void {
       step('adopt again finds nothing new and writes nothing; shown the stack\'s state, a fresh adopt leaves both domains alone', () => {
         const code = fs.readFileSync(path.join(work, 'adopted.ts'), 'utf8');
         const again = adoptCli(work);
+        console.log(`adopt again (${engine.name}):\n${again}`);
         expect(again).toContain('0 domains to import, 2 already in the code, 0 left alone');
         expect(again).toContain('nothing new: no file written');
         expect(fs.readFileSync(path.join(work, 'adopted.ts'), 'utf8')).toBe(code);
         const fresh = path.join(theLab.root, 'adopt-fresh');
         fs.mkdirSync(fresh);
         const other = adoptCli(fresh, ['--state-dir', stackDir]);
+        console.log(`adopt shown the stack's state (${engine.name}):\n${other}`);
         for (const g of guests) expect(other).toContain(`left alone ${g.host}/${g.name} (${uuids.get(g.name)}): managed by another Terraform state (the state of ${stackDir})`);
         expect(fs.existsSync(path.join(fresh, 'adopted.ts'))).toBe(false);
       });
