@@ -1,6 +1,7 @@
 import { TerraformResource } from 'cdktf';
 import { Construct } from 'constructs';
 import { parseMac } from '../core/addressing';
+import { runtimeAttributes } from '../core/adopted-domain';
 import { Size } from '../core/size';
 import { IPlacementHost } from './contract';
 import { Segment, SegmentKind } from './segment';
@@ -102,6 +103,13 @@ export interface AdoptedVirtualMachineProps {
    * The typed props above take precedence over it.
    */
   readonly domain: Readonly<Record<string, unknown>>;
+  /**
+   * Keep plans from comparing the values libvirt assigns at each start (console ptys, tap
+   * devices, autoport VNC ports): `lifecycle.ignore_changes` on those attributes, so a guest
+   * restarted outside Terraform does not show as an update (which would restart it again).
+   * @default true
+   */
+  readonly ignoreRuntimeValues?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -167,6 +175,8 @@ export class AdoptedVirtualMachine extends Construct {
     this.resource = new PreservedDomain(this, 'Resource', () => this.attributes());
     this.resource.provider = props.host.provider;
     this.resource.importFrom(props.uuid, props.host.provider);
+    const runtime = props.ignoreRuntimeValues === false ? [] : runtimeAttributes(props.domain).map((r) => r.path);
+    if (runtime.length > 0) this.resource.lifecycle = { ignoreChanges: runtime };
     this.node.addValidation({ validate: () => this.validateProps() });
   }
 

@@ -1,3 +1,5 @@
+import { runtimeAttributes } from '../core/adopted-domain';
+
 /**
  * The pure part of `cdktf-libvirt-cluster adopt`: what libvirt says about an estate (domain, volume,
  * pool XML, and the provider's own reading of each domain) in, an adoption plan and the
@@ -350,29 +352,9 @@ export function constructIdFor(name: string): string {
 /** Attributes of the provider's view the code never sets: computed by the provider. */
 const VIEW_ONLY = new Set(['id', 'uuid']);
 
-/**
- * The values libvirt assigns to a running guest at each start that the provider read into the
- * domain (a pty's path, a tap device, a VNC port chosen by autoport): the code keeps them, as the
- * first plan compares them, but after the guest starts again outside Terraform they differ, and a
- * plan would show an in-place update (a restart). `adopt --refresh` rewrites the domain files then.
- */
+/** The runtime values of a preserved domain, for people: `path = value`. */
 export function runtimeValues(preserved: Readonly<Record<string, unknown>>): string[] {
-  const found: string[] = [];
-  const devices = (preserved.devices ?? {}) as Record<string, unknown>;
-  const list = (key: string) => (Array.isArray(devices[key]) ? (devices[key] as Record<string, any>[]) : []);
-  for (const key of ['consoles', 'serials']) {
-    list(key).forEach((d, i) => {
-      if (typeof d.source?.pty?.path === 'string') found.push(`devices.${key}[${i}].source.pty.path = ${d.source.pty.path}`);
-      if (typeof d.tty === 'string') found.push(`devices.${key}[${i}].tty = ${d.tty}`);
-    });
-  }
-  list('interfaces').forEach((n, i) => {
-    if (typeof n.target?.dev === 'string') found.push(`devices.interfaces[${i}].target.dev = ${n.target.dev}`);
-  });
-  list('graphics').forEach((g, i) => {
-    for (const kind of ['vnc', 'spice']) if (g[kind]?.auto_port === true && g[kind]?.port !== undefined) found.push(`devices.graphics[${i}].${kind}.port = ${g[kind].port} (autoport)`);
-  });
-  return found;
+  return runtimeAttributes(preserved).map((r) => `${r.path} = ${r.value}${r.autoport ? ' (autoport)' : ''}`);
 }
 
 /**

@@ -22,7 +22,8 @@ const DOMAIN = {
       { device: 'disk', driver: { name: 'qemu', type: 'qcow2' }, source: { file: { file: '/pool/web.qcow2' } }, target: { dev: 'vda', bus: 'virtio' } },
       { device: 'disk', driver: { name: 'qemu', type: 'qcow2' }, source: { file: { file: '/pool/web-data.qcow2' } }, target: { dev: 'vdb', bus: 'virtio' } },
     ],
-    interfaces: [{ mac: { address: '52:54:00:11:22:33' }, source: { bridge: { bridge: 'labbr0' } }, model: { type: 'virtio' } }],
+    interfaces: [{ mac: { address: '52:54:00:11:22:33' }, source: { bridge: { bridge: 'labbr0' } }, model: { type: 'virtio' }, target: { dev: 'vnet3' } }],
+    consoles: [{ source: { pty: { path: '/dev/pts/2' } }, tty: '/dev/pts/2', target: { type: 'serial', port: 0 } }],
     controllers: [{ type: 'usb', index: 0, model: 'piix3-uhci' }],
   },
 };
@@ -53,9 +54,11 @@ describe('AdoptedVirtualMachine', () => {
     const json = synth(estate()).json('adopted');
     const [[address, domain]] = Object.entries<any>(json.resource.libvirt_domain);
     expect(json.import).toEqual([{ to: `libvirt_domain.${address}`, id: UUID, provider: 'libvirt.kvm1' }]);
-    const { '//': _metadata, provider, ...attributes } = domain;
+    const { '//': _metadata, provider, lifecycle, ...attributes } = domain;
     expect(provider).toBe('libvirt.kvm1');
     expect(attributes).toEqual(DOMAIN);
+    // What libvirt assigns at each start is not compared by later plans.
+    expect(lifecycle).toEqual({ ignore_changes: ['devices.consoles[0].source.pty.path', 'devices.consoles[0].tty', 'devices.interfaces[0].target.dev'] });
     expect(Object.keys(json.resource)).toEqual(['libvirt_domain']);
   });
 
@@ -74,7 +77,7 @@ describe('AdoptedVirtualMachine', () => {
     expect([domain.vcpu, domain.vcpu_current, domain.memory, domain.current_memory]).toEqual([4, 2, 262144, 131072]);
     expect(domain.devices.disks[0].source).toEqual({ file: { file: '/pool/web.qcow2' } });
     expect(domain.devices.disks[1].source).toEqual({ volume: { pool: 'data', volume: 'web-data.qcow2' } });
-    expect(domain.devices.interfaces[0]).toEqual({ mac: { address: '52:54:00:aa:bb:cc' }, source: { bridge: { bridge: 'br0' } }, model: { type: 'virtio' } });
+    expect(domain.devices.interfaces[0]).toEqual({ mac: { address: '52:54:00:aa:bb:cc' }, source: { bridge: { bridge: 'br0' } }, model: { type: 'virtio' }, target: { dev: 'vnet3' } });
   });
 
   test('a bad UUID, a disk the domain does not have and a NIC too many are reported together', () => {
