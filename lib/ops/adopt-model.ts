@@ -549,7 +549,7 @@ export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cl
       for (const u of d.unmodelled) lines.push(`    // not modelled, kept verbatim in the domain file: ${u}`);
       for (const c of vm.inPlaceChanges) lines.push(`    // first apply changes ${c.attribute}: ${c.why}`);
       const runtime = runtimeValues(vm.preserved);
-      if (runtime.length > 0) lines.push(`    // runtime values kept as read (${runtime.join(', ')}): after a start outside Terraform, run adopt --refresh`);
+      if (runtime.length > 0) lines.push(`    // runtime values kept as read, ignored by plans (ignoreRuntimeValues): ${runtime.join(', ')}`);
       lines.push(`    domain: domainFile(${JSON.stringify(domainFileName(host, vm))}),`);
       lines.push('  });');
     }
@@ -562,7 +562,7 @@ export function renderTypeScript(plan: AdoptionPlan, library = 'cdktf-libvirt-cl
 
 function runtimeLine(vm: AdoptedVm): string[] {
   const runtime = runtimeValues(vm.preserved);
-  return runtime.length > 0 ? [`  runtime values kept as read (${runtime.join(', ')}): they change when the guest starts again outside Terraform; run adopt --refresh then, before the next plan`] : [];
+  return runtime.length > 0 ? [`  runtime values kept as read (${runtime.join(', ')}): they change at each start of the guest; plans ignore them (ignore_changes), adopt --refresh records the new ones`] : [];
 }
 
 /** The report the command prints: what is imported where, what is left alone, what the first apply would change. */

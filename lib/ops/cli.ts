@@ -232,7 +232,7 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
     .option('--skip-unmodelled', 'leave domains with devices the constructs do not model (passthrough, NUMA, custom XML) out of the code, reported (default: off, such devices are kept verbatim)')
     .option(
       '--refresh',
-      "rewrite the domain files of VMs adopted before with what the provider reads now, for a guest that started again outside Terraform (its pty, tap device or autoport VNC port changed, which a plan would show as an update); adopted.ts is left as it is (default: off, adopted VMs' files are kept)",
+      "rewrite the domain files of VMs adopted before with what the provider reads now: after a guest started again outside Terraform its pty, tap device or autoport VNC port changed (plans ignore those, AdoptedVirtualMachine's ignoreRuntimeValues), and after a change outside Terraform the file records it; adopted.ts is left as it is (default: off, adopted VMs' files are kept)",
     )
     .option('--only <regex>', 'adopt only domains whose name matches (default: every domain)', (value: string) => {
       try {
