@@ -4,6 +4,7 @@
 // Some declarations use Node's types (Buffer, NodeJS.ProcessEnv); TypeScript 7 includes no @types
 // package a project does not name, so the declarations name it (kept in the output by preserve).
 /// <reference types="node" preserve="true" />
+export * from './constructs/adopted-virtual-machine';
 export * from './constructs/anti-affinity';
 export * from './constructs/cloud-init';
 export * from './constructs/cluster';

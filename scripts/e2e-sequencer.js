@@ -8,6 +8,7 @@ const Sequencer = require('@jest/test-sequencer').default;
 /** The multi-host lab files, in the order they run. */
 const LABS = [
   'test/e2e/code-changes.e2e.test.ts',
+  'test/e2e/adopt.e2e.test.ts',
   'test/e2e/cdktf-deploy.e2e.test.ts',
   'test/e2e/drills.e2e.test.ts',
   'test/e2e/controller.e2e.test.ts',

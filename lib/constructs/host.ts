@@ -112,6 +112,14 @@ export interface HostProps {
    */
   readonly architecture?: string;
   /**
+   * Whether the host gets the library's local storage pool (`cdktf-local`, at `poolPath`), where
+   * base images, boot overlays and seed disks of new VMs go. `false` for a host adopted as it is
+   * (`cdktf-libvirt-cluster adopt`): its VMs use their existing volumes, so nothing is created
+   * on it; a `VirtualMachine` pinned to it then fails the synth, asking for the pool.
+   * @default true
+   */
+  readonly localPool?: boolean;
+  /**
    * Accept a remote URI that does not verify the host's SSH key (`no_verify`,
    * `known_hosts_verify=ignore`). Shown as an opt-out in the report.
    * @default false
@@ -174,6 +182,8 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   private readonly images = new Map<string, LeanVolume>();
   private readonly placement: StackPlacement;
   private poolNameToken?: string;
+  /** `localPool: false`: nothing of the library's is created on the host. */
+  private readonly withoutPool: boolean;
 
   constructor(scope: Construct, id: string, props: HostProps = {}) {
     super(scope, id);
@@ -207,7 +217,8 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
       alias: this.hostName,
       uri: this.reachable ? this.uri : Lazy.stringValue({ produce: () => this.placement.standInFor(this)?.uri ?? this.uri }),
     });
-    if (this.reachable) {
+    this.withoutPool = props.localPool === false;
+    if (this.reachable && !this.withoutPool) {
       this.pool = new LeanPool(this, 'Pool', {
         provider: this.provider,
         // The same name on every host: a VM that moves is read through its new host's provider,
@@ -267,7 +278,16 @@ export class Host extends Construct implements IPlacementHost, IPolicyTarget {
   public imageVolume(image: IBaseImage): LeanVolume {
     let volume = this.images.get(image.name);
     if (!volume) {
-      if (!this.pool) throw new Error(`${this.node.path}: host ${this.hostName} is ${this.state}; nothing can be created on it`);
+      if (!this.pool) {
+        if (this.withoutPool) {
+          // Reported once, with the fix; the stand-in below is never rendered because synth fails.
+          this.node.addValidation({ validate: () => [`host ${this.hostName} has localPool: false, and a VM needs image '${image.name}' on it: remove localPool: false to give the host its local pool, or place the VM elsewhere`] });
+          volume = image.createVolume(this, `Image-${image.name}`, this.provider, LOCAL_POOL_NAME);
+          this.images.set(image.name, volume);
+          return volume;
+        }
+        throw new Error(`${this.node.path}: host ${this.hostName} is ${this.state}; nothing can be created on it`);
+      }
       volume = image.createVolume(this, `Image-${image.name}`, this.provider, this.pool.name);
       this.images.set(image.name, volume);
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The package's command, `cdktf-libvirt-cluster`: `reconcile` (before every deploy: live
+ * The package's command, `cdktf-libvirt-cluster`: `adopt` (existing domains into code and import
+ * blocks; lib/ops/adopt.ts), `reconcile` (before every deploy: live
  * migrations, hot-add, tidying hosts; lib/ops/reconcile.ts), `plan-comment` (a saved plan and the
  * placement report as one pull-request comment; lib/ops/plan-comment.ts) and `controller` (the
  * long-running unattended actions; lib/ops/controller.ts) and `record` (the stack's decision record,
@@ -16,6 +17,7 @@ import { CONTROLLER_FILE } from '../core/controller-file';
 import { contradictions, DecisionRecord, withoutHostDecision } from '../core/decision-record';
 import { Duration } from '../core/duration';
 import { HostState } from '../core/model';
+import { adopt } from './adopt';
 import { acquireMutex, Controller } from './controller';
 import { resolveConfig } from './controller-config';
 import { parseStackFacts } from './controller-core';
@@ -68,6 +70,19 @@ export interface PlanCommentArguments {
   plan: string;
 }
 
+/** The options of `adopt`. */
+export interface AdoptArguments {
+  hosts: Record<string, string>;
+  outDir: string;
+  stateDirs: string[];
+  engine?: string;
+  skipUnmodelled: boolean;
+  refresh: boolean;
+  only?: RegExp;
+  exclude: string[];
+  library: string;
+}
+
 /** The package's version, from its package.json (two folders up from lib/ops in source and in dist/lib/ops). */
 export function packageVersion(): string {
   for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
@@ -109,6 +124,7 @@ export interface CliActions {
   planComment(args: PlanCommentArguments, output: CliOutput): number | Promise<number>;
   controller(args: ControllerArguments, output: CliOutput): number | Promise<number>;
   record(args: RecordArguments, output: CliOutput): number | Promise<number>;
+  adopt(args: AdoptArguments, output: CliOutput): number | Promise<number>;
 }
 
 /** The command with its subcommands, options and help; `actions` run the parsed commands. */
@@ -220,6 +236,62 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
     .option('--out <file>', 'also write the record as JSON to FILE (default: print only)')
     .action((options: Record<string, unknown>) => done(actions.record(recordArguments(options), output)));
 
+  program
+    .command('adopt')
+    .summary('write code and import blocks for domains that exist already, recreating nothing')
+    .description(
+      [
+        'Reads each host over its libvirt URI (virsh dumpxml, domblklist, vol-dumpxml, pool-dumpxml, net-list)',
+        'and asks provider 0.9.7 how it reads each domain (an import planned in a scratch folder, never',
+        'applied), then writes adopted.ts (a Host per host with localPool: false, an AdoptedVirtualMachine per',
+        'domain with its UUID, sizes, ceilings, disks as the existing volumes and NICs with their MACs),',
+        'adopted/<host>/<vm>.domain.json (what the constructs do not model, kept verbatim, secrets taken out)',
+        'and adopt-manifest.json. Each AdoptedVirtualMachine synthesizes an import block for its domain, so the',
+        'first plan shows imports only. It prints what it imports, what it left alone and why, devices it does',
+        'not model, and any change the first apply would make (with how to keep the original). Nothing it',
+        'does changes a host or a guest. Run again: domains already in adopt-manifest.json are nothing new;',
+        'domains in a state given by --state-dir are left alone. Volumes, pools and networks are referenced,',
+        'not managed (provider 0.9.7 cannot import a volume). Docs: docs/adopt.md.',
+      ].join(' '),
+    )
+    .option('--host <name=uri>', 'a host to adopt from: its name in the code (construct id, provider alias) and its libvirt URI; repeat for each host; at least one', pairs('--host'))
+    .option(
+      '--out <dir>',
+      "the folder adopted.ts, adopted/ and adopt-manifest.json are written to, next to the stack's code; run adopt in the project folder (where cdktf.json is): adopted.ts reads its domain files relative to it (default: the current folder)",
+    )
+    .option(
+      '--state-dir <dir>',
+      'an initialized Terraform folder (a stack folder in the synth output, or any other) whose state is read: the domains it manages are left alone, never imported twice; repeatable (default: none)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--engine <command>', 'the engine that reads states and asks the provider: tofu or terraform (default: $TERRAFORM_BINARY_NAME, else the one installed, as reconcile chooses)')
+    .option('--skip-unmodelled', 'leave domains with devices the constructs do not model (passthrough, NUMA, custom XML) out of the code, reported (default: off, such devices are kept verbatim)')
+    .option(
+      '--refresh',
+      "rewrite the domain files of VMs adopted before with what the provider reads now: after a guest started again outside Terraform its pty, tap device or autoport VNC port changed (plans ignore those, AdoptedVirtualMachine's ignoreRuntimeValues), and after a change outside Terraform the file records it; adopted.ts is left as it is (default: off, adopted VMs' files are kept)",
+    )
+    .option('--only <regex>', 'adopt only domains whose name matches (default: every domain)', (value: string) => {
+      try {
+        return new RegExp(value);
+      } catch (err) {
+        throw new InvalidArgumentError(`--only takes a regular expression: ${(err as Error).message}`);
+      }
+    })
+    .option('--exclude <name>', 'a domain never adopted, by name; repeatable (default: none)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .option('--library <package>', 'the package adopted.ts imports the constructs from (default: cdktf-libvirt-cluster)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Example:',
+        '  cdktf-libvirt-cluster adopt --host kvm1=qemu+ssh://admin@kvm1/system --host kvm2=qemu+ssh://admin@kvm2/system --state-dir cdktf.out/stacks/mail',
+        '  then in main.ts: adoptedEstate(stack) from ./adopted; cdktf synth; plan: N to import, 0 to add, 0 to change, 0 to destroy',
+        '',
+        'Exit 1 when a host cannot be read, or a VM adopted before is not found (the code would lose it).',
+      ].join('\n'),
+    )
+    .action((options: Record<string, unknown>) => done(actions.adopt(adoptArguments(options), output)));
+
   for (const command of program.commands) {
     command
       .helpOption('-h, --help', 'print this help and exit')
@@ -256,6 +328,25 @@ function recordArguments(o: Record<string, unknown>): RecordArguments {
   return { stackDir, ...(o.out !== undefined ? { out: o.out as string } : {}) };
 }
 
+function adoptArguments(o: Record<string, unknown>): AdoptArguments {
+  const hosts = (o.host as Record<string, string>) ?? {};
+  if (Object.keys(hosts).length === 0) throw new UsageError('give at least one --host NAME=URI');
+  for (const name of Object.keys(hosts)) {
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new UsageError(`--host ${name}=...: a host name starts with a letter and holds only a-z, 0-9 and '-' (at most 31); it becomes the construct id`);
+  }
+  return {
+    hosts,
+    outDir: (o.out as string | undefined) ?? '.',
+    stateDirs: (o.stateDir as string[] | undefined) ?? [],
+    ...(o.engine !== undefined ? { engine: o.engine as string } : {}),
+    skipUnmodelled: o.skipUnmodelled === true,
+    refresh: o.refresh === true,
+    ...(o.only !== undefined ? { only: o.only as RegExp } : {}),
+    exclude: (o.exclude as string[] | undefined) ?? [],
+    library: (o.library as string | undefined) ?? 'cdktf-libvirt-cluster',
+  };
+}
+
 function planCommentArguments(o: Record<string, unknown>): PlanCommentArguments {
   const stackDir = (o.stackDir as string | undefined) ?? '';
   const plan = (o.plan as string | undefined) ?? '';
@@ -270,7 +361,7 @@ function controllerArguments(o: Record<string, unknown>): ControllerArguments {
 }
 
 /** Parses one command's arguments (without the command's name) with its real options; throws the message a user would see. */
-function parseOnly<T>(command: 'reconcile' | 'plan-comment' | 'controller' | 'record', args: readonly string[]): T {
+function parseOnly<T>(command: 'reconcile' | 'plan-comment' | 'controller' | 'record' | 'adopt', args: readonly string[]): T {
   let parsed: T | undefined;
   const keep = (a: unknown) => {
     parsed = a as T;
@@ -278,7 +369,7 @@ function parseOnly<T>(command: 'reconcile' | 'plan-comment' | 'controller' | 're
   };
   const silent: CliOutput = { out: () => undefined, err: () => undefined };
   try {
-    buildProgram({ reconcile: keep, planComment: keep, controller: keep, record: keep }, silent).parse([command, ...args], { from: 'user' });
+    buildProgram({ reconcile: keep, planComment: keep, controller: keep, record: keep, adopt: keep }, silent).parse([command, ...args], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) throw new Error(err.message.replace(/^error: /, ''));
     throw err;
@@ -289,6 +380,11 @@ function parseOnly<T>(command: 'reconcile' | 'plan-comment' | 'controller' | 're
 /** The options of `reconcile` from its command line; throws on a bad one. */
 export function parseReconcileArguments(args: readonly string[]): ReconcileArguments {
   return parseOnly('reconcile', args);
+}
+
+/** The options of `adopt` from its command line; throws on a bad one. */
+export function parseAdoptArguments(args: readonly string[]): AdoptArguments {
+  return parseOnly('adopt', args);
 }
 
 /** The options of `controller` from its command line; throws on a bad one. */
@@ -437,6 +533,18 @@ const ACTIONS: CliActions = {
       fs.writeFileSync(args.out, `${JSON.stringify(record ?? null, null, 2)}\n`);
       output.out(`written to ${args.out}\n`);
     }
+    return 0;
+  },
+  adopt(args, output) {
+    const engine = terraformEngine(args.stateDirs[0] ?? '.', args.engine);
+    output.out(`engine: ${engine.binary} (${engine.reason})\n`);
+    for (const dir of args.stateDirs) {
+      const problem = stackDirProblem(dir, engine.binary);
+      if (problem && !/no cdk\.tf\.json/.test(problem)) throw new UsageError(`--state-dir ${problem}`);
+    }
+    const result = adopt({ ...args, engine: engine.binary, log: (line) => output.out(`${line}\n`) });
+    output.out(result.report);
+    output.out(result.written.length > 0 ? `wrote ${result.written.join(', ')} in ${args.outDir}\n` : args.refresh ? 'nothing changed: no file written\n' : 'nothing new: no file written\n');
     return 0;
   },
   async controller(args) {

@@ -43,13 +43,14 @@ const recorded: CliActions = {
   planComment: () => 0,
   controller: () => 0,
   record: () => 0,
+  adopt: () => 0,
 };
 
 describe('cdktf-libvirt-cluster', () => {
   test('--help lists every command and exits 0; no arguments prints it to stderr and exits 2', async () => {
     const help = await cli(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['reconcile', 'plan-comment', 'controller', 'record', '--version', '--help']) expect(help.out).toContain(command);
+    for (const command of ['adopt', 'reconcile', 'plan-comment', 'controller', 'record', '--version', '--help']) expect(help.out).toContain(command);
     expect(help.err).toBe('');
     const none = await cli([]);
     expect(none.code).toBe(2);
@@ -67,6 +68,7 @@ describe('cdktf-libvirt-cluster', () => {
     'plan-comment': ['--stack-dir', '--plan', '--help'],
     controller: ['--config', '--id', '--once', '--clock-offset-seconds', '--help'],
     record: ['--stack-dir', '--out', '--help'],
+    adopt: ['--host', '--out', '--state-dir', '--engine', '--skip-unmodelled', '--refresh', '--only', '--exclude', '--library', '--help'],
   };
   test.each(Object.keys(expected))('%s --help and -h exit 0 and describe every option, with its default or that it is required', async (command) => {
     const help = await cli([command, '--help']);
@@ -150,16 +152,27 @@ describe('cdktf-libvirt-cluster', () => {
       planComment: (a) => (seen.push(a), 0),
       controller: (a) => (seen.push(a), 3),
       record: (a) => (seen.push(a), 4),
+      adopt: (a) => (seen.push(a), 0),
     };
     expect((await cli(['reconcile', '--stack-dir', 'out', '--host', 'h1=qemu:///system'], keep)).code).toBe(0);
     expect((await cli(['controller', '--config', 'c.json'], keep)).code).toBe(3);
     expect((await cli(['reconcile', '--stack-dir', 'out', '--host', 'h1=x', '--override-decision', 'h1', '--override-decision', 'h2'], keep)).code).toBe(0);
     expect((await cli(['record', '--stack-dir', 'out', '--out', 'r.json'], keep)).code).toBe(4);
+    expect((await cli(['adopt', '--host', 'kvm1=qemu:///system', '--state-dir', 'a', '--state-dir', 'b', '--exclude', 'x', '--only', '^web'], keep)).code).toBe(0);
     expect(seen).toEqual([
       { stackDir: 'out', hosts: { h1: 'qemu:///system' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false },
       { config: 'c.json', once: false, clockOffsetSeconds: 0 },
       { stackDir: 'out', hosts: { h1: 'x' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false, overrideDecisions: ['h1', 'h2'] },
       { stackDir: 'out', out: 'r.json' },
+      { hosts: { kvm1: 'qemu:///system' }, outDir: '.', stateDirs: ['a', 'b'], skipUnmodelled: false, refresh: false, only: /^web/, exclude: ['x'], library: 'cdktf-libvirt-cluster' },
     ]);
+  });
+
+  test('adopt: without a host, or with a host name that cannot be a construct id, is bad usage', async () => {
+    expect(await cli(['adopt'], recorded)).toMatchObject({ code: 2, err: 'error: give at least one --host NAME=URI\n' });
+    const bad = await cli(['adopt', '--host', 'KVM_1=qemu:///system'], recorded);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("--host KVM_1=...: a host name starts with a letter");
+    expect((await cli(['adopt', '--host', 'h1=qemu:///system', '--only', '('], recorded)).code).toBe(2);
   });
 });
