@@ -48,6 +48,7 @@ export function leanSources(): Map<string, string> {
   }
   files.set('defined-only.ts', DEFINED_ONLY);
   files.set('reference.ts', REFERENCE);
+  files.set('rendered.ts', RENDERED);
   files.set('index.ts', `${HEADER}\n${index.join('\n')}\n`);
   files.set(
     'README.md',
@@ -99,13 +100,15 @@ ${[...imports].sort().map((i) => `  ${i},`).join('\n')}
 } from '../generated/libvirt/${module}';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { renderAtStackLevel, renderedAttributes } from './rendered';
 
 /**
  * A \`${model.terraformResourceType}\` that keeps its config and renders it at synth with the generated
  * bindings' \`*ToTerraform\` functions: the JSON of the generated \`${className}\` for the same
  * config, without its nested objects. Its config is fixed once constructed; \`addOverride\`,
  * \`dependsOn\`, \`lifecycle\` and \`provider\` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see \`rendered.ts\`).
  */
 export class ${lean} extends cdktf.TerraformResource {
   public static readonly tfResourceType = '${model.terraformResourceType}';
@@ -129,6 +132,11 @@ export class ${lean} extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    return renderedAttributes(super.toTerraform(), this);
   }
 
 ${getters.join('\n\n')}
@@ -200,6 +208,163 @@ class AttributeReference implements cdktf.IResolvable {
 /** A reference to \`attribute\` of \`resource\`, resolved as cdktf resolves \`resource.interpolationForAttribute(attribute)\`. */
 export function attributeReference(resource: cdktf.TerraformResource, attribute: string): cdktf.IResolvable {
   return new AttributeReference(resource, attribute);
+}
+`;
+
+/**
+ * Keeping a lean resource's attributes out of cdktf's token resolution, which walks every value of
+ * a stack's JSON three times (the preparing pass, each element's fragment, the merged stack) and
+ * was most of a large synth's time. Only cdktf's public API is used, except where said, and what
+ * is used is checked, falling back to cdktf's own path.
+ */
+const RENDERED = `${HEADER}
+import * as cdktf from 'cdktf';
+
+/** Stacks inside their own \`toTerraform\`, where rendered attributes wait to be put in place. */
+const deferring = new WeakSet<object>();
+/** Stacks whose \`toTerraform\` was looked at already (wrapped or left alone). */
+const seen = new WeakSet<object>();
+
+/**
+ * A resource's attributes behind one token. Resolving it renders them: plain values are copied,
+ * and only the values that hold a token (a reference, a lazy value, a function call, a list or
+ * map token) are resolved by cdktf, in the same context, so the result is what cdktf's own walk
+ * gives. A post-processor hands the result over, so cdktf does not walk it again. Inside its
+ * stack's \`toTerraform\` the token stays in place through the merge and the final pass, and the
+ * stack puts the rendered attributes there at the end ({@link renderAtStackLevel}).
+ */
+class RenderedAttributes implements cdktf.IResolvable {
+  public readonly creationStack: string[] = [];
+  /** The attributes as rendered by the last resolution outside a preparing pass. */
+  public rendered?: unknown;
+
+  public constructor(private readonly attributes: unknown) {}
+
+  public resolve(context: cdktf.IResolveContext): unknown {
+    const post = typeof context.registerPostProcessor === 'function';
+    const defer = post && !context.preparing && deferring.has(context.scope);
+    if (defer && this.rendered !== undefined) {
+      context.registerPostProcessor({ postProcess: () => this });
+      return '';
+    }
+    const value = render(this.attributes, context);
+    if (!context.preparing) this.rendered = value;
+    if (!post) return value; // resolved again by cdktf: the same value, only slower
+    const result = defer ? this : value;
+    context.registerPostProcessor({ postProcess: () => result });
+    return '';
+  }
+
+  public toString(): string {
+    return cdktf.Token.asString(this);
+  }
+
+  public toJSON(): unknown {
+    return this.rendered ?? '<unresolved-attributes>';
+  }
+}
+
+/** Whether cdktf's resolution would change \`s\`: a string, list or map token, or a number token written into it. */
+function holdsToken(s: string): boolean {
+  return s.includes('TfToken[') || /[-|\\d.+]e[-|\\d.eE+]/.test(s) || s === cdktf.Token.STRING_MAP_TOKEN_VALUE || s === cdktf.Token.ANY_MAP_TOKEN_VALUE;
+}
+
+/** Whether \`n\` could be a number token (tokens are huge negative doubles) or the map marker: anything else resolves to itself. */
+function maybeNumberToken(n: number): boolean {
+  return !Number.isSafeInteger(n) || n === cdktf.Token.NUMBER_MAP_TOKEN_VALUE;
+}
+
+/** \`value\` as cdktf's resolution gives it: undefined keys and array elements dropped, what holds a token resolved by cdktf. */
+function render(value: unknown, context: cdktf.IResolveContext): unknown {
+  switch (typeof value) {
+    case 'undefined':
+    case 'boolean':
+      return value;
+    case 'string':
+      return holdsToken(value) ? context.resolve(value) : value;
+    case 'number':
+      return maybeNumberToken(value) ? context.resolve(value) : value;
+    case 'object':
+      break;
+    default:
+      return context.resolve(value);
+  }
+  if (value === null) return null;
+  if (Array.isArray(value)) {
+    // A list token is an element of its array: cdktf resolves such an array as a whole.
+    if (value.some((e) => (typeof e === 'string' && e.includes('TfToken[')) || (typeof e === 'number' && maybeNumberToken(e)))) return context.resolve(value);
+    const out: unknown[] = [];
+    for (const e of value) {
+      const r = render(e, context);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return context.resolve(value);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    if (holdsToken(key)) return context.resolve(value);
+    const r = render((value as Record<string, unknown>)[key], context);
+    if (r !== undefined) out[key] = r;
+  }
+  return out;
+}
+
+/** A resource's \`toTerraform()\` with its attributes behind a {@link RenderedAttributes} token. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function renderedAttributes(fragment: any, resource: cdktf.TerraformResource): any {
+  const type = resource.terraformResourceType;
+  const id = resource.friendlyUniqueId;
+  const attributes = fragment?.resource?.[type]?.[id];
+  if (attributes === undefined || attributes === null || typeof attributes !== 'object') return fragment;
+  return { ...fragment, resource: { ...fragment.resource, [type]: { ...fragment.resource[type], [id]: new RenderedAttributes(attributes) } } };
+}
+
+/**
+ * Makes \`stack.toTerraform()\` put its lean resources' rendered attributes in place after cdktf's
+ * merge and final pass, which then see one token per resource. Reaches into cdktf in one place:
+ * a stack-level override of a resource (\`stack.addOverride('resource...')\`, kept in the stack's
+ * \`rawOverrides\`) is merged into the resource's attributes, which needs them in the tree, so such
+ * a stack takes cdktf's path. So does a stack whose \`toTerraform\` was replaced by someone else,
+ * and a synth where a token was not resolved as expected (run again on cdktf's path).
+ */
+export function renderAtStackLevel(stack: cdktf.TerraformStack): void {
+  if (seen.has(stack)) return;
+  seen.add(stack);
+  const original = stack.toTerraform;
+  if (typeof original !== 'function' || Object.prototype.hasOwnProperty.call(stack, 'toTerraform')) return;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  stack.toTerraform = function toTerraform(this: cdktf.TerraformStack): any {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const overrides = (stack as any).rawOverrides;
+    if (overrides === null || typeof overrides !== 'object' || 'resource' in overrides) return original.call(stack);
+    deferring.add(stack);
+    let tf;
+    try {
+      tf = original.call(stack);
+    } finally {
+      deferring.delete(stack);
+    }
+    return putInPlace(tf) ? tf : original.call(stack);
+  };
+}
+
+/** Replaces each token left at \`resource.<type>.<id>\` with its rendered attributes; false if one was never rendered. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function putInPlace(tf: any): boolean {
+  const resources = tf?.resource;
+  if (resources === undefined) return true;
+  if (resources === null || typeof resources !== 'object') return false;
+  for (const byId of Object.values<Record<string, unknown>>(resources)) {
+    if (byId === null || typeof byId !== 'object') continue;
+    for (const id of Object.keys(byId)) {
+      const value = byId[id];
+      if (!(value instanceof RenderedAttributes)) continue;
+      if (value.rendered === undefined) return false;
+      byId[id] = value.rendered;
+    }
+  }
+  return true;
 }
 `;
 

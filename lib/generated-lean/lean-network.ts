@@ -36,13 +36,15 @@ import {
 } from '../generated/libvirt/network';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { renderAtStackLevel, renderedAttributes } from './rendered';
 
 /**
  * A `libvirt_network` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Network` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
  * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see `rendered.ts`).
  */
 export class LeanNetwork extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_network';
@@ -66,6 +68,11 @@ export class LeanNetwork extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    return renderedAttributes(super.toTerraform(), this);
   }
 
   /** Reference to `autostart`. */

@@ -22,13 +22,15 @@ import {
 } from '../generated/libvirt/pool';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { renderAtStackLevel, renderedAttributes } from './rendered';
 
 /**
  * A `libvirt_pool` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Pool` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
  * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see `rendered.ts`).
  */
 export class LeanPool extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_pool';
@@ -52,6 +54,11 @@ export class LeanPool extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    return renderedAttributes(super.toTerraform(), this);
   }
 
   /** Reference to `allocation`. */
