@@ -92,6 +92,7 @@ function emit(model: any, module: string, version: string, constraintVersion: st
     .filter((att) => att.getterType._type === 'plain' && !att.type.isComplex)
     .map((att) => [`  /** Reference to \`${att.terraformName}\`. */`, `  public get ${att.name}() {`, `    return ${referenceTo(att)};`, `  }`].join('\n'));
   const lean = `Lean${className}`;
+  const selfRendering = ['selfRenderingNumber', 'selfRenderingString'].filter((fn) => getters.some((g) => g.includes(`${fn}(`)));
   return `${HEADER}
 import * as cdktf from 'cdktf';
 import { Construct } from 'constructs';
@@ -100,7 +101,7 @@ ${[...imports].sort().map((i) => `  ${i},`).join('\n')}
 } from '../generated/libvirt/${module}';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
-import { renderAtStackLevel, renderedAttributes } from './rendered';
+import { ${['renderAtStackLevel', 'renderedAttributes', ...selfRendering].join(', ')} } from './rendered';
 
 /**
  * A \`${model.terraformResourceType}\` that keeps its config and renders it at synth with the generated
@@ -164,7 +165,7 @@ function referenceTo(att: AttributeModel): string {
   const type = att.type as { typeModelType: string; type?: string };
   if (type.typeModelType !== 'simple' || !['string', 'number', 'boolean'].includes(type.type!)) return att.type.getAttributeAccessFunction(att.terraformName);
   const ref = `attributeReference(this, '${att.terraformName}')`;
-  return type.type === 'string' ? `cdktf.Token.asString(${ref})` : type.type === 'number' ? `cdktf.Token.asNumber(${ref})` : ref;
+  return type.type === 'string' ? `selfRenderingString(${ref})` : type.type === 'number' ? `selfRenderingNumber(${ref})` : ref;
 }
 
 /**
@@ -174,8 +175,9 @@ function referenceTo(att: AttributeModel): string {
  */
 const REFERENCE = `${HEADER}
 import * as cdktf from 'cdktf';
+import { ISelfRendering } from './rendered';
 
-class AttributeReference implements cdktf.IResolvable {
+class AttributeReference implements ISelfRendering {
   public readonly creationStack: string[] = [];
   private crossStack?: cdktf.IResolvable;
 
@@ -184,15 +186,25 @@ class AttributeReference implements cdktf.IResolvable {
     private readonly attribute: string,
   ) {}
 
+  public renderIn(context: cdktf.IResolveContext): unknown {
+    // From another stack, cdktf's reference sets up the output and remote state. The context is
+    // the rendering's, shared by its values: left as it is.
+    return cdktf.TerraformStack.of(context.scope) === this.resource.cdktfStack ? this.expression(context.suppressBraces) : context.resolve(this);
+  }
+
   public resolve(context: cdktf.IResolveContext): unknown {
     if (cdktf.TerraformStack.of(context.scope) !== this.resource.cdktfStack) {
       this.crossStack ??= this.resource.interpolationForAttribute(this.attribute);
       return this.crossStack.resolve(context);
     }
-    const r = this.resource;
-    const identifier = \`\${r.terraformResourceType}.\${r.friendlyUniqueId}\${r.forEach ? '.*' : ''}.\${this.attribute}\`;
     const suppressBraces = context.suppressBraces;
     context.suppressBraces = true;
+    return this.expression(suppressBraces);
+  }
+
+  private expression(suppressBraces: boolean | undefined): string {
+    const r = this.resource;
+    const identifier = \`\${r.terraformResourceType}.\${r.friendlyUniqueId}\${r.forEach ? '.*' : ''}.\${this.attribute}\`;
     return suppressBraces ? identifier : \`\\\${\${identifier}}\`;
   }
 
@@ -206,7 +218,7 @@ class AttributeReference implements cdktf.IResolvable {
 }
 
 /** A reference to \`attribute\` of \`resource\`, resolved as cdktf resolves \`resource.interpolationForAttribute(attribute)\`. */
-export function attributeReference(resource: cdktf.TerraformResource, attribute: string): cdktf.IResolvable {
+export function attributeReference(resource: cdktf.TerraformResource, attribute: string): ISelfRendering {
   return new AttributeReference(resource, attribute);
 }
 `;
@@ -219,6 +231,33 @@ export function attributeReference(resource: cdktf.TerraformResource, attribute:
  */
 const RENDERED = `${HEADER}
 import * as cdktf from 'cdktf';
+
+/**
+ * A token of the lean classes or the library that gives its value without cdktf's resolution
+ * machinery (which splits the string, looks the token up, and resolves it and its value again):
+ * a same-stack reference, a lazy value.
+ */
+export interface ISelfRendering extends cdktf.IResolvable {
+  /** Its value in \`context\`, as its \`resolve\` gives it; what that value holds is resolved after. */
+  renderIn(context: cdktf.IResolveContext): unknown;
+}
+
+const ownStrings = new Map<string, ISelfRendering>();
+const ownNumbers = new Map<number, ISelfRendering>();
+
+/** \`cdktf.Token.asString(token)\`, which a lean resource's rendering resolves directly where it is a whole value. */
+export function selfRenderingString(token: ISelfRendering): string {
+  const s = cdktf.Token.asString(token);
+  ownStrings.set(s, token);
+  return s;
+}
+
+/** \`cdktf.Token.asNumber(token)\`, which a lean resource's rendering resolves directly where it is a whole value. */
+export function selfRenderingNumber(token: ISelfRendering): number {
+  const n = cdktf.Token.asNumber(token);
+  ownNumbers.set(n, token);
+  return n;
+}
 
 /** Stacks inside their own \`toTerraform\`, where rendered attributes wait to be put in place. */
 const deferring = new WeakSet<object>();
@@ -238,7 +277,7 @@ class RenderedAttributes implements cdktf.IResolvable {
   /** The attributes as rendered by the last resolution outside a preparing pass. */
   public rendered?: unknown;
 
-  public constructor(private readonly attributes: unknown) {}
+  public constructor(private attributes: unknown) {}
 
   public resolve(context: cdktf.IResolveContext): unknown {
     const post = typeof context.registerPostProcessor === 'function';
@@ -249,6 +288,8 @@ class RenderedAttributes implements cdktf.IResolvable {
     }
     const value = render(this.attributes, context);
     if (!context.preparing) this.rendered = value;
+    // Inside the stack's toTerraform, only the rendered attributes are used from here on.
+    if (defer) this.attributes = undefined;
     if (!post) return value; // resolved again by cdktf: the same value, only slower
     const result = defer ? this : value;
     context.registerPostProcessor({ postProcess: () => result });
@@ -280,10 +321,16 @@ function render(value: unknown, context: cdktf.IResolveContext): unknown {
     case 'undefined':
     case 'boolean':
       return value;
-    case 'string':
-      return holdsToken(value) ? context.resolve(value) : value;
-    case 'number':
-      return maybeNumberToken(value) ? context.resolve(value) : value;
+    case 'string': {
+      if (!holdsToken(value)) return value;
+      const own = ownStrings.get(value);
+      return own ? render(own.renderIn(context), context) : context.resolve(value);
+    }
+    case 'number': {
+      if (!maybeNumberToken(value)) return value;
+      const own = ownNumbers.get(value);
+      return own ? render(own.renderIn(context), context) : context.resolve(value);
+    }
     case 'object':
       break;
     default:

@@ -36,7 +36,7 @@ import {
 } from '../generated/libvirt/network';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
-import { renderAtStackLevel, renderedAttributes } from './rendered';
+import { renderAtStackLevel, renderedAttributes, selfRenderingString } from './rendered';
 
 /**
  * A `libvirt_network` that keeps its config and renders it at synth with the generated
@@ -82,27 +82,27 @@ export class LeanNetwork extends cdktf.TerraformResource {
 
   /** Reference to `id`. */
   public get id() {
-    return cdktf.Token.asString(attributeReference(this, 'id'));
+    return selfRenderingString(attributeReference(this, 'id'));
   }
 
   /** Reference to `ipv6`. */
   public get ipv6() {
-    return cdktf.Token.asString(attributeReference(this, 'ipv6'));
+    return selfRenderingString(attributeReference(this, 'ipv6'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return cdktf.Token.asString(attributeReference(this, 'name'));
+    return selfRenderingString(attributeReference(this, 'name'));
   }
 
   /** Reference to `trust_guest_rx_filters`. */
   public get trustGuestRxFilters() {
-    return cdktf.Token.asString(attributeReference(this, 'trust_guest_rx_filters'));
+    return selfRenderingString(attributeReference(this, 'trust_guest_rx_filters'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return cdktf.Token.asString(attributeReference(this, 'uuid'));
+    return selfRenderingString(attributeReference(this, 'uuid'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {

@@ -22,7 +22,7 @@ import {
 } from '../generated/libvirt/pool';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
-import { renderAtStackLevel, renderedAttributes } from './rendered';
+import { renderAtStackLevel, renderedAttributes, selfRenderingNumber, selfRenderingString } from './rendered';
 
 /**
  * A `libvirt_pool` that keeps its config and renders it at synth with the generated
@@ -63,52 +63,52 @@ export class LeanPool extends cdktf.TerraformResource {
 
   /** Reference to `allocation`. */
   public get allocation() {
-    return cdktf.Token.asNumber(attributeReference(this, 'allocation'));
+    return selfRenderingNumber(attributeReference(this, 'allocation'));
   }
 
   /** Reference to `allocation_unit`. */
   public get allocationUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'allocation_unit'));
+    return selfRenderingString(attributeReference(this, 'allocation_unit'));
   }
 
   /** Reference to `available`. */
   public get available() {
-    return cdktf.Token.asNumber(attributeReference(this, 'available'));
+    return selfRenderingNumber(attributeReference(this, 'available'));
   }
 
   /** Reference to `available_unit`. */
   public get availableUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'available_unit'));
+    return selfRenderingString(attributeReference(this, 'available_unit'));
   }
 
   /** Reference to `capacity`. */
   public get capacity() {
-    return cdktf.Token.asNumber(attributeReference(this, 'capacity'));
+    return selfRenderingNumber(attributeReference(this, 'capacity'));
   }
 
   /** Reference to `capacity_unit`. */
   public get capacityUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'capacity_unit'));
+    return selfRenderingString(attributeReference(this, 'capacity_unit'));
   }
 
   /** Reference to `id`. */
   public get id() {
-    return cdktf.Token.asString(attributeReference(this, 'id'));
+    return selfRenderingString(attributeReference(this, 'id'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return cdktf.Token.asString(attributeReference(this, 'name'));
+    return selfRenderingString(attributeReference(this, 'name'));
   }
 
   /** Reference to `type`. */
   public get type() {
-    return cdktf.Token.asString(attributeReference(this, 'type'));
+    return selfRenderingString(attributeReference(this, 'type'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return cdktf.Token.asString(attributeReference(this, 'uuid'));
+    return selfRenderingString(attributeReference(this, 'uuid'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
