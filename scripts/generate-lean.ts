@@ -115,6 +115,8 @@ export class ${lean} extends cdktf.TerraformResource {
   public static readonly tfResourceType = '${model.terraformResourceType}';
 
   private readonly config: ${configType};
+  /** While true, the attributes are left out: \`toTerraform\` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: ${configType}) {
     super(scope, id, {
@@ -137,12 +139,20 @@ export class ${lean} extends cdktf.TerraformResource {
   }
 
   public toTerraform(): any {
-    return renderedAttributes(super.toTerraform(), this);
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
 ${getters.join('\n\n')}
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
 ${toTerraform.join('\n')}
@@ -230,6 +240,7 @@ export function attributeReference(resource: cdktf.TerraformResource, attribute:
  * is used is checked, falling back to cdktf's own path.
  */
 const RENDERED = `${HEADER}
+import * as fs from 'fs';
 import * as cdktf from 'cdktf';
 
 /**
@@ -261,6 +272,11 @@ export function selfRenderingNumber(token: ISelfRendering): number {
 
 /** Stacks inside their own \`toTerraform\`, where rendered attributes wait to be put in place. */
 const deferring = new WeakSet<object>();
+/**
+ * Stacks inside their synthesizer, whose JSON file gets the rendered attributes afterwards, one
+ * resource at a time: a marker stands in each resource's place in what cdktf writes.
+ */
+const streaming = new WeakMap<object, { readonly marker: string; readonly pending: (RenderedAttributes | undefined)[] }>();
 /** Stacks whose \`toTerraform\` was looked at already (wrapped or left alone). */
 const seen = new WeakSet<object>();
 
@@ -277,19 +293,19 @@ class RenderedAttributes implements cdktf.IResolvable {
   /** The attributes as rendered by the last resolution outside a preparing pass. */
   public rendered?: unknown;
 
-  public constructor(private attributes: unknown) {}
+  /** @param attributes the resource's attributes as cdktf's \`toTerraform\` makes them, computed when needed */
+  public constructor(private readonly attributes: () => unknown) {}
 
   public resolve(context: cdktf.IResolveContext): unknown {
     const post = typeof context.registerPostProcessor === 'function';
     const defer = post && !context.preparing && deferring.has(context.scope);
-    if (defer && this.rendered !== undefined) {
+    // Written into the file later, or rendered already: the token stays where it is.
+    if (defer && (this.rendered !== undefined || streaming.has(context.scope))) {
       context.registerPostProcessor({ postProcess: () => this });
       return '';
     }
-    const value = render(this.attributes, context);
+    const value = render(this.attributes(), context);
     if (!context.preparing) this.rendered = value;
-    // Inside the stack's toTerraform, only the rendered attributes are used from here on.
-    if (defer) this.attributes = undefined;
     if (!post) return value; // resolved again by cdktf: the same value, only slower
     const result = defer ? this : value;
     context.registerPostProcessor({ postProcess: () => result });
@@ -357,14 +373,20 @@ function render(value: unknown, context: cdktf.IResolveContext): unknown {
   return out;
 }
 
-/** A resource's \`toTerraform()\` with its attributes behind a {@link RenderedAttributes} token. */
+/**
+ * A resource's \`toTerraform()\` with its attributes behind a {@link RenderedAttributes} token.
+ *
+ * @param skeleton the resource's \`toTerraform()\` without its own attributes (the meta-arguments, moved and import blocks)
+ * @param full the resource's whole \`toTerraform()\`, made when the attributes are rendered
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function renderedAttributes(fragment: any, resource: cdktf.TerraformResource): any {
+export function renderedAttributes(skeleton: any, resource: cdktf.TerraformResource, full: () => any): any {
   const type = resource.terraformResourceType;
   const id = resource.friendlyUniqueId;
-  const attributes = fragment?.resource?.[type]?.[id];
-  if (attributes === undefined || attributes === null || typeof attributes !== 'object') return fragment;
-  return { ...fragment, resource: { ...fragment.resource, [type]: { ...fragment.resource[type], [id]: new RenderedAttributes(attributes) } } };
+  const at = skeleton?.resource?.[type]?.[id];
+  if (at === undefined || at === null || typeof at !== 'object') return full();
+  const token = new RenderedAttributes(() => full().resource[type][id]);
+  return { ...skeleton, resource: { ...skeleton.resource, [type]: { ...skeleton.resource[type], [id]: token } } };
 }
 
 /**
@@ -392,13 +414,33 @@ export function renderAtStackLevel(stack: cdktf.TerraformStack): void {
     } finally {
       deferring.delete(stack);
     }
-    return putInPlace(tf) ? tf : original.call(stack);
+    return putInPlace(tf, streaming.get(stack)) ? tf : original.call(stack);
+  };
+  const style = fileStyle();
+  const synthesizer = stack.synthesizer;
+  if (style === undefined || synthesizer === undefined || typeof synthesizer.synthesize !== 'function') return;
+  stack.synthesizer = {
+    synthesize: (session: cdktf.ISynthesisSession) => {
+      const state = { marker: \`__lean_attributes_\${process.pid}_\${Date.now()}_\`, pending: [] as (RenderedAttributes | undefined)[] };
+      streaming.set(stack, state);
+      try {
+        synthesizer.synthesize(session);
+      } finally {
+        streaming.delete(stack);
+      }
+      if (state.pending.length === 0) return;
+      const file = \`\${session.outdir}/\${session.manifest.forStack(stack).synthesizedStackPath}\`;
+      writeRendered(file, stack, state, style);
+    },
   };
 }
 
-/** Replaces each token left at \`resource.<type>.<id>\` with its rendered attributes; false if one was never rendered. */
+/**
+ * Replaces each token left at \`resource.<type>.<id>\` with its rendered attributes, or with a
+ * marker to be replaced in the file; false if one was never rendered.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-function putInPlace(tf: any): boolean {
+function putInPlace(tf: any, stream?: { readonly marker: string; readonly pending: (RenderedAttributes | undefined)[] }): boolean {
   const resources = tf?.resource;
   if (resources === undefined) return true;
   if (resources === null || typeof resources !== 'object') return false;
@@ -407,11 +449,94 @@ function putInPlace(tf: any): boolean {
     for (const id of Object.keys(byId)) {
       const value = byId[id];
       if (!(value instanceof RenderedAttributes)) continue;
-      if (value.rendered === undefined) return false;
-      byId[id] = value.rendered;
+      if (stream) {
+        byId[id] = \`\${stream.marker}\${stream.pending.length}\`;
+        stream.pending.push(value);
+      } else if (value.rendered === undefined) {
+        return false;
+      } else {
+        byId[id] = value.rendered;
+      }
     }
   }
   return true;
+}
+
+/**
+ * How the CDK writes a stack's JSON: keys sorted, two spaces; cdktf 0.21 (json-stable-stringify)
+ * writes an empty array or object on two lines, CDK Terrain 0.24 (safe-stable-stringify) as JSON.stringify
+ * does. Read from the CDK's jsii type information; another CDK's file is written by the CDK alone.
+ */
+function fileStyle(): { readonly emptyOnTwoLines: boolean } | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const fqn = (cdktf.App as any)[Symbol.for('jsii.rtti')]?.fqn;
+  if (fqn === 'cdktf.App') return { emptyOnTwoLines: true };
+  if (fqn === 'cdktn.App') return { emptyOnTwoLines: false };
+  return undefined;
+}
+
+/** \`value\` as the CDK writes it at nesting \`level\` (the line it starts on is indented \`level\` times). */
+function stackJson(value: unknown, level: number, style: { readonly emptyOnTwoLines: boolean }): string | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  if (value !== null && typeof value === 'object' && typeof (value as any).toJSON === 'function') value = (value as any).toJSON();
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const indent = '\\n' + '  '.repeat(level);
+  const inner = indent + '  ';
+  const parts: string[] = [];
+  if (Array.isArray(value)) {
+    for (const item of value) parts.push(inner + (stackJson(item, level + 1, style) ?? 'null'));
+    return parts.length === 0 && !style.emptyOnTwoLines ? '[]' : '[' + parts.join(',') + indent + ']';
+  }
+  for (const key of Object.keys(value).sort()) {
+    const text = stackJson((value as Record<string, unknown>)[key], level + 1, style);
+    if (text !== undefined) parts.push(inner + JSON.stringify(key) + ': ' + text);
+  }
+  return parts.length === 0 && !style.emptyOnTwoLines ? '{}' : '{' + parts.join(',') + indent + '}';
+}
+
+/**
+ * Writes the stack's JSON again with each marker replaced by its resource's rendered attributes,
+ * rendered one at a time, so a large stack's JSON is never whole in memory. Through a temporary
+ * file; when a value fails to resolve, no JSON is left, as when cdktf's own synth fails.
+ */
+function writeRendered(file: string, stack: cdktf.TerraformStack, state: { readonly marker: string; readonly pending: (RenderedAttributes | undefined)[] }, style: { readonly emptyOnTwoLines: boolean }): void {
+  const text = fs.readFileSync(file, 'utf8');
+  const marker = new RegExp('"' + state.marker + '(\\\\d+)"', 'g');
+  const temporary = \`\${file}.tmp-\${process.pid}\`;
+  const fd = fs.openSync(temporary, 'w');
+  try {
+    let from = 0;
+    let chunk: string[] = [];
+    let size = 0;
+    for (const m of text.matchAll(marker)) {
+      const lineStart = text.lastIndexOf('\\n', m.index) + 1;
+      const level = /^ */.exec(text.slice(lineStart, m.index))![0].length / 2;
+      const i = Number(m[1]);
+      const token = state.pending[i];
+      if (token === undefined) throw new Error(\`\${file}: resource marker \${i} appears twice\`);
+      state.pending[i] = undefined;
+      const rendered = cdktf.Tokenization.resolve(token, { scope: stack, preparing: false, resolver: new cdktf.DefaultTokenResolver(new cdktf.StringConcat()) });
+      const json = stackJson(rendered, level, style)!;
+      chunk.push(text.slice(from, m.index), json);
+      size += m.index - from + json.length;
+      from = m.index + m[0].length;
+      if (size > 1 << 20) {
+        fs.writeSync(fd, chunk.join(''));
+        chunk = [];
+        size = 0;
+      }
+    }
+    if (state.pending.some((t) => t !== undefined)) throw new Error(\`\${file}: a resource's marker is missing from the stack's JSON\`);
+    chunk.push(text.slice(from));
+    fs.writeSync(fd, chunk.join(''));
+    fs.closeSync(fd);
+    fs.renameSync(temporary, file);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(temporary, { force: true });
+    fs.rmSync(file, { force: true });
+    throw err;
+  }
 }
 `;
 

@@ -86,6 +86,8 @@ export class LeanDomain extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_domain';
 
   private readonly config: DomainConfig;
+  /** While true, the attributes are left out: `toTerraform` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: DomainConfig) {
     super(scope, id, {
@@ -108,7 +110,14 @@ export class LeanDomain extends cdktf.TerraformResource {
   }
 
   public toTerraform(): any {
-    return renderedAttributes(super.toTerraform(), this);
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
   /** Reference to `autostart`. */
@@ -257,6 +266,7 @@ export class LeanDomain extends cdktf.TerraformResource {
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
       autostart: cdktf.booleanToTerraform(c.autostart),

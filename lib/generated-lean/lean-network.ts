@@ -50,6 +50,8 @@ export class LeanNetwork extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_network';
 
   private readonly config: NetworkConfig;
+  /** While true, the attributes are left out: `toTerraform` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: NetworkConfig) {
     super(scope, id, {
@@ -72,7 +74,14 @@ export class LeanNetwork extends cdktf.TerraformResource {
   }
 
   public toTerraform(): any {
-    return renderedAttributes(super.toTerraform(), this);
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
   /** Reference to `autostart`. */
@@ -106,6 +115,7 @@ export class LeanNetwork extends cdktf.TerraformResource {
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
       autostart: cdktf.booleanToTerraform(c.autostart),

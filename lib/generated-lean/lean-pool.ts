@@ -36,6 +36,8 @@ export class LeanPool extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_pool';
 
   private readonly config: PoolConfig;
+  /** While true, the attributes are left out: `toTerraform` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: PoolConfig) {
     super(scope, id, {
@@ -58,7 +60,14 @@ export class LeanPool extends cdktf.TerraformResource {
   }
 
   public toTerraform(): any {
-    return renderedAttributes(super.toTerraform(), this);
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
   /** Reference to `allocation`. */
@@ -112,6 +121,7 @@ export class LeanPool extends cdktf.TerraformResource {
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
       allocation_unit: cdktf.stringToTerraform(c.allocationUnit),
