@@ -241,6 +241,7 @@ export function attributeReference(resource: cdktf.TerraformResource, attribute:
  */
 const RENDERED = `${HEADER}
 import * as fs from 'fs';
+import * as path from 'path';
 import * as cdktf from 'cdktf';
 
 /**
@@ -429,7 +430,8 @@ export function renderAtStackLevel(stack: cdktf.TerraformStack): void {
         streaming.delete(stack);
       }
       if (state.pending.length === 0) return;
-      const file = \`\${session.outdir}/\${session.manifest.forStack(stack).synthesizedStackPath}\`;
+      // Where cdktf's and cdktn's synthesizers write it.
+      const file = path.join(session.outdir, session.manifest.forStack(stack).synthesizedStackPath);
       writeRendered(file, stack, state, style);
     },
   };
@@ -526,7 +528,6 @@ function writeRendered(file: string, stack: cdktf.TerraformStack, state: { reado
         size = 0;
       }
     }
-    if (state.pending.some((t) => t !== undefined)) throw new Error(\`\${file}: a resource's marker is missing from the stack's JSON\`);
     chunk.push(text.slice(from));
     fs.writeSync(fd, chunk.join(''));
     fs.closeSync(fd);
