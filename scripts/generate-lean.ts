@@ -48,6 +48,7 @@ export function leanSources(): Map<string, string> {
   }
   files.set('defined-only.ts', DEFINED_ONLY);
   files.set('reference.ts', REFERENCE);
+  files.set('rendered.ts', RENDERED);
   files.set('index.ts', `${HEADER}\n${index.join('\n')}\n`);
   files.set(
     'README.md',
@@ -91,6 +92,7 @@ function emit(model: any, module: string, version: string, constraintVersion: st
     .filter((att) => att.getterType._type === 'plain' && !att.type.isComplex)
     .map((att) => [`  /** Reference to \`${att.terraformName}\`. */`, `  public get ${att.name}() {`, `    return ${referenceTo(att)};`, `  }`].join('\n'));
   const lean = `Lean${className}`;
+  const selfRendering = ['selfRenderingNumber', 'selfRenderingString'].filter((fn) => getters.some((g) => g.includes(`${fn}(`)));
   return `${HEADER}
 import * as cdktf from 'cdktf';
 import { Construct } from 'constructs';
@@ -99,18 +101,22 @@ ${[...imports].sort().map((i) => `  ${i},`).join('\n')}
 } from '../generated/libvirt/${module}';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { ${['renderAtStackLevel', 'renderedAttributes', ...selfRendering].join(', ')} } from './rendered';
 
 /**
  * A \`${model.terraformResourceType}\` that keeps its config and renders it at synth with the generated
  * bindings' \`*ToTerraform\` functions: the JSON of the generated \`${className}\` for the same
  * config, without its nested objects. Its config is fixed once constructed; \`addOverride\`,
  * \`dependsOn\`, \`lifecycle\` and \`provider\` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see \`rendered.ts\`).
  */
 export class ${lean} extends cdktf.TerraformResource {
   public static readonly tfResourceType = '${model.terraformResourceType}';
 
   private readonly config: ${configType};
+  /** While true, the attributes are left out: \`toTerraform\` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: ${configType}) {
     super(scope, id, {
@@ -129,11 +135,24 @@ export class ${lean} extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
 ${getters.join('\n\n')}
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
 ${toTerraform.join('\n')}
@@ -156,7 +175,7 @@ function referenceTo(att: AttributeModel): string {
   const type = att.type as { typeModelType: string; type?: string };
   if (type.typeModelType !== 'simple' || !['string', 'number', 'boolean'].includes(type.type!)) return att.type.getAttributeAccessFunction(att.terraformName);
   const ref = `attributeReference(this, '${att.terraformName}')`;
-  return type.type === 'string' ? `cdktf.Token.asString(${ref})` : type.type === 'number' ? `cdktf.Token.asNumber(${ref})` : ref;
+  return type.type === 'string' ? `selfRenderingString(${ref})` : type.type === 'number' ? `selfRenderingNumber(${ref})` : ref;
 }
 
 /**
@@ -166,8 +185,9 @@ function referenceTo(att: AttributeModel): string {
  */
 const REFERENCE = `${HEADER}
 import * as cdktf from 'cdktf';
+import { ISelfRendering } from './rendered';
 
-class AttributeReference implements cdktf.IResolvable {
+class AttributeReference implements ISelfRendering {
   public readonly creationStack: string[] = [];
   private crossStack?: cdktf.IResolvable;
 
@@ -176,15 +196,25 @@ class AttributeReference implements cdktf.IResolvable {
     private readonly attribute: string,
   ) {}
 
+  public renderIn(context: cdktf.IResolveContext): unknown {
+    // From another stack, cdktf's reference sets up the output and remote state. The context is
+    // the rendering's, shared by its values: left as it is.
+    return cdktf.TerraformStack.of(context.scope) === this.resource.cdktfStack ? this.expression(context.suppressBraces) : context.resolve(this);
+  }
+
   public resolve(context: cdktf.IResolveContext): unknown {
     if (cdktf.TerraformStack.of(context.scope) !== this.resource.cdktfStack) {
       this.crossStack ??= this.resource.interpolationForAttribute(this.attribute);
       return this.crossStack.resolve(context);
     }
-    const r = this.resource;
-    const identifier = \`\${r.terraformResourceType}.\${r.friendlyUniqueId}\${r.forEach ? '.*' : ''}.\${this.attribute}\`;
     const suppressBraces = context.suppressBraces;
     context.suppressBraces = true;
+    return this.expression(suppressBraces);
+  }
+
+  private expression(suppressBraces: boolean | undefined): string {
+    const r = this.resource;
+    const identifier = \`\${r.terraformResourceType}.\${r.friendlyUniqueId}\${r.forEach ? '.*' : ''}.\${this.attribute}\`;
     return suppressBraces ? identifier : \`\\\${\${identifier}}\`;
   }
 
@@ -198,8 +228,316 @@ class AttributeReference implements cdktf.IResolvable {
 }
 
 /** A reference to \`attribute\` of \`resource\`, resolved as cdktf resolves \`resource.interpolationForAttribute(attribute)\`. */
-export function attributeReference(resource: cdktf.TerraformResource, attribute: string): cdktf.IResolvable {
+export function attributeReference(resource: cdktf.TerraformResource, attribute: string): ISelfRendering {
   return new AttributeReference(resource, attribute);
+}
+`;
+
+/**
+ * Keeping a lean resource's attributes out of cdktf's token resolution, which walks every value of
+ * a stack's JSON three times (the preparing pass, each element's fragment, the merged stack) and
+ * was most of a large synth's time. Only cdktf's public API is used, except where said, and what
+ * is used is checked, falling back to cdktf's own path.
+ */
+const RENDERED = `${HEADER}
+import * as fs from 'fs';
+import * as path from 'path';
+import * as cdktf from 'cdktf';
+
+/**
+ * A token of the lean classes or the library that gives its value without cdktf's resolution
+ * machinery (which splits the string, looks the token up, and resolves it and its value again):
+ * a same-stack reference, a lazy value.
+ */
+export interface ISelfRendering extends cdktf.IResolvable {
+  /** Its value in \`context\`, as its \`resolve\` gives it; what that value holds is resolved after. */
+  renderIn(context: cdktf.IResolveContext): unknown;
+}
+
+const ownStrings = new Map<string, ISelfRendering>();
+const ownNumbers = new Map<number, ISelfRendering>();
+
+/** \`cdktf.Token.asString(token)\`, which a lean resource's rendering resolves directly where it is a whole value. */
+export function selfRenderingString(token: ISelfRendering): string {
+  const s = cdktf.Token.asString(token);
+  ownStrings.set(s, token);
+  return s;
+}
+
+/** \`cdktf.Token.asNumber(token)\`, which a lean resource's rendering resolves directly where it is a whole value. */
+export function selfRenderingNumber(token: ISelfRendering): number {
+  const n = cdktf.Token.asNumber(token);
+  ownNumbers.set(n, token);
+  return n;
+}
+
+/** Stacks inside their own \`toTerraform\`, where rendered attributes wait to be put in place. */
+const deferring = new WeakSet<object>();
+/**
+ * Stacks inside their synthesizer, whose JSON file gets the rendered attributes afterwards, one
+ * resource at a time: a marker stands in each resource's place in what cdktf writes.
+ */
+const streaming = new WeakMap<object, { readonly marker: string; readonly pending: (RenderedAttributes | undefined)[] }>();
+/** Stacks whose \`toTerraform\` was looked at already (wrapped or left alone). */
+const seen = new WeakSet<object>();
+
+/**
+ * A resource's attributes behind one token. Resolving it renders them: plain values are copied,
+ * and only the values that hold a token (a reference, a lazy value, a function call, a list or
+ * map token) are resolved by cdktf, in the same context, so the result is what cdktf's own walk
+ * gives. A post-processor hands the result over, so cdktf does not walk it again. Inside its
+ * stack's \`toTerraform\` the token stays in place through the merge and the final pass, and the
+ * stack puts the rendered attributes there at the end ({@link renderAtStackLevel}).
+ */
+class RenderedAttributes implements cdktf.IResolvable {
+  public readonly creationStack: string[] = [];
+  /** The attributes as rendered by the last resolution outside a preparing pass. */
+  public rendered?: unknown;
+
+  /** @param attributes the resource's attributes as cdktf's \`toTerraform\` makes them, computed when needed */
+  public constructor(private readonly attributes: () => unknown) {}
+
+  public resolve(context: cdktf.IResolveContext): unknown {
+    const post = typeof context.registerPostProcessor === 'function';
+    const defer = post && !context.preparing && deferring.has(context.scope);
+    // Written into the file later, or rendered already: the token stays where it is.
+    if (defer && (this.rendered !== undefined || streaming.has(context.scope))) {
+      context.registerPostProcessor({ postProcess: () => this });
+      return '';
+    }
+    const value = render(this.attributes(), context);
+    if (!context.preparing) this.rendered = value;
+    if (!post) return value; // resolved again by cdktf: the same value, only slower
+    const result = defer ? this : value;
+    context.registerPostProcessor({ postProcess: () => result });
+    return '';
+  }
+
+  public toString(): string {
+    return cdktf.Token.asString(this);
+  }
+
+  public toJSON(): unknown {
+    return this.rendered ?? '<unresolved-attributes>';
+  }
+}
+
+/** Whether cdktf's resolution would change \`s\`: a string, list or map token, or a number token written into it. */
+function holdsToken(s: string): boolean {
+  return s.includes('TfToken[') || /[-|\\d.+]e[-|\\d.eE+]/.test(s) || s === cdktf.Token.STRING_MAP_TOKEN_VALUE || s === cdktf.Token.ANY_MAP_TOKEN_VALUE;
+}
+
+/** Whether \`n\` could be a number token (tokens are huge negative doubles) or the map marker: anything else resolves to itself. */
+function maybeNumberToken(n: number): boolean {
+  return !Number.isSafeInteger(n) || n === cdktf.Token.NUMBER_MAP_TOKEN_VALUE;
+}
+
+/** \`value\` as cdktf's resolution gives it: undefined keys and array elements dropped, what holds a token resolved by cdktf. */
+function render(value: unknown, context: cdktf.IResolveContext): unknown {
+  switch (typeof value) {
+    case 'undefined':
+    case 'boolean':
+      return value;
+    case 'string': {
+      if (!holdsToken(value)) return value;
+      const own = ownStrings.get(value);
+      return own ? render(own.renderIn(context), context) : context.resolve(value);
+    }
+    case 'number': {
+      if (!maybeNumberToken(value)) return value;
+      const own = ownNumbers.get(value);
+      return own ? render(own.renderIn(context), context) : context.resolve(value);
+    }
+    case 'object':
+      break;
+    default:
+      return context.resolve(value);
+  }
+  if (value === null) return null;
+  if (Array.isArray(value)) {
+    // A list token is an element of its array: cdktf resolves such an array as a whole.
+    if (value.some((e) => (typeof e === 'string' && e.includes('TfToken[')) || (typeof e === 'number' && maybeNumberToken(e)))) return context.resolve(value);
+    const out: unknown[] = [];
+    for (const e of value) {
+      const r = render(e, context);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return context.resolve(value);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    if (holdsToken(key)) return context.resolve(value);
+    const r = render((value as Record<string, unknown>)[key], context);
+    if (r !== undefined) out[key] = r;
+  }
+  return out;
+}
+
+/**
+ * A resource's \`toTerraform()\` with its attributes behind a {@link RenderedAttributes} token.
+ *
+ * @param skeleton the resource's \`toTerraform()\` without its own attributes (the meta-arguments, moved and import blocks)
+ * @param full the resource's whole \`toTerraform()\`, made when the attributes are rendered
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function renderedAttributes(skeleton: any, resource: cdktf.TerraformResource, full: () => any): any {
+  const type = resource.terraformResourceType;
+  const id = resource.friendlyUniqueId;
+  const at = skeleton?.resource?.[type]?.[id];
+  if (at === undefined || at === null || typeof at !== 'object') return full();
+  const token = new RenderedAttributes(() => full().resource[type][id]);
+  return { ...skeleton, resource: { ...skeleton.resource, [type]: { ...skeleton.resource[type], [id]: token } } };
+}
+
+/**
+ * Makes \`stack.toTerraform()\` put its lean resources' rendered attributes in place after cdktf's
+ * merge and final pass, which then see one token per resource. Reaches into cdktf in one place:
+ * a stack-level override of a resource (\`stack.addOverride('resource...')\`, kept in the stack's
+ * \`rawOverrides\`) is merged into the resource's attributes, which needs them in the tree, so such
+ * a stack takes cdktf's path. So does a stack whose \`toTerraform\` was replaced by someone else,
+ * and a synth where a token was not resolved as expected (run again on cdktf's path).
+ */
+export function renderAtStackLevel(stack: cdktf.TerraformStack): void {
+  if (seen.has(stack)) return;
+  seen.add(stack);
+  const original = stack.toTerraform;
+  if (typeof original !== 'function' || Object.prototype.hasOwnProperty.call(stack, 'toTerraform')) return;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  stack.toTerraform = function toTerraform(this: cdktf.TerraformStack): any {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const overrides = (stack as any).rawOverrides;
+    if (overrides === null || typeof overrides !== 'object' || 'resource' in overrides) return original.call(stack);
+    deferring.add(stack);
+    let tf;
+    try {
+      tf = original.call(stack);
+    } finally {
+      deferring.delete(stack);
+    }
+    return putInPlace(tf, streaming.get(stack)) ? tf : original.call(stack);
+  };
+  const style = fileStyle();
+  const synthesizer = stack.synthesizer;
+  if (style === undefined || synthesizer === undefined || typeof synthesizer.synthesize !== 'function') return;
+  stack.synthesizer = {
+    synthesize: (session: cdktf.ISynthesisSession) => {
+      const state = { marker: \`__lean_attributes_\${process.pid}_\${Date.now()}_\`, pending: [] as (RenderedAttributes | undefined)[] };
+      streaming.set(stack, state);
+      try {
+        synthesizer.synthesize(session);
+      } finally {
+        streaming.delete(stack);
+      }
+      if (state.pending.length === 0) return;
+      // Where cdktf's and cdktn's synthesizers write it.
+      const file = path.join(session.outdir, session.manifest.forStack(stack).synthesizedStackPath);
+      writeRendered(file, stack, state, style);
+    },
+  };
+}
+
+/**
+ * Replaces each token left at \`resource.<type>.<id>\` with its rendered attributes, or with a
+ * marker to be replaced in the file; false if one was never rendered.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function putInPlace(tf: any, stream?: { readonly marker: string; readonly pending: (RenderedAttributes | undefined)[] }): boolean {
+  const resources = tf?.resource;
+  if (resources === undefined) return true;
+  if (resources === null || typeof resources !== 'object') return false;
+  for (const byId of Object.values<Record<string, unknown>>(resources)) {
+    if (byId === null || typeof byId !== 'object') continue;
+    for (const id of Object.keys(byId)) {
+      const value = byId[id];
+      if (!(value instanceof RenderedAttributes)) continue;
+      if (stream) {
+        byId[id] = \`\${stream.marker}\${stream.pending.length}\`;
+        stream.pending.push(value);
+      } else if (value.rendered === undefined) {
+        return false;
+      } else {
+        byId[id] = value.rendered;
+      }
+    }
+  }
+  return true;
+}
+
+/**
+ * How the CDK writes a stack's JSON: keys sorted, two spaces; cdktf 0.21 (json-stable-stringify)
+ * writes an empty array or object on two lines, CDK Terrain 0.24 (safe-stable-stringify) as JSON.stringify
+ * does. Read from the CDK's jsii type information; another CDK's file is written by the CDK alone.
+ */
+function fileStyle(): { readonly emptyOnTwoLines: boolean } | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const fqn = (cdktf.App as any)[Symbol.for('jsii.rtti')]?.fqn;
+  if (fqn === 'cdktf.App') return { emptyOnTwoLines: true };
+  if (fqn === 'cdktn.App') return { emptyOnTwoLines: false };
+  return undefined;
+}
+
+/** \`value\` as the CDK writes it at nesting \`level\` (the line it starts on is indented \`level\` times). */
+function stackJson(value: unknown, level: number, style: { readonly emptyOnTwoLines: boolean }): string | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  if (value !== null && typeof value === 'object' && typeof (value as any).toJSON === 'function') value = (value as any).toJSON();
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const indent = '\\n' + '  '.repeat(level);
+  const inner = indent + '  ';
+  const parts: string[] = [];
+  if (Array.isArray(value)) {
+    for (const item of value) parts.push(inner + (stackJson(item, level + 1, style) ?? 'null'));
+    return parts.length === 0 && !style.emptyOnTwoLines ? '[]' : '[' + parts.join(',') + indent + ']';
+  }
+  for (const key of Object.keys(value).sort()) {
+    const text = stackJson((value as Record<string, unknown>)[key], level + 1, style);
+    if (text !== undefined) parts.push(inner + JSON.stringify(key) + ': ' + text);
+  }
+  return parts.length === 0 && !style.emptyOnTwoLines ? '{}' : '{' + parts.join(',') + indent + '}';
+}
+
+/**
+ * Writes the stack's JSON again with each marker replaced by its resource's rendered attributes,
+ * rendered one at a time, so a large stack's JSON is never whole in memory. Through a temporary
+ * file; when a value fails to resolve, no JSON is left, as when cdktf's own synth fails.
+ */
+function writeRendered(file: string, stack: cdktf.TerraformStack, state: { readonly marker: string; readonly pending: (RenderedAttributes | undefined)[] }, style: { readonly emptyOnTwoLines: boolean }): void {
+  const text = fs.readFileSync(file, 'utf8');
+  const marker = new RegExp('"' + state.marker + '(\\\\d+)"', 'g');
+  const temporary = \`\${file}.tmp-\${process.pid}\`;
+  const fd = fs.openSync(temporary, 'w');
+  try {
+    let from = 0;
+    let chunk: string[] = [];
+    let size = 0;
+    for (const m of text.matchAll(marker)) {
+      const lineStart = text.lastIndexOf('\\n', m.index) + 1;
+      const level = /^ */.exec(text.slice(lineStart, m.index))![0].length / 2;
+      const i = Number(m[1]);
+      const token = state.pending[i];
+      if (token === undefined) throw new Error(\`\${file}: resource marker \${i} appears twice\`);
+      state.pending[i] = undefined;
+      const rendered = cdktf.Tokenization.resolve(token, { scope: stack, preparing: false, resolver: new cdktf.DefaultTokenResolver(new cdktf.StringConcat()) });
+      const json = stackJson(rendered, level, style)!;
+      chunk.push(text.slice(from, m.index), json);
+      size += m.index - from + json.length;
+      from = m.index + m[0].length;
+      if (size > 1 << 20) {
+        fs.writeSync(fd, chunk.join(''));
+        chunk = [];
+        size = 0;
+      }
+    }
+    chunk.push(text.slice(from));
+    fs.writeSync(fd, chunk.join(''));
+    fs.closeSync(fd);
+    fs.renameSync(temporary, file);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(temporary, { force: true });
+    fs.rmSync(file, { force: true });
+    throw err;
+  }
 }
 `;
 

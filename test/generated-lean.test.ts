@@ -179,6 +179,51 @@ describe('lean resource classes', () => {
     expect(lean).toEqual(generated);
   });
 
+  test('a stack-level override of a lean resource is merged into its attributes as into the generated class\'s', () => {
+    const { generated, lean } = bothWays((stackOf, c) => {
+      const stack = stackOf('');
+      const provider = new LibvirtProvider(stack, 'Provider', { uri: 'qemu:///system' });
+      new c.libvirt_volume(stack, 'Disk', { provider, pool: 'p', name: 'd.qcow2', capacity: 1, target: { format: { type: 'qcow2' } } });
+      stack.addOverride('resource.libvirt_volume.Disk.target.format.type', 'raw');
+      stack.addOverride('resource.libvirt_volume.Disk.capacity_unit', 'bytes');
+    });
+    expect(generated).toContain('"capacity_unit": "bytes"');
+    expect(generated).toContain('"type": "raw"');
+    expect(lean).toEqual(generated);
+  });
+
+  test('a stack whose toTerraform someone else replaced keeps it, and still gets the same JSON', () => {
+    let replacedCalls = 0;
+    const { generated, lean } = bothWays((stackOf, c) => {
+      const stack = stackOf('');
+      const own = stack.toTerraform.bind(stack);
+      const replaced = () => {
+        replacedCalls += 1;
+        return own();
+      };
+      stack.toTerraform = replaced;
+      const provider = new LibvirtProvider(stack, 'Provider', { uri: 'qemu:///system' });
+      const pool = new c.libvirt_pool(stack, 'Pool', { provider, name: 'local', type: 'dir', target: { path: '/srv/pool' } });
+      new c.libvirt_volume(stack, 'Disk', { provider, pool: (pool as Pool).name, name: 'd.qcow2', capacity: Token.asNumber(Fn.max([1, 2])) });
+      expect(stack.toTerraform).toBe(replaced);
+    });
+    expect(replacedCalls).toBe(2);
+    expect(lean).toEqual(generated);
+  });
+
+  test('on a plain stack the lean classes put their rendered attributes in place at the stack\'s toTerraform', () => {
+    const stack = new TerraformStack(new App({ outdir: scratchDir('lean-') }), 'plain');
+    const before = stack.toTerraform;
+    const disk = new LeanVolume(stack, 'Disk', { pool: 'p', name: 'd.qcow2', capacity: 1 });
+    new LeanVolume(stack, 'Copy', { pool: disk.pool, name: 'copy.qcow2', capacity: disk.capacity });
+    expect(Object.prototype.hasOwnProperty.call(stack, 'toTerraform')).toBe(true);
+    expect(stack.toTerraform).not.toBe(before);
+    const json = stack.toTerraform();
+    // Plain JSON: no token object is left where cdktf's merge kept one per resource.
+    expect(JSON.parse(JSON.stringify(json.resource))).toEqual(json.resource);
+    expect(json.resource.libvirt_volume.Copy).toMatchObject({ pool: '${libvirt_volume.Disk.pool}', capacity: '${libvirt_volume.Disk.capacity}', name: 'copy.qcow2' });
+  });
+
   test('references carry no creation stack, where the generated classes capture one each', () => {
     const stack = new TerraformStack(new App({ outdir: scratchDir('lean-') }), 'refs');
     const config = { pool: 'p', name: 'd.qcow2', capacity: 1 };

@@ -72,18 +72,22 @@ import {
 } from '../generated/libvirt/domain';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { renderAtStackLevel, renderedAttributes, selfRenderingNumber, selfRenderingString } from './rendered';
 
 /**
  * A `libvirt_domain` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Domain` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
  * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see `rendered.ts`).
  */
 export class LeanDomain extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_domain';
 
   private readonly config: DomainConfig;
+  /** While true, the attributes are left out: `toTerraform` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: DomainConfig) {
     super(scope, id, {
@@ -102,6 +106,18 @@ export class LeanDomain extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
   /** Reference to `autostart`. */
@@ -111,97 +127,97 @@ export class LeanDomain extends cdktf.TerraformResource {
 
   /** Reference to `bootloader`. */
   public get bootloader() {
-    return cdktf.Token.asString(attributeReference(this, 'bootloader'));
+    return selfRenderingString(attributeReference(this, 'bootloader'));
   }
 
   /** Reference to `bootloader_args`. */
   public get bootloaderArgs() {
-    return cdktf.Token.asString(attributeReference(this, 'bootloader_args'));
+    return selfRenderingString(attributeReference(this, 'bootloader_args'));
   }
 
   /** Reference to `current_memory`. */
   public get currentMemory() {
-    return cdktf.Token.asNumber(attributeReference(this, 'current_memory'));
+    return selfRenderingNumber(attributeReference(this, 'current_memory'));
   }
 
   /** Reference to `current_memory_unit`. */
   public get currentMemoryUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'current_memory_unit'));
+    return selfRenderingString(attributeReference(this, 'current_memory_unit'));
   }
 
   /** Reference to `description`. */
   public get description() {
-    return cdktf.Token.asString(attributeReference(this, 'description'));
+    return selfRenderingString(attributeReference(this, 'description'));
   }
 
   /** Reference to `gen_id`. */
   public get genId() {
-    return cdktf.Token.asString(attributeReference(this, 'gen_id'));
+    return selfRenderingString(attributeReference(this, 'gen_id'));
   }
 
   /** Reference to `hwuuid`. */
   public get hwuuid() {
-    return cdktf.Token.asString(attributeReference(this, 'hwuuid'));
+    return selfRenderingString(attributeReference(this, 'hwuuid'));
   }
 
   /** Reference to `id`. */
   public get id() {
-    return cdktf.Token.asNumber(attributeReference(this, 'id'));
+    return selfRenderingNumber(attributeReference(this, 'id'));
   }
 
   /** Reference to `io_threads`. */
   public get ioThreads() {
-    return cdktf.Token.asNumber(attributeReference(this, 'io_threads'));
+    return selfRenderingNumber(attributeReference(this, 'io_threads'));
   }
 
   /** Reference to `maximum_memory`. */
   public get maximumMemory() {
-    return cdktf.Token.asNumber(attributeReference(this, 'maximum_memory'));
+    return selfRenderingNumber(attributeReference(this, 'maximum_memory'));
   }
 
   /** Reference to `maximum_memory_slots`. */
   public get maximumMemorySlots() {
-    return cdktf.Token.asNumber(attributeReference(this, 'maximum_memory_slots'));
+    return selfRenderingNumber(attributeReference(this, 'maximum_memory_slots'));
   }
 
   /** Reference to `maximum_memory_unit`. */
   public get maximumMemoryUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'maximum_memory_unit'));
+    return selfRenderingString(attributeReference(this, 'maximum_memory_unit'));
   }
 
   /** Reference to `memory`. */
   public get memory() {
-    return cdktf.Token.asNumber(attributeReference(this, 'memory'));
+    return selfRenderingNumber(attributeReference(this, 'memory'));
   }
 
   /** Reference to `memory_dump_core`. */
   public get memoryDumpCore() {
-    return cdktf.Token.asString(attributeReference(this, 'memory_dump_core'));
+    return selfRenderingString(attributeReference(this, 'memory_dump_core'));
   }
 
   /** Reference to `memory_unit`. */
   public get memoryUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'memory_unit'));
+    return selfRenderingString(attributeReference(this, 'memory_unit'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return cdktf.Token.asString(attributeReference(this, 'name'));
+    return selfRenderingString(attributeReference(this, 'name'));
   }
 
   /** Reference to `on_crash`. */
   public get onCrash() {
-    return cdktf.Token.asString(attributeReference(this, 'on_crash'));
+    return selfRenderingString(attributeReference(this, 'on_crash'));
   }
 
   /** Reference to `on_poweroff`. */
   public get onPoweroff() {
-    return cdktf.Token.asString(attributeReference(this, 'on_poweroff'));
+    return selfRenderingString(attributeReference(this, 'on_poweroff'));
   }
 
   /** Reference to `on_reboot`. */
   public get onReboot() {
-    return cdktf.Token.asString(attributeReference(this, 'on_reboot'));
+    return selfRenderingString(attributeReference(this, 'on_reboot'));
   }
 
   /** Reference to `running`. */
@@ -211,45 +227,46 @@ export class LeanDomain extends cdktf.TerraformResource {
 
   /** Reference to `title`. */
   public get title() {
-    return cdktf.Token.asString(attributeReference(this, 'title'));
+    return selfRenderingString(attributeReference(this, 'title'));
   }
 
   /** Reference to `type`. */
   public get type() {
-    return cdktf.Token.asString(attributeReference(this, 'type'));
+    return selfRenderingString(attributeReference(this, 'type'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return cdktf.Token.asString(attributeReference(this, 'uuid'));
+    return selfRenderingString(attributeReference(this, 'uuid'));
   }
 
   /** Reference to `vcpu`. */
   public get vcpu() {
-    return cdktf.Token.asNumber(attributeReference(this, 'vcpu'));
+    return selfRenderingNumber(attributeReference(this, 'vcpu'));
   }
 
   /** Reference to `vcpu_cpuset`. */
   public get vcpuCpuset() {
-    return cdktf.Token.asString(attributeReference(this, 'vcpu_cpuset'));
+    return selfRenderingString(attributeReference(this, 'vcpu_cpuset'));
   }
 
   /** Reference to `vcpu_current`. */
   public get vcpuCurrent() {
-    return cdktf.Token.asNumber(attributeReference(this, 'vcpu_current'));
+    return selfRenderingNumber(attributeReference(this, 'vcpu_current'));
   }
 
   /** Reference to `vcpu_placement`. */
   public get vcpuPlacement() {
-    return cdktf.Token.asString(attributeReference(this, 'vcpu_placement'));
+    return selfRenderingString(attributeReference(this, 'vcpu_placement'));
   }
 
   /** Reference to `vmware_data_center_path`. */
   public get vmwareDataCenterPath() {
-    return cdktf.Token.asString(attributeReference(this, 'vmware_data_center_path'));
+    return selfRenderingString(attributeReference(this, 'vmware_data_center_path'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
       autostart: cdktf.booleanToTerraform(c.autostart),

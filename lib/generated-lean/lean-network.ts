@@ -36,18 +36,22 @@ import {
 } from '../generated/libvirt/network';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { renderAtStackLevel, renderedAttributes, selfRenderingString } from './rendered';
 
 /**
  * A `libvirt_network` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Network` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
  * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see `rendered.ts`).
  */
 export class LeanNetwork extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_network';
 
   private readonly config: NetworkConfig;
+  /** While true, the attributes are left out: `toTerraform` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: NetworkConfig) {
     super(scope, id, {
@@ -66,6 +70,18 @@ export class LeanNetwork extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
   /** Reference to `autostart`. */
@@ -75,30 +91,31 @@ export class LeanNetwork extends cdktf.TerraformResource {
 
   /** Reference to `id`. */
   public get id() {
-    return cdktf.Token.asString(attributeReference(this, 'id'));
+    return selfRenderingString(attributeReference(this, 'id'));
   }
 
   /** Reference to `ipv6`. */
   public get ipv6() {
-    return cdktf.Token.asString(attributeReference(this, 'ipv6'));
+    return selfRenderingString(attributeReference(this, 'ipv6'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return cdktf.Token.asString(attributeReference(this, 'name'));
+    return selfRenderingString(attributeReference(this, 'name'));
   }
 
   /** Reference to `trust_guest_rx_filters`. */
   public get trustGuestRxFilters() {
-    return cdktf.Token.asString(attributeReference(this, 'trust_guest_rx_filters'));
+    return selfRenderingString(attributeReference(this, 'trust_guest_rx_filters'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return cdktf.Token.asString(attributeReference(this, 'uuid'));
+    return selfRenderingString(attributeReference(this, 'uuid'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
       autostart: cdktf.booleanToTerraform(c.autostart),

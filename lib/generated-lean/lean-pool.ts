@@ -22,18 +22,22 @@ import {
 } from '../generated/libvirt/pool';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { renderAtStackLevel, renderedAttributes, selfRenderingNumber, selfRenderingString } from './rendered';
 
 /**
  * A `libvirt_pool` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Pool` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
  * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see `rendered.ts`).
  */
 export class LeanPool extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_pool';
 
   private readonly config: PoolConfig;
+  /** While true, the attributes are left out: `toTerraform` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: PoolConfig) {
     super(scope, id, {
@@ -52,59 +56,72 @@ export class LeanPool extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
   /** Reference to `allocation`. */
   public get allocation() {
-    return cdktf.Token.asNumber(attributeReference(this, 'allocation'));
+    return selfRenderingNumber(attributeReference(this, 'allocation'));
   }
 
   /** Reference to `allocation_unit`. */
   public get allocationUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'allocation_unit'));
+    return selfRenderingString(attributeReference(this, 'allocation_unit'));
   }
 
   /** Reference to `available`. */
   public get available() {
-    return cdktf.Token.asNumber(attributeReference(this, 'available'));
+    return selfRenderingNumber(attributeReference(this, 'available'));
   }
 
   /** Reference to `available_unit`. */
   public get availableUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'available_unit'));
+    return selfRenderingString(attributeReference(this, 'available_unit'));
   }
 
   /** Reference to `capacity`. */
   public get capacity() {
-    return cdktf.Token.asNumber(attributeReference(this, 'capacity'));
+    return selfRenderingNumber(attributeReference(this, 'capacity'));
   }
 
   /** Reference to `capacity_unit`. */
   public get capacityUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'capacity_unit'));
+    return selfRenderingString(attributeReference(this, 'capacity_unit'));
   }
 
   /** Reference to `id`. */
   public get id() {
-    return cdktf.Token.asString(attributeReference(this, 'id'));
+    return selfRenderingString(attributeReference(this, 'id'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return cdktf.Token.asString(attributeReference(this, 'name'));
+    return selfRenderingString(attributeReference(this, 'name'));
   }
 
   /** Reference to `type`. */
   public get type() {
-    return cdktf.Token.asString(attributeReference(this, 'type'));
+    return selfRenderingString(attributeReference(this, 'type'));
   }
 
   /** Reference to `uuid`. */
   public get uuid() {
-    return cdktf.Token.asString(attributeReference(this, 'uuid'));
+    return selfRenderingString(attributeReference(this, 'uuid'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
       allocation_unit: cdktf.stringToTerraform(c.allocationUnit),

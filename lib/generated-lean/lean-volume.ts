@@ -12,18 +12,22 @@ import {
 } from '../generated/libvirt/volume';
 import { definedOnly } from './defined-only';
 import { attributeReference } from './reference';
+import { renderAtStackLevel, renderedAttributes, selfRenderingNumber, selfRenderingString } from './rendered';
 
 /**
  * A `libvirt_volume` that keeps its config and renders it at synth with the generated
  * bindings' `*ToTerraform` functions: the JSON of the generated `Volume` for the same
  * config, without its nested objects. Its config is fixed once constructed; `addOverride`,
  * `dependsOn`, `lifecycle` and `provider` work as on any resource. Its attributes are the
- * same references as the generated class's, without a stack trace captured for each.
+ * same references as the generated class's, without a stack trace captured for each; its JSON
+ * reaches the stack's already resolved (see `rendered.ts`).
  */
 export class LeanVolume extends cdktf.TerraformResource {
   public static readonly tfResourceType = 'libvirt_volume';
 
   private readonly config: VolumeConfig;
+  /** While true, the attributes are left out: `toTerraform` renders them when they are needed. */
+  private skeleton = false;
 
   public constructor(scope: Construct, id: string, config: VolumeConfig) {
     super(scope, id, {
@@ -42,69 +46,82 @@ export class LeanVolume extends cdktf.TerraformResource {
       forEach: config.forEach,
     });
     this.config = config;
+    renderAtStackLevel(this.cdktfStack);
+  }
+
+  public toTerraform(): any {
+    this.skeleton = true;
+    let skeleton;
+    try {
+      skeleton = super.toTerraform();
+    } finally {
+      this.skeleton = false;
+    }
+    return renderedAttributes(skeleton, this, () => super.toTerraform());
   }
 
   /** Reference to `allocation`. */
   public get allocation() {
-    return cdktf.Token.asNumber(attributeReference(this, 'allocation'));
+    return selfRenderingNumber(attributeReference(this, 'allocation'));
   }
 
   /** Reference to `allocation_unit`. */
   public get allocationUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'allocation_unit'));
+    return selfRenderingString(attributeReference(this, 'allocation_unit'));
   }
 
   /** Reference to `capacity`. */
   public get capacity() {
-    return cdktf.Token.asNumber(attributeReference(this, 'capacity'));
+    return selfRenderingNumber(attributeReference(this, 'capacity'));
   }
 
   /** Reference to `capacity_unit`. */
   public get capacityUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'capacity_unit'));
+    return selfRenderingString(attributeReference(this, 'capacity_unit'));
   }
 
   /** Reference to `id`. */
   public get id() {
-    return cdktf.Token.asString(attributeReference(this, 'id'));
+    return selfRenderingString(attributeReference(this, 'id'));
   }
 
   /** Reference to `key`. */
   public get key() {
-    return cdktf.Token.asString(attributeReference(this, 'key'));
+    return selfRenderingString(attributeReference(this, 'key'));
   }
 
   /** Reference to `name`. */
   public get name() {
-    return cdktf.Token.asString(attributeReference(this, 'name'));
+    return selfRenderingString(attributeReference(this, 'name'));
   }
 
   /** Reference to `path`. */
   public get path() {
-    return cdktf.Token.asString(attributeReference(this, 'path'));
+    return selfRenderingString(attributeReference(this, 'path'));
   }
 
   /** Reference to `physical`. */
   public get physical() {
-    return cdktf.Token.asNumber(attributeReference(this, 'physical'));
+    return selfRenderingNumber(attributeReference(this, 'physical'));
   }
 
   /** Reference to `physical_unit`. */
   public get physicalUnit() {
-    return cdktf.Token.asString(attributeReference(this, 'physical_unit'));
+    return selfRenderingString(attributeReference(this, 'physical_unit'));
   }
 
   /** Reference to `pool`. */
   public get pool() {
-    return cdktf.Token.asString(attributeReference(this, 'pool'));
+    return selfRenderingString(attributeReference(this, 'pool'));
   }
 
   /** Reference to `type`. */
   public get type() {
-    return cdktf.Token.asString(attributeReference(this, 'type'));
+    return selfRenderingString(attributeReference(this, 'type'));
   }
 
   protected synthesizeAttributes(): { [name: string]: any } {
+    if (this.skeleton) return {};
     const c = this.config;
     return definedOnly({
       allocation_unit: cdktf.stringToTerraform(c.allocationUnit),

@@ -4,6 +4,7 @@ import { dependable, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { Cluster, DomainType, GuestArchitecture, Host, Image, RemovalPolicy, Size, VirtualMachine } from '../../lib';
 import { DomainConfig } from '../../lib/generated/libvirt/domain';
+import { Volume } from '../../lib/generated/libvirt/volume';
 import { scratchLock, synth, synthError } from '../synth';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbTDT0vB3vSzqmnMJV3B2mUj4dd3yp7PqAf6l0uVvJq ops@example';
@@ -183,6 +184,37 @@ describe("VirtualMachine: changing the library's resources", () => {
     // The protection the library adds keeps what the user set.
     const [, data] = volumeNamed(out, 'web-data.qcow2');
     expect(data.lifecycle).toEqual({ ignore_changes: ['capacity'], prevent_destroy: true });
+  });
+});
+
+describe("VirtualMachine: the user's own resources beside the library's", () => {
+  const json = (build: (stack: TerraformStack, host: Host) => void) => synth(onOneHost(build)).json('test');
+
+  test('a generated-class resource references a VM\'s disk and domain, and a stack-level override reaches a library resource', () => {
+    let bootKey = '';
+    const out = json((s, host) => {
+      const web = new VirtualMachine(s, 'web', { host, image, dataDisk: { size: Size.gibibytes(1) } });
+      bootKey = web.bootDisk!.friendlyUniqueId;
+      // A copy of the boot disk the user declares with the generated bindings, after the domain.
+      new Volume(s, 'snapshot', {
+        provider: host.provider,
+        name: 'web-snapshot.qcow2',
+        pool: web.bootDisk!.pool,
+        capacity: web.bootDisk!.capacity,
+        backingStore: { path: web.bootDisk!.path, format: { type: 'qcow2' } },
+        dependsOn: [web.resource!],
+      });
+      s.addOverride(`resource.libvirt_volume.${web.dataDisk!.friendlyUniqueId}.capacity_unit`, 'bytes');
+    });
+    const [, snapshot] = volumeNamed(out, 'web-snapshot.qcow2');
+    expect(snapshot.pool).toBe(`\${libvirt_volume.${bootKey}.pool}`);
+    expect(snapshot.capacity).toBe(`\${libvirt_volume.${bootKey}.capacity}`);
+    expect(snapshot.backing_store).toEqual({ path: `\${libvirt_volume.${bootKey}.path}`, format: { type: 'qcow2' } });
+    const [domainKey] = Object.keys(out.resource.libvirt_domain);
+    expect(snapshot.depends_on).toEqual([`libvirt_domain.${domainKey}`]);
+    // The override is merged into what the library rendered, as cdktf merges it into any resource.
+    const [, data] = volumeNamed(out, 'web-data.qcow2');
+    expect(data).toMatchObject({ capacity: 1024 ** 3, capacity_unit: 'bytes', lifecycle: { prevent_destroy: true } });
   });
 });
 
