@@ -64,7 +64,7 @@ describe('cdktf-libvirt-cluster', () => {
   const expected: Record<string, string[]> = {
     reconcile: ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--migrate-timeout', '--cold-when-refused', '--dry-run', '--help'],
     'plan-comment': ['--stack-dir', '--plan', '--help'],
-    controller: ['--config', '--id', '--once', '--clock-offset-seconds', '--help'],
+    controller: ['--config', '--id', '--once', '--dry-run', '--clock-offset-seconds', '--help'],
   };
   test.each(Object.keys(expected))('%s --help and -h exit 0 and describe every option, with its default or that it is required', async (command) => {
     const help = await cli([command, '--help']);
@@ -152,7 +152,7 @@ describe('cdktf-libvirt-cluster', () => {
     expect((await cli(['controller', '--config', 'c.json'], keep)).code).toBe(3);
     expect(seen).toEqual([
       { stackDir: 'out', hosts: { h1: 'qemu:///system' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false },
-      { config: 'c.json', once: false, clockOffsetSeconds: 0 },
+      { config: 'c.json', once: false, clockOffsetSeconds: 0, dryRun: false },
     ]);
   });
 });

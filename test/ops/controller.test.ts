@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Controller, ControllerEvent, runFence } from '../../lib/ops/controller';
+import { confirmOff, Controller, ControllerEvent, runFence } from '../../lib/ops/controller';
 import { resolveConfig } from '../../lib/ops/controller-config';
 import { parseControllerArguments } from '../../lib/ops/cli';
 
@@ -116,7 +116,77 @@ test('a schedule boundary on the controller clock: one synth pinned to exactly t
 }, 30_000);
 
 test('the command line of controller', () => {
-  expect(parseControllerArguments(['--config', 'c.json', '--once', '--clock-offset-seconds', '-3600.5', '--id', 'a'])).toEqual({ config: 'c.json', once: true, clockOffsetSeconds: -3600.5, id: 'a' });
+  expect(parseControllerArguments(['--config', 'c.json', '--once', '--clock-offset-seconds', '-3600.5', '--id', 'a'])).toEqual({ config: 'c.json', once: true, clockOffsetSeconds: -3600.5, id: 'a', dryRun: false });
   expect(() => parseControllerArguments(['--once'])).toThrow('give --config FILE');
   expect(() => parseControllerArguments(['--config', 'c', '--clock-offset-seconds', 'soon'])).toThrow(/takes a number of seconds/);
 });
+
+describe('fencing confirmed by the agent status', () => {
+  /** An agent that records each action and answers status with `statusExit` (0 on, 2 off). */
+  const agent = (statusExit: number) => ['sh', '-c', `a=$(grep '^action=' | cut -d= -f2); echo "$a" >> ${path.join(dir, 'actions')}; if [ "$a" = status ]; then exit ${statusExit}; fi; exit 0`];
+
+  test('status saying off confirms; a status that keeps saying on (the lie) does not, within the timeout', async () => {
+    expect(await confirmOff({ command: agent(2) }, 2_000)).toMatchObject({ ok: true, message: expect.stringMatching(/^action=status says off after [\d.]+ s$/) });
+    const lie = await confirmOff({ command: agent(0) }, 1_200);
+    expect(lie).toMatchObject({ ok: false, message: 'action=off exited 0 but action=status did not say off within 1.2 s (fenceTimeoutSeconds; last status: on (exit 0))' });
+    expect(lie.ms).toBeGreaterThanOrEqual(1_200);
+    expect(fs.readFileSync(path.join(dir, 'actions'), 'utf8').split('\n').filter((a) => a === 'status').length).toBeGreaterThanOrEqual(3);
+  });
+
+  test('a controller whose agent lies (off exits 0, status says on) never declares the host failed nor deploys', async () => {
+    const config = resolveConfig(
+      {
+        app: `echo synth >> ${path.join(dir, 'synths')}`,
+        stacks: ['mail'],
+        hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: agent(0) } } },
+        unattended: ['failover'],
+        pollSeconds: 0.1,
+        failureAfterSeconds: 0.3,
+        fenceTimeoutSeconds: 0.5,
+        repeatWarningSeconds: 0.2,
+      },
+      { cwd: dir, id: 'test' },
+    );
+    const controller = new Controller({ config, print: () => undefined });
+    const running = controller.run();
+    const offs = () => (fs.existsSync(path.join(dir, 'actions')) ? fs.readFileSync(path.join(dir, 'actions'), 'utf8').split('\n').filter((a) => a === 'off').length : 0);
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && offs() < 2) await new Promise((r) => setTimeout(r, 100));
+    controller.stop();
+    expect(await running).toBe(0);
+    const events: ControllerEvent[] = fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.event === 'fence-failed')[0].detail).toMatch(/action=off \(options none\): action=off exited 0 but action=status did not say off within 0\.5 s .*: h1 is not confirmed off, nothing of it is restarted$/);
+    expect(events.map((e) => e.event)).not.toContain('fenced');
+    expect(events.filter((e) => e.event === 'decided' && /deploy/.test(e.detail))).toEqual([]);
+    expect(fs.readFileSync(path.join(dir, 'synths'), 'utf8')).toBe('synth\n');
+    expect(JSON.parse(fs.readFileSync(config.decisionFile, 'utf8')).hostStates).toEqual({});
+  }, 30_000);
+});
+
+test('--dry-run: logs the fence it would take, runs no agent, saves no decision', async () => {
+  const calls = path.join(dir, 'fence-calls');
+  const config = resolveConfig(
+    {
+      app: `echo synth >> ${path.join(dir, 'synths')}`,
+      stacks: ['mail'],
+      hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: ['sh', '-c', `cat >> ${calls}`] } } },
+      unattended: ['failover'],
+      pollSeconds: 0.1,
+      failureAfterSeconds: 0.3,
+      repeatWarningSeconds: 0.2,
+    },
+    { cwd: dir, id: 'test' },
+  );
+  const controller = new Controller({ config, print: () => undefined, dryRun: true });
+  const running = controller.run();
+  const deadline = Date.now() + 20_000;
+  const would = () => (fs.existsSync(config.eventLog) ? fs.readFileSync(config.eventLog, 'utf8').split('"event":"would"').length - 1 : 0);
+  while (Date.now() < deadline && would() < 2) await new Promise((r) => setTimeout(r, 100));
+  controller.stop();
+  expect(await running).toBe(0);
+  const events: ControllerEvent[] = fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(events[0].detail).toContain('DRY RUN: observes and logs what it would do, does nothing');
+  expect(events.find((e) => e.event === 'would')).toMatchObject({ host: 'h1', detail: expect.stringMatching(/^would fence h1 \(action=off, failover\): h1 has not answered for [\d.]+ s .* \(dry run: nothing done\)$/) });
+  expect(fs.existsSync(calls)).toBe(false);
+  expect(fs.existsSync(config.decisionFile)).toBe(false);
+}, 30_000);
