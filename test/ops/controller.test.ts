@@ -190,3 +190,50 @@ test('--dry-run: logs the fence it would take, runs no agent, saves no decision'
   expect(fs.existsSync(calls)).toBe(false);
   expect(fs.existsSync(config.decisionFile)).toBe(false);
 }, 30_000);
+
+test('while an apply runs, the membership is still read every poll; SIGTERM interrupts the apply gracefully (SIGINT) and the log says what is left undone', async () => {
+  const boundary = new Date(Date.now() + 1_000).toISOString();
+  const app = path.join(dir, 'app.js');
+  fs.writeFileSync(app, `
+    const fs = require('fs'); const path = require('path');
+    const context = JSON.parse(process.env.CDKTF_CONTEXT_JSON);
+    const dir = path.join(process.env.CDKTF_OUTDIR, 'stacks', 'mail');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'cdk.tf.json'), JSON.stringify({ terraform: { backend: { local: { path: 'terraform.tfstate' } } } }));
+    const instant = Date.parse(context['libvirt-cluster:instant']);
+    fs.writeFileSync(path.join(dir, 'controller.json'), JSON.stringify({ version: 1, stack: 'mail', clusters: [{ id: 'cluster', timeZone: 'UTC', instant: new Date(instant).toISOString(),
+      unattended: ['schedule'], windowStarts: ['08:00', '20:00'], nextWindowStart: instant < Date.parse(process.env.BOUNDARY) ? process.env.BOUNDARY : null,
+      hosts: [{ name: 'h1', state: 'active' }], standbyCandidates: [], recoverySeconds: 120 }] }));
+  `);
+  const applies = path.join(dir, 'applies');
+  const engine = path.join(dir, 'engine');
+  fs.writeFileSync(engine, `#!/bin/sh\ncase "$1" in show) echo '{}';; apply) trap 'kill $!; echo interrupted >> ${applies}; echo "Interrupt received."; exit 1' INT; echo started >> ${applies}; sleep 30 & wait $!;; esac\n`, { mode: 0o755 });
+  const reads = path.join(dir, 'membership-reads');
+  const status = path.join(dir, 'status');
+  fs.writeFileSync(status, 'Quorate:          Yes\nTotal votes:      2\nExpected votes:   3\nQuorum:           2\n\nMembership information\n----------------------\n    Nodeid      Votes    Qdevice Name\n         1          1         NR c1 (local)\n         2          1         NR h1\n');
+  const config = resolveConfig(
+    {
+      app: `node ${app}`, stacks: ['mail'], hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}` } }, engine, env: { BOUNDARY: boundary }, pollSeconds: 0.2, probeTimeoutSeconds: 2,
+      membership: { corosync: { command: ['sh', '-c', `echo read >> ${reads}; cat ${status}`] } },
+    },
+    { cwd: dir, id: 's' },
+  );
+  const controller = new Controller({ config, print: () => undefined });
+  const running = controller.run();
+  const count = (file: string, word: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l === word).length : 0);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && count(applies, 'started') === 0) await new Promise((r) => setTimeout(r, 50));
+  const before = count(reads, 'read');
+  await new Promise((r) => setTimeout(r, 1_500));
+  const during = count(reads, 'read') - before;
+  controller.stop();
+  expect(await running).toBe(0);
+
+  expect(during).toBeGreaterThanOrEqual(4); // every 0.2 s while the apply ran
+  expect(count(applies, 'interrupted')).toBe(1);
+  const events: ControllerEvent[] = fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(events.find((e) => e.event === 'membership')!.detail).toBe('corosync: quorate (2 of 3 votes, quorum 2): c1, h1');
+  expect(events.find((e) => e.event === 'error' && e.stack === 'mail')!.detail).toMatch(/^stopping \(SIGTERM\) during the apply: .*engine was interrupted \(SIGINT\) and stopped \(exit 1\), saving the state of what it did: Interrupt received\.; instant now → .* is not complete: a controller deploys it again on its next cycle$/);
+  expect(events.map((e) => e.event)).not.toContain('applied');
+  expect(events[events.length - 1].event).toBe('stop');
+}, 30_000);
