@@ -234,7 +234,7 @@ export function decide(input: DecideInput): { step?: Step; warnings: Warning[] }
   // 0. Quorum: with a membership layer, nothing is done outside a quorate partition.
   const view = input.membership?.view;
   if (config.membership !== undefined && (view === undefined || !view.quorate)) {
-    const why = view === undefined ? `corosync's membership is unknown (${input.membership?.error ?? 'not read yet'})` : `this controller's corosync partition is not quorate (${describeView(view)})`;
+    const why = view === undefined ? `corosync's membership is unknown (${input.membership?.error ?? 'not read yet'})` : `this controller's corosync partition is ${describeView(view)}`;
     warnings.push({ key: 'quorum', event: 'refused', detail: `${why}: it takes no action, fences nothing and deploys nothing until its partition is quorate` });
     return { warnings };
   }
@@ -267,7 +267,7 @@ export function decide(input: DecideInput): { step?: Step; warnings: Warning[] }
     if (expectedSilent || silent < config.failureAfterMs) continue;
     const stacks = stacksOf(h);
     const node = config.membership?.nodes[h] ?? h;
-    const lost = config.membership !== undefined ? ` and corosync has lost node ${node} (${describeView(view!)})` : '';
+    const lost = config.membership !== undefined && !member(h) ? ` and corosync has lost node ${node} (${describeView(view!)})` : '';
     const why = `${h} has not answered for ${seconds(silent)}${tracks[h]?.error ? ` (${tracks[h].error})` : ''}${lost}`;
     if (member(h)) {
       warnings.push({
