@@ -289,7 +289,8 @@ export class Controller {
       for (const w of warnings) this.warn(w.key, { event: w.event, host: w.host, stack: w.stack, detail: w.detail });
       if (step === undefined) return;
       if (this.options.dryRun) {
-        this.warn(`would:${JSON.stringify(step.kind === 'decide' ? step.detail : step)}`, { event: 'would', host: 'host' in step ? step.host : undefined, stack: 'stack' in step ? step.stack : undefined, detail: `would ${describeStep(step)} (dry run: nothing done)` });
+        const key = step.kind === 'fence' ? `${step.host}:${step.action}:${step.purpose}` : step.kind === 'deploy' ? `${step.stack}:${step.key}` : step.detail;
+        this.warn(`would:${step.kind}:${key}`, { event: 'would', host: 'host' in step ? step.host : undefined, stack: 'stack' in step ? step.stack : undefined, detail: `would ${describeStep(step)} (dry run: nothing done)` });
         return;
       }
       await this.whileObserving(this.carryOut(step, failures));
