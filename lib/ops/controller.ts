@@ -300,9 +300,14 @@ export class Controller {
   /** Keeps observing every pollSeconds while `work` runs (a deploy, a fence), then resolves with it. */
   private async whileObserving<T>(work: Promise<T>): Promise<T> {
     let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    let wake: (() => void) | undefined;
     const watch = (async () => {
       for (;;) {
-        await new Promise((r) => setTimeout(r, this.config.pollMs));
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, this.config.pollMs);
+        });
         if (done || this.stopping) return;
         await this.observeOnce().catch((err) => this.event({ event: 'error', detail: `observation failed: ${(err as Error).message}` }));
       }
@@ -310,7 +315,10 @@ export class Controller {
     try {
       return await work;
     } finally {
+      // The step is done: the watch ends now, not after its pause (an observation under way finishes first).
       done = true;
+      clearTimeout(timer);
+      wake?.();
       await watch;
     }
   }
