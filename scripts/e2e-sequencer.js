@@ -12,6 +12,7 @@ const LABS = [
   'test/e2e/cdktf-deploy.e2e.test.ts',
   'test/e2e/drills.e2e.test.ts',
   'test/e2e/controller.e2e.test.ts',
+  'test/e2e/quorum.e2e.test.ts',
 ];
 
 class LabsSequencer extends Sequencer {

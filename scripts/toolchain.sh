@@ -31,9 +31,12 @@ log() { printf '[toolchain] %s\n' "$*" >&2; }
 # servers (on a machine run by systemd, installing these packages also starts the system's own);
 # netcat-openbsd for virsh over ssh to a host's socket (proxy=netcat); syslinux, syslinux-common,
 # mtools, dosfstools and cpio to build the test guest's boot disk (scripts/test-guest.sh); bindfs for
-# the live-migration drills' shared storage (a FUSE mount libvirt recognises as a shared file system).
+# the live-migration drills' shared storage (a FUSE mount libvirt recognises as a shared file system);
+# corosync for the controller's membership and quorum (the quorum drills start one corosync per lab
+# host and one for the controller, each in a network namespace of the test's own).
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage postgresql
-  openssh-server openssh-client netcat-openbsd syslinux syslinux-common mtools dosfstools cpio bindfs)
+  openssh-server openssh-client netcat-openbsd syslinux syslinux-common mtools dosfstools cpio bindfs
+  corosync)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -358,6 +358,7 @@ export class Cluster extends Construct implements IReplicaPlacer, IPlacementClus
       schedules: this.groups.map((g) => g.schedule.windows()),
       standbyCandidates: plan.standbyCandidates,
       recoverySeconds: this.recoveryTime.toSeconds(),
+      failuresToTolerate: this.failuresToTolerate,
     });
   }
 

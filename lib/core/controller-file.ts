@@ -41,6 +41,11 @@ export interface ControllerCluster {
   readonly standbyCandidates: readonly string[];
   /** Seconds a failover may take; standby hosts that wake within it count as capacity. */
   readonly recoverySeconds: number;
+  /**
+   * Host failures the cluster is sized for: a controller never fences more of its hosts than this
+   * in one incident without a person. Absent in files written before it: read as 1, the default.
+   */
+  readonly failuresToTolerate?: number;
 }
 
 /** The whole file. */
@@ -58,6 +63,11 @@ export interface ControllerClusterInput {
   readonly spec: Pick<ClusterSpec, 'hosts'>;
   /** Seconds a failover may take. */
   readonly recoverySeconds: number;
+  /**
+   * Host failures the cluster is sized for.
+   * @default - left out of the file (read as 1)
+   */
+  readonly failuresToTolerate?: number;
   readonly timeZone: string;
   readonly instant: Date;
   /**
@@ -93,6 +103,7 @@ export function controllerCluster(input: ControllerClusterInput): ControllerClus
     hosts: [...hosts.values()].sort((a, b) => compareNames(a.name, b.name)),
     standbyCandidates: [...input.standbyCandidates].sort(compareNames),
     recoverySeconds: input.recoverySeconds,
+    ...(input.failuresToTolerate === undefined ? {} : { failuresToTolerate: input.failuresToTolerate }),
   };
 }
 

@@ -62,6 +62,7 @@ export interface ControllerArguments {
   id?: string;
   once: boolean;
   clockOffsetSeconds: number;
+  dryRun: boolean;
 }
 
 /** The options of `plan-comment`. */
@@ -218,6 +219,7 @@ export function buildProgram(actions: CliActions, output: CliOutput = PROCESS_OU
     .option('--config <file>', "the controller's configuration (JSON: stacks, hosts with URIs and fence agents; docs/controller.md), not a stack's controller.json; required")
     .option('--id <id>', "this controller's name in logs and decisions (default: the configuration's id, else <hostname>-<pid>)")
     .option('--once', 'run one cycle and exit (default: off, run until stopped)')
+    .option('--dry-run', 'observe only: probe, read the membership, synth, and log each step it would take (event `would`); fence, reconcile, apply and record nothing (default: off, it acts)')
     .option('--clock-offset-seconds <n>', "seconds added to the controller's clock, for drills of schedule windows (default: 0)", seconds)
     .action((options: Record<string, unknown>) => done(actions.controller(controllerArguments(options), output)));
 
@@ -357,7 +359,7 @@ function planCommentArguments(o: Record<string, unknown>): PlanCommentArguments 
 function controllerArguments(o: Record<string, unknown>): ControllerArguments {
   const config = (o.config as string | undefined) ?? '';
   if (!config) throw new UsageError("give --config FILE: the controller's configuration (docs/controller.md)");
-  return { config, ...(o.id === undefined ? {} : { id: o.id as string }), once: o.once === true, clockOffsetSeconds: (o.clockOffsetSeconds as number | undefined) ?? 0 };
+  return { config, ...(o.id === undefined ? {} : { id: o.id as string }), once: o.once === true, clockOffsetSeconds: (o.clockOffsetSeconds as number | undefined) ?? 0, dryRun: o.dryRun === true };
 }
 
 /** Parses one command's arguments (without the command's name) with its real options; throws the message a user would see. */
@@ -563,7 +565,7 @@ const ACTIONS: CliActions = {
       // Every problem of the file, listed: a mistake in what the user gave, as bad usage.
       throw new UsageError(`${args.config}: ${(err as Error).message}`);
     }
-    const controller = new Controller({ config, clockOffsetMs: args.clockOffsetSeconds * 1000, once: args.once });
+    const controller = new Controller({ config, clockOffsetMs: args.clockOffsetSeconds * 1000, once: args.once, dryRun: args.dryRun });
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => controller.stop());
     return controller.run();
   },

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { UnattendedAction } from '../core/model';
+import { CorosyncMembership } from './membership';
 
 /** The unattended actions, each off until named in the controller's configuration or in a stack. */
 export type UnattendedName = `${UnattendedAction}`;
@@ -46,6 +47,34 @@ export interface ControllerHostConfig {
   readonly fence?: FenceConfig;
 }
 
+/** Where the controller reads membership and quorum: its own corosync node (docs/controller.md, Topology). */
+export interface CorosyncConfig {
+  /**
+   * A command prefix that runs corosync's tools where the controller's corosync node runs, e.g.
+   * `["nsenter", "--target", "<pid>", "--mount", "--net", "--"]` (the lab). The partition whose
+   * quorum counts is that node's, so it must sit on the controller's own network path.
+   * @default [] - the controller's machine is a corosync node
+   */
+  readonly command?: readonly string[];
+  /**
+   * The corosync node name (`nodelist.node.name`) of each watched host.
+   * @default - the host's own name
+   */
+  readonly nodes?: Readonly<Record<string, string>>;
+  /**
+   * Seconds `corosync-quorumtool` may take; past them the membership is unknown and the
+   * controller does nothing.
+   * @default 3
+   */
+  readonly timeoutSeconds?: number;
+}
+
+/** The membership layer. */
+export interface MembershipConfig {
+  /** Corosync (votequorum). */
+  readonly corosync: CorosyncConfig;
+}
+
 /** The controller's configuration file. */
 export interface ControllerConfig {
   /**
@@ -76,6 +105,14 @@ export interface ControllerConfig {
    * @default []
    */
   readonly unattended?: readonly UnattendedName[];
+  /**
+   * Membership and quorum from Corosync. With it the controller acts only while its partition is
+   * quorate, fences a host only when corosync has lost it and the controller's own probe agrees,
+   * and never fences a host that corosync still counts a member (libvirtd down, guests running).
+   * @default - none: failover rests on this controller's probes alone, and the start-up log warns
+   *   that an isolated controller would fence hosts that are up
+   */
+  readonly membership?: MembershipConfig;
   /**
    * Seconds between two probes of every host.
    * @default 2
@@ -143,6 +180,8 @@ export interface ResolvedControllerConfig {
   readonly fenceTimeoutMs: number;
   readonly wakeTimeoutMs: number;
   readonly repeatWarningMs: number;
+  /** Undefined without a membership layer. */
+  readonly membership?: CorosyncMembership;
   readonly eventLog: string;
   readonly engine?: string;
   readonly env: Readonly<Record<string, string>>;
@@ -153,7 +192,7 @@ export function configProblems(config: unknown): string[] {
   const problems: string[] = [];
   if (typeof config !== 'object' || config === null || Array.isArray(config)) return ['the configuration is not a JSON object'];
   const c = config as Record<string, unknown>;
-  const known = ['id', 'app', 'outdir', 'stacks', 'hosts', 'unattended', 'pollSeconds', 'failureAfterSeconds', 'probeTimeoutSeconds', 'fenceTimeoutSeconds', 'wakeTimeoutSeconds', 'repeatWarningSeconds', 'eventLog', 'engine', 'env'];
+  const known = ['id', 'app', 'outdir', 'stacks', 'hosts', 'unattended', 'pollSeconds', 'failureAfterSeconds', 'probeTimeoutSeconds', 'fenceTimeoutSeconds', 'wakeTimeoutSeconds', 'repeatWarningSeconds', 'membership', 'eventLog', 'engine', 'env'];
   for (const key of Object.keys(c)) if (!known.includes(key)) problems.push(`unknown field '${key}'; the fields are ${known.join(', ')}`);
   const text = (key: string) => {
     if (c[key] !== undefined && (typeof c[key] !== 'string' || c[key] === '')) problems.push(`${key} must be a non-empty string`);
@@ -189,8 +228,30 @@ export function configProblems(config: unknown): string[] {
     const v = c[key];
     if (v !== undefined && (typeof v !== 'number' || !(v > 0))) problems.push(`${key} must be a number of seconds above 0`);
   }
+  if (c.membership !== undefined) problems.push(...membershipProblems(c.membership, c.hosts));
   if (c.env !== undefined && (typeof c.env !== 'object' || c.env === null || !Object.values(c.env).every((v) => typeof v === 'string'))) {
     problems.push('env must map variable names to strings');
+  }
+  return problems;
+}
+
+function membershipProblems(membership: unknown, hosts: unknown): string[] {
+  const m = membership as Record<string, any>;
+  if (typeof m !== 'object' || m === null || Array.isArray(m) || typeof m.corosync !== 'object' || m.corosync === null) {
+    return ['membership must be { "corosync": { … } } (docs/controller.md, Topology)'];
+  }
+  const problems: string[] = [];
+  for (const key of Object.keys(m)) if (key !== 'corosync') problems.push(`unknown field 'membership.${key}'; the membership layer is corosync`);
+  const c = m.corosync as Record<string, unknown>;
+  for (const key of Object.keys(c)) if (!['command', 'nodes', 'timeoutSeconds'].includes(key)) problems.push(`unknown field 'membership.corosync.${key}'; the fields are command, nodes, timeoutSeconds`);
+  if (c.command !== undefined && (!Array.isArray(c.command) || !c.command.every((a) => typeof a === 'string' && a !== ''))) problems.push('membership.corosync.command must be a list of arguments');
+  if (c.timeoutSeconds !== undefined && (typeof c.timeoutSeconds !== 'number' || !(c.timeoutSeconds > 0))) problems.push('membership.corosync.timeoutSeconds must be a number of seconds above 0');
+  if (c.nodes !== undefined) {
+    if (typeof c.nodes !== 'object' || c.nodes === null || !Object.values(c.nodes).every((v) => typeof v === 'string' && v !== '')) problems.push('membership.corosync.nodes must map host names to corosync node names');
+    else {
+      const known = typeof hosts === 'object' && hosts !== null ? Object.keys(hosts) : [];
+      for (const host of Object.keys(c.nodes)) if (!known.includes(host)) problems.push(`membership.corosync.nodes names ${host}, which is not one of the hosts`);
+    }
   }
   return problems;
 }
@@ -229,6 +290,15 @@ export function resolveConfig(config: unknown, options: { cwd: string; id?: stri
     fenceTimeoutMs: seconds(c.fenceTimeoutSeconds, 60),
     wakeTimeoutMs: seconds(c.wakeTimeoutSeconds, 300),
     repeatWarningMs: seconds(c.repeatWarningSeconds, 10),
+    ...(c.membership === undefined
+      ? {}
+      : {
+          membership: {
+            command: [...(c.membership.corosync.command ?? [])],
+            nodes: Object.fromEntries(Object.keys(c.hosts).map((h) => [h, c.membership!.corosync.nodes?.[h] ?? h])),
+            timeoutMs: seconds(c.membership.corosync.timeoutSeconds, 3),
+          },
+        }),
     eventLog,
     engine: c.engine,
     env: { ...(c.env ?? {}) },

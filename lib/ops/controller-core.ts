@@ -4,12 +4,17 @@
  * configuration in; the next step out (fence a host, change a decision, deploy a stack) and the
  * warnings it must repeat. `controller.ts` gathers the observations and carries the steps out.
  *
- * The rules, in the order they are tried:
+ * With a membership layer (corosync, `membership.ts`) nothing at all is done while the controller's
+ * partition is not quorate or its membership is unknown: it says so and waits. Then the rules, in
+ * the order they are tried:
  * 1. a host being woken that answers again is back in service (override `active`); one that does
  *    not answer within the wake timeout is powered on again;
  * 2. a host that has not answered for `failureAfterSeconds`, where failover is enabled for a stack
- *    that uses it, is fenced (`action=off`); only a fence that succeeded marks it `failed`.
- *    Without a fence agent, or while the fence fails, nothing is restarted and it says why;
+ *    that uses it, is fenced (`action=off`); only a fence confirmed by the agent's `status` marks
+ *    it `failed`. With a membership layer the host must also be lost by corosync: a host corosync
+ *    still counts (libvirtd down or hung, guests running) is never fenced. No cluster has more of
+ *    its hosts fenced than its `failuresToTolerate` without a person. Without a fence agent, or
+ *    while the fence fails, nothing is restarted and it says why;
  * 3. a host this controller put to sleep is woken (`action=on`) when another host of its cluster
  *    failed, or when a synth without it failed (admission needs it);
  * 4. a host the controller declared failed that has answered for `failureAfterSeconds` is put
@@ -24,6 +29,7 @@
 import type { ControllerCluster, ControllerFile } from '../core/controller-file';
 import { HOST_STATE_CONTEXT, INSTANT_CONTEXT } from '../core/model';
 import { UnattendedName, UNATTENDED_NAMES } from './controller-config';
+import { describeView, MembershipView } from './membership';
 
 /** One cluster of a stack, as the synth describes it in `stacks/<stack>/controller.json` (written by lib/core/controller-file.ts). */
 export type ClusterFacts = ControllerCluster;
@@ -46,7 +52,7 @@ export function parseStackFacts(text: string, stack: string): StackFacts {
 
 export type OverrideState = 'failed' | 'standby' | 'active';
 
-/** What the controller has decided, kept in its decision file so that a restart keeps it. */
+/** What the controllers have decided, kept in the stack's decision record so that a restart keeps it. */
 export interface Decisions {
   readonly version: 1;
   /** Host-state overrides the controller synthesizes with (`libvirt-cluster:host-state:<host>`). */
@@ -93,6 +99,19 @@ export interface DecideConfig {
   readonly unattended: readonly UnattendedName[];
   readonly failureAfterMs: number;
   readonly wakeTimeoutMs: number;
+  /**
+   * With a membership layer: the corosync node name of each host.
+   * @default - none: decisions rest on the probes alone
+   */
+  readonly membership?: { readonly nodes: Readonly<Record<string, string>> };
+}
+
+/** The last reading of the membership layer. */
+export interface MembershipReading {
+  /** Undefined while unknown (corosync not answering, not read yet). */
+  readonly view?: MembershipView;
+  /** Why it is unknown. */
+  readonly error?: string;
 }
 
 export interface DecideInput {
@@ -104,6 +123,8 @@ export interface DecideInput {
   /** Each stack's controller.json from the last synth; undefined until one was read. */
   readonly facts: Readonly<Record<string, StackFacts | undefined>>;
   readonly failures: CycleFailures;
+  /** What corosync said last; only read with `config.membership`. */
+  readonly membership?: MembershipReading;
 }
 
 export type Step =
@@ -210,6 +231,15 @@ export function decide(input: DecideInput): { step?: Step; warnings: Warning[] }
   });
   const fence = (host: string, action: 'off' | 'on', purpose: 'failover' | 'standby' | 'wake', reason: string) => ({ step: { kind: 'fence' as const, host, action, purpose, reason }, warnings });
 
+  // 0. Quorum: with a membership layer, nothing is done outside a quorate partition.
+  const view = input.membership?.view;
+  if (config.membership !== undefined && (view === undefined || !view.quorate)) {
+    const why = view === undefined ? `corosync's membership is unknown (${input.membership?.error ?? 'not read yet'})` : `this controller's corosync partition is ${describeView(view)}`;
+    warnings.push({ key: 'quorum', event: 'refused', detail: `${why}: it takes no action, fences nothing and deploys nothing until its partition is quorate` });
+    return { warnings };
+  }
+  const member = (h: string) => config.membership !== undefined && view!.members.includes(config.membership.nodes[h] ?? h);
+
   // 1. Hosts being woken.
   for (const h of Object.keys(decisions.waking).sort()) {
     if (answering(h)) {
@@ -236,7 +266,18 @@ export function decide(input: DecideInput): { step?: Step; warnings: Warning[] }
     const silent = silentFor(h);
     if (expectedSilent || silent < config.failureAfterMs) continue;
     const stacks = stacksOf(h);
-    const why = `${h} has not answered for ${seconds(silent)}${tracks[h]?.error ? ` (${tracks[h].error})` : ''}`;
+    const node = config.membership?.nodes[h] ?? h;
+    const lost = config.membership !== undefined && !member(h) ? ` and corosync has lost node ${node} (${describeView(view!)})` : '';
+    const why = `${h} has not answered for ${seconds(silent)}${tracks[h]?.error ? ` (${tracks[h].error})` : ''}${lost}`;
+    if (member(h)) {
+      warnings.push({
+        key: `member:${h}`,
+        event: 'refused',
+        host: h,
+        detail: `${why}, but corosync still counts node ${node} a member of this partition: the host is up and its libvirtd down or hung (its guests may be running); it is not fenced and nothing of it is restarted`,
+      });
+      continue;
+    }
     const failover = stacks.filter((s) => enabled(s).has('failover'));
     if (failover.length === 0) {
       warnings.push({ key: `no-failover:${h}`, event: 'refused', host: h, detail: `${why}; failover is not enabled for ${stacks.join(', ') || 'any watched stack'}: nothing is restarted (enable "failover" by name, or mark ${h} failed and deploy by hand)` });
@@ -244,6 +285,19 @@ export function decide(input: DecideInput): { step?: Step; warnings: Warning[] }
     }
     if (config.hosts[h]?.fence === undefined) {
       warnings.push({ key: `no-fence:${h}`, event: 'refused', host: h, detail: `${why}; it has no fence agent configured, so it cannot be confirmed off: nothing of it is restarted` });
+      continue;
+    }
+    const overBudget = clustersWith(h)
+      .map(({ cluster }) => ({ cluster, tolerate: cluster.failuresToTolerate ?? 1, failed: cluster.hosts.filter((x) => x.name !== h && decisions.hostStates[x.name] === 'failed').map((x) => x.name) }))
+      .find((c) => c.failed.length >= c.tolerate);
+    if (overBudget !== undefined) {
+      const { cluster, tolerate, failed } = overBudget;
+      warnings.push({
+        key: `tolerate:${h}`,
+        event: 'refused',
+        host: h,
+        detail: `${why}; cluster ${cluster.id} tolerates ${tolerate} host failure${tolerate === 1 ? '' : 's'} (failuresToTolerate) and this controller has fenced ${failed.join(', ')} already: fencing ${h} as well needs a person (check it, fence it by hand and mark it failed in code, then deploy)`,
+      });
       continue;
     }
     if (failures.fence[h] !== undefined) {

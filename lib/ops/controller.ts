@@ -12,6 +12,14 @@
  * while the other applies; the state lock keeps them, and everyone else, from applying at once.
  * A deploy that finds either lock taken logs `lost-lock` and tries again on a later cycle, after a
  * fresh synth and plan: never with a forced unlock.
+ *
+ * With a membership layer (`membership.corosync`), every observation also reads corosync's
+ * votequorum status; the decisions then wait for a quorate partition. A fence `off` counts only
+ * once the agent's `status` says off within `fenceTimeoutSeconds`. While a long step runs (a
+ * deploy, a fence and its confirmation) the hosts and the membership are still observed every
+ * `pollSeconds`, and SIGTERM stops reconcile between two steps and interrupts an apply the way the
+ * engine expects (SIGINT: it finishes what it started and saves the state); the event log says what
+ * was left undone. `dryRun` observes and logs each step it would take, and takes none.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -25,10 +33,11 @@ import {
 import { decideWithRecord, failoverApplied, incidentsOfDeploy, takeoverAfterMs } from './controller-record';
 import { DecisionStore, decisionStoreFor } from './decision-record';
 import { terraformEngine } from './engine';
+import { describeView, MembershipView, parseQuorumStatus, quorumStatusArgv } from './membership';
 import { formatAction, reconcile, ReconcileError } from './reconcile';
 
 export type ControllerEventName =
-  | 'start' | 'enabled' | 'observed' | 'decided' | 'refused' | 'waiting' | 'fenced' | 'resumed' | 'fence-failed' | 'synth' | 'init' | 'reconcile' | 'applied' | 'lost-lock' | 'error' | 'stop';
+  | 'start' | 'enabled' | 'observed' | 'membership' | 'decided' | 'would' | 'refused' | 'waiting' | 'fenced' | 'resumed' | 'fence-failed' | 'synth' | 'init' | 'reconcile' | 'applied' | 'lost-lock' | 'error' | 'stop';
 
 /** One line of the event log. */
 export interface ControllerEvent {
@@ -62,6 +71,12 @@ export interface ControllerOptions {
    * @default console.log
    */
   readonly print?: (line: string) => void;
+  /**
+   * Observe only: probes, membership and synth as usual; each step it would take is logged
+   * (`would`) and none is taken (no fence, no reconcile, no apply, no decision saved).
+   * @default false
+   */
+  readonly dryRun?: boolean;
 }
 
 /** The workspace whose state lock is the controllers' mutex for a stack. */
@@ -74,22 +89,35 @@ interface Run {
   readonly stderr: string;
   readonly ms: number;
   readonly timedOut: boolean;
+  /** Whether `signal` fired while it ran (it was sent SIGINT). */
+  readonly interrupted: boolean;
 }
 
-/** Runs a command to its end (killed after `timeoutMs`), with `input` on stdin. */
-export function runCommand(argv: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs: number }): Promise<Run> {
+/**
+ * Runs a command to its end (killed after `timeoutMs`), with `input` on stdin. When `signal`
+ * fires, the command gets SIGINT (OpenTofu's and Terraform's graceful stop: what is under way
+ * finishes and the state is saved) and is waited for.
+ */
+export function runCommand(argv: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs: number; signal?: AbortSignal }): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve) => {
     let child: ChildProcess;
     try {
       child = spawn(argv[0], argv.slice(1), { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (err) {
-      resolve({ code: null, signal: null, stdout: '', stderr: String((err as Error).message), ms: 0, timedOut: false });
+      resolve({ code: null, signal: null, stdout: '', stderr: String((err as Error).message), ms: 0, timedOut: false, interrupted: false });
       return;
     }
     let stdout = '';
     let stderr = '';
     let timedOut = false;
+    let interrupted = false;
+    const interrupt = () => {
+      interrupted = true;
+      child.kill('SIGINT');
+    };
+    if (options.signal?.aborted) interrupt();
+    else options.signal?.addEventListener('abort', interrupt, { once: true });
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
     child.stdin!.on('error', () => undefined);
@@ -102,7 +130,8 @@ export function runCommand(argv: readonly string[], options: { cwd?: string; env
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started, timedOut });
+      options.signal?.removeEventListener('abort', interrupt);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started, timedOut, interrupted });
     });
     child.stdin!.end(options.input ?? '');
   });
@@ -137,6 +166,34 @@ export async function runFence(fence: { command: readonly string[]; options?: Re
   return { ok, code: run.code, message: ok ? 'exit 0' : why, ms: run.ms };
 }
 
+/** A step in words, for the dry run's log. */
+function describeStep(step: Step): string {
+  if (step.kind === 'fence') return `fence ${step.host} (action=${step.action}, ${step.purpose}): ${step.reason}`;
+  if (step.kind === 'deploy') return `deploy ${step.stack} (synth, reconcile, apply): ${step.reason}`;
+  return `decide: ${step.detail}`;
+}
+
+/** How often `status` is asked while a fence `off` is being confirmed. */
+const CONFIRM_POLL_MS = 500;
+
+/**
+ * After an `off` that exited 0: asks the agent's `status` until it says off (exit 2), within
+ * `timeoutMs` from now. Anything else (on, unknown, a hung agent) by then is not a confirmation.
+ */
+export async function confirmOff(fence: { command: readonly string[]; options?: Readonly<Record<string, string>> }, timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<{ ok: boolean; message: string; ms: number }> {
+  const started = Date.now();
+  let last = 'no answer';
+  for (;;) {
+    const left = timeoutMs - (Date.now() - started);
+    if (left <= 0) break;
+    const status = await runFence(fence, 'status', left, env);
+    if (status.code === 2 && !status.message.startsWith('timed out')) return { ok: true, message: `action=status says off after ${((Date.now() - started) / 1000).toFixed(1)} s`, ms: Date.now() - started };
+    last = status.ok ? 'on (exit 0)' : status.message;
+    await new Promise((r) => setTimeout(r, Math.min(CONFIRM_POLL_MS, Math.max(0, timeoutMs - (Date.now() - started)))));
+  }
+  return { ok: false, message: `action=off exited 0 but action=status did not say off within ${timeoutMs / 1000} s (fenceTimeoutSeconds; last status: ${last})`, ms: Date.now() - started };
+}
+
 export class Controller {
   private readonly config: ResolvedControllerConfig;
   private readonly offset: number;
@@ -160,6 +217,12 @@ export class Controller {
   private synthesized?: { readonly context: string; readonly key: string; readonly at: number };
   private stopping = false;
   private wake?: () => void;
+  /** Fires on stop(): reconcile stops between steps, an apply is interrupted gracefully. */
+  private readonly stopSignal = new AbortController();
+  /** The last reading of corosync (with a membership layer). */
+  private membership?: { view?: MembershipView; error?: string };
+  /** An observation under way: the background one and the cycle's never overlap. */
+  private observing?: Promise<void>;
 
   constructor(private readonly options: ControllerOptions) {
     this.config = options.config;
@@ -176,6 +239,7 @@ export class Controller {
   /** Ends the loop after the current step. */
   public stop(): void {
     this.stopping = true;
+    this.stopSignal.abort();
     this.wake?.();
   }
 
@@ -185,8 +249,11 @@ export class Controller {
     const fenced = Object.entries(c.hosts).map(([h, x]) => `${h}${x.fence ? ` (fence: ${x.fence.command.join(' ')}; options ${Object.keys(x.fence.options ?? {}).join(', ') || 'none'})` : ' (no fence agent)'}`);
     this.event({
       event: 'start',
-      detail: `stacks ${c.stacks.join(', ')}; hosts ${fenced.join(', ')}; poll ${c.pollMs / 1000} s, failure after ${c.failureAfterMs / 1000} s, probe timeout ${c.probeTimeoutMs / 1000} s; app '${c.app}' into ${c.outdir}${this.offset !== 0 ? `; clock offset ${this.offset / 1000} s (controller clock ${new Date(this.now()).toISOString()})` : ''}; decisions in the decision record of each stack's state backend`,
+      detail: `stacks ${c.stacks.join(', ')}; hosts ${fenced.join(', ')}; poll ${c.pollMs / 1000} s, failure after ${c.failureAfterMs / 1000} s, probe timeout ${c.probeTimeoutMs / 1000} s, fence timeout ${c.fenceTimeoutMs / 1000} s; membership ${c.membership ? `corosync (${quorumStatusArgv(c.membership).join(' ')}; nodes ${Object.entries(c.membership.nodes).map(([h, n]) => (h === n ? h : `${h}=${n}`)).join(', ')})` : 'none'}; app '${c.app}' into ${c.outdir}${this.offset !== 0 ? `; clock offset ${this.offset / 1000} s (controller clock ${new Date(this.now()).toISOString()})` : ''}; decisions in the decision record of each stack's state backend${this.options.dryRun ? '; DRY RUN: observes and logs what it would do, does nothing' : ''}`,
     });
+    if (c.membership === undefined) {
+      this.event({ event: 'membership', detail: 'none configured (membership.corosync): failover rests on this controller\'s probes alone, so a controller cut off from the hosts would fence hosts that are up; configure corosync (docs/controller.md, Topology)' });
+    }
     // What the stacks enable comes from their synth: one synth before the first cycle.
     const first = c.stacks[0];
     const start = deployContext(first, this.decideInput());
@@ -224,7 +291,7 @@ export class Controller {
 
   /** One cycle: probe every host, then take the steps decided, one after the other. */
   public async cycle(): Promise<void> {
-    await this.observe();
+    await this.observeOnce();
     try {
       this.openRecord();
     } catch (err) {
@@ -238,25 +305,63 @@ export class Controller {
       const { step, warnings } = decideWithRecord({ ...this.decideInput(), failures }, this.record, this.config.id);
       for (const w of warnings) this.warn(w.key, { event: w.event, host: w.host, stack: w.stack, detail: w.detail });
       if (step === undefined) return;
-      await this.carryOut(step, failures);
+      if (this.options.dryRun) {
+        const key = step.kind === 'fence' ? `${step.host}:${step.action}:${step.purpose}` : step.kind === 'deploy' ? `${step.stack}:${step.key}` : step.detail;
+        this.warn(`would:${step.kind}:${key}`, { event: 'would', host: 'host' in step ? step.host : undefined, stack: 'stack' in step ? step.stack : undefined, detail: `would ${describeStep(step)} (dry run: nothing done)` });
+        return;
+      }
+      await this.whileObserving(this.carryOut(step, failures));
     }
+  }
+
+  /** Keeps observing every pollSeconds while `work` runs (a deploy, a fence), then resolves with it. */
+  private async whileObserving<T>(work: Promise<T>): Promise<T> {
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    let wake: (() => void) | undefined;
+    const watch = (async () => {
+      for (;;) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, this.config.pollMs);
+        });
+        if (done || this.stopping) return;
+        await this.observeOnce().catch((err) => this.event({ event: 'error', detail: `observation failed: ${(err as Error).message}` }));
+      }
+    })();
+    try {
+      return await work;
+    } finally {
+      // The step is done: the watch ends now, not after its pause (an observation under way finishes first).
+      done = true;
+      clearTimeout(timer);
+      wake?.();
+      await watch;
+    }
+  }
+
+  /** One observation, or the one under way. */
+  private observeOnce(): Promise<void> {
+    if (this.observing === undefined) this.observing = this.observe().finally(() => (this.observing = undefined));
+    return this.observing;
   }
 
   private decideInput() {
     const c = this.config;
     return {
       now: this.now(),
-      config: { stacks: c.stacks, hosts: c.hosts, unattended: c.unattended, failureAfterMs: c.failureAfterMs, wakeTimeoutMs: c.wakeTimeoutMs },
+      config: { stacks: c.stacks, hosts: c.hosts, unattended: c.unattended, failureAfterMs: c.failureAfterMs, wakeTimeoutMs: c.wakeTimeoutMs, ...(c.membership ? { membership: { nodes: c.membership.nodes } } : {}) },
       tracks: this.tracks,
       decisions: this.decisions,
       facts: this.facts,
       failures: { fence: {}, deploy: {}, synth: {} } as CycleFailures,
+      membership: this.membership,
     };
   }
 
   private async observe(): Promise<void> {
     const hosts = Object.keys(this.config.hosts).sort();
-    const results = await Promise.all(hosts.map((h) => this.probe(h)));
+    const [results] = await Promise.all([Promise.all(hosts.map((h) => this.probe(h))), this.readMembership()]);
     const now = this.now();
     for (const [i, h] of hosts.entries()) {
       const { ok, error } = results[i];
@@ -269,6 +374,22 @@ export class Controller {
         this.tracks[h] = { answering: false, lastAnswer: before?.lastAnswer ?? now, error };
       }
     }
+  }
+
+  /** Reads corosync's quorum status; logs `membership` whenever the view changes. */
+  private async readMembership(): Promise<void> {
+    const m = this.config.membership;
+    if (m === undefined) return;
+    const run = await runCommand(quorumStatusArgv(m), { timeoutMs: m.timeoutMs, env: this.env });
+    let next: { view?: MembershipView; error?: string };
+    try {
+      next = { view: parseQuorumStatus(run.stdout) };
+    } catch (err) {
+      next = { error: run.timedOut ? `corosync-quorumtool gave no answer within ${m.timeoutMs / 1000} s` : lastLines(run.stderr || run.stdout, 1) || (err as Error).message };
+    }
+    const said = (r?: { view?: MembershipView; error?: string }) => (r?.view ? describeView(r.view) : r?.error ? `unknown: ${r.error}` : undefined);
+    if (said(next) !== said(this.membership)) this.event({ event: 'membership', detail: `corosync: ${said(next)}` });
+    this.membership = next;
   }
 
   private async probe(host: string): Promise<{ ok: boolean; error?: string }> {
@@ -314,10 +435,16 @@ export class Controller {
       this.event({ event: 'decided', host: step.host, detail: step.reason });
       const result = await runFence(fence, step.action, this.config.fenceTimeoutMs, this.env);
       const what = `${fence.command.join(' ')} action=${step.action} (options ${Object.keys(fence.options ?? {}).join(', ') || 'none'})`;
-      if (result.ok) {
-        this.commit(ended('done', `${what}: exit 0`), `${name} of ${step.host} done`);
+      // An off counts once the agent's status says off: an exit code alone proves nothing.
+      const confirmed = result.ok && step.action === 'off' ? await confirmOff(fence, this.config.fenceTimeoutMs, this.env) : undefined;
+      if (result.ok && confirmed?.ok !== false) {
+        this.commit(ended('done', `${what}: exit 0${confirmed ? `, ${confirmed.message}` : ''}`), `${name} of ${step.host} done`);
         const meaning = step.purpose === 'failover' ? `${step.host} is confirmed off: declared failed` : step.purpose === 'standby' ? `${step.host} is powered off (standby)` : `${step.host} is powering on`;
-        this.event({ event: 'fenced', host: step.host, detail: `${what}: exit 0; ${meaning}`, ms: result.ms });
+        this.event({ event: 'fenced', host: step.host, detail: `${what}: exit 0${confirmed ? `, ${confirmed.message}` : ''}; ${meaning}`, ms: result.ms + (confirmed?.ms ?? 0) });
+      } else if (confirmed !== undefined) {
+        failures.fence[step.host] = confirmed.message;
+        this.commit(ended('failed', `${what}: ${confirmed.message}`), `${name} of ${step.host} not confirmed off`);
+        this.event({ event: 'fence-failed', host: step.host, detail: `${what}: ${confirmed.message}: ${step.host} is not confirmed off, nothing of it is restarted`, ms: result.ms + confirmed.ms });
       } else {
         failures.fence[step.host] = result.message;
         this.commit(ended('failed', `${what}: ${result.message}`), `${name} of ${step.host} failed`);
@@ -380,6 +507,7 @@ export class Controller {
           migrateUris: Object.fromEntries(reachable.filter((h) => this.config.hosts[h].migrateUri).map((h) => [h, this.config.hosts[h].migrateUri!])),
           terraformBinary: engine,
           env: this.env,
+          signal: this.stopSignal.signal,
           log: (line) => lines.push(line),
         });
         for (const line of lines) this.print(`  ${line}`);
@@ -391,8 +519,18 @@ export class Controller {
         this.event({ event: 'error', stack, detail: `reconcile failed: ${message.replace(/\s*\n\s*/g, '; ')}`, ms: Date.now() - reconcileStarted });
         return;
       }
-      const apply = await runCommand([engine, 'apply', '-auto-approve', '-input=false', '-lock-timeout=0s', '-no-color'], { cwd: stackDir, env: this.env, timeoutMs: 30 * 60_000 });
+      if (this.stopping) {
+        failures.deploy[stack] = 'stopping';
+        this.event({ event: 'error', stack, detail: `stopping (SIGTERM) after reconcile, before the apply: ${step.reason} is not applied; a controller deploys it on its next cycle` });
+        return;
+      }
+      const apply = await runCommand([engine, 'apply', '-auto-approve', '-input=false', '-lock-timeout=0s', '-no-color'], { cwd: stackDir, env: this.env, timeoutMs: 30 * 60_000, signal: this.stopSignal.signal });
       fs.writeFileSync(path.join(stackDir, 'controller-apply.log'), `${apply.stdout}${apply.stderr}`);
+      if (apply.interrupted) {
+        failures.deploy[stack] = 'interrupted';
+        this.event({ event: 'error', stack, detail: `stopping (SIGTERM) during the apply: ${engine} was interrupted (SIGINT) and ${apply.code === 0 ? 'finished' : `stopped (exit ${apply.code})`}, saving the state of what it did: ${lastLines(apply.stdout + apply.stderr, 2)}; ${step.reason} is ${apply.code === 0 ? 'applied, not recorded as such: the next cycle finds it applied' : 'not complete: a controller deploys it again on its next cycle'}`, ms: apply.ms });
+        return;
+      }
       if (apply.code !== 0) {
         failures.deploy[stack] = 'apply failed';
         if (LOCKED.test(apply.stderr)) {
@@ -523,7 +661,7 @@ export class Controller {
     };
     fs.mkdirSync(path.dirname(this.config.eventLog), { recursive: true });
     fs.appendFileSync(this.config.eventLog, `${JSON.stringify(event)}\n`);
-    const loud = e.event === 'refused' || e.event === 'fence-failed' || e.event === 'error' ? 'WARNING ' : '';
+    const loud = e.event === 'refused' || e.event === 'fence-failed' || e.event === 'error' || (e.event === 'membership' && /^none|unknown|NOT quorate/.test(e.detail.replace(/^corosync: /, ''))) ? 'WARNING ' : '';
     this.print(`${event.clock ?? event.time} ${this.config.id} ${loud}${e.event}${e.host ? ` ${e.host}` : e.stack ? ` ${e.stack}` : ''}: ${e.detail}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
   }
 
@@ -534,8 +672,10 @@ export class Controller {
    */
   private openRecord(): void {
     this.loadRecord();
-    if (this.opened) return;
+    if (this.opened && !this.options.dryRun) return;
+    // A dry run writes nothing: its baseline is taken again, in memory, over every fresh read.
     this.commit((r) => ({ ...r, decisions: baseline({ ...this.decideInput(), decisions: r.decisions }) }), 'what was deployed when the controller started');
+    if (this.opened) return;
     this.opened = true;
     const incidents = this.record.incidents.map((i) => `${i.purpose} of ${i.host} by ${i.owner}, last step ${i.steps[i.steps.length - 1]?.name ?? '-'} ${i.steps[i.steps.length - 1]?.state ?? ''}`.trim());
     this.event({ event: 'start', detail: `decision record: ${this.stores![0].where}, revision ${this.record.revision}; ${incidents.length > 0 ? `incidents in progress: ${incidents.join('; ')}` : 'no incident in progress'}` });
@@ -561,6 +701,12 @@ export class Controller {
       const changed = change(base);
       if (changed === undefined) return false;
       const next = revise(base, changed, this.config.id, this.now(), why);
+      if (this.options.dryRun) {
+        // Observe-only: the decision is kept in memory, never written.
+        this.record = next;
+        this.decisions = next.decisions;
+        return true;
+      }
       const [primary, ...copies] = this.stores!;
       if (primary.write(next, base.revision)) {
         for (const copy of copies) copy.write(next, copy.load()?.revision ?? 0);

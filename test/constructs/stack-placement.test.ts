@@ -67,6 +67,7 @@ describe('two clusters in one stack', () => {
         hosts: id === 'cluster' ? [{ name: 'a1', state: 'active' }, { name: 'a2', state: 'standby' }] : [{ name: 'b1', state: 'active' }, { name: 'b2', state: 'active' }],
         standbyCandidates: id === 'cluster' ? [] : [expect.stringMatching(/^b[12]$/)],
         recoverySeconds: 120,
+        failuresToTolerate: 0,
       })),
     });
   });

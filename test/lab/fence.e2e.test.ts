@@ -167,6 +167,23 @@ if (!prerequisites.ok) {
       }
     });
 
+    test('with a lying switch, off exits 0 and nothing happens: only status tells (it says on)', async () => {
+      const qemu = h1.qemuPid('guest')!;
+      const pidNs = h1.pidNamespace;
+      lab.setFenceFailure('h1', 'lie');
+      try {
+        const off = await agent({ action: 'off', plug: 'h1' });
+        expect(off).toMatchObject({ code: 0, stdout: 'Success: Powered OFF\n' });
+        const status = await agent({ action: 'status', plug: 'h1' });
+        expect(status).toMatchObject({ code: 0, stdout: 'Status: ON\n' });
+      } finally {
+        lab.setFenceFailure('h1', false);
+      }
+      expect(h1.pidNamespace).toBe(pidNs);
+      expect(isRunning(qemu)).toBe(true);
+      expect(h1.domainState('guest')).toBe('running');
+    });
+
     test("with fencing hanging, off gives up after power_timeout, or is killed; either way nothing happens to the host", async () => {
       const qemu = h1.qemuPid('guest')!;
       lab.setFenceFailure('h1', 'hang');

@@ -105,6 +105,13 @@ export interface LabHost {
   freeze(): void;
   /** SIGCONTs the libvirtd that freeze stopped: the host answers again. */
   thaw(): void;
+  /**
+   * SIGKILLs the host's libvirtd (by pid, in its namespace): the host stays up, its guests run on
+   * (QEMU is not libvirtd's child), virsh is refused. Returns the pid it killed.
+   */
+  killLibvirtd(): number;
+  /** Starts libvirtd again after killLibvirtd; resolves once it answers (it finds its running guests again). */
+  startLibvirtd(): Promise<void>;
   /** Whether freeze stopped the host's libvirtd (until thaw, or until the host is powered off). */
   readonly frozen: boolean;
   /** Names of the domains that run on the host. */
@@ -867,20 +874,37 @@ class Host implements LabHost, PowerTarget {
     this.lab.recordNamespaces(mountNs, pidNs);
 
     const daemons = ['virtlogd', ...(this.lab.lockspaceDir !== undefined ? ['virtlockd'] : []), 'libvirtd'];
-    for (const daemon of daemons) {
-      const pidFile = join(this.runDir, `${daemon}.pid`);
-      try {
-        await execFileAsync(
-          binary('nsenter'),
-          ['--target', String(init.pid), '--mount', '--uts', '--pid', '--net', '--', binary(daemon), '--daemon', '--pid-file', pidFile],
-          { timeout: 30_000 },
-        );
-      } catch (error) {
-        throw new Error(`${this.name}: ${daemon} did not start: ${(error as { stderr?: string }).stderr ?? error} ${this.tail(`log/${daemon}.log`)}`);
-      }
-      await waitFor(() => this.hostPid(`${daemon}.pid`) !== undefined, 10_000, () => `${this.name}: ${daemon} wrote no pid file ${pidFile}`);
-      this.lab.record(this.hostPid(`${daemon}.pid`), `${this.name} ${daemon}`);
+    for (const daemon of daemons) await this.startDaemon(init.pid, daemon);
+    await waitFor(() => this.isUp(), 30_000, () => `${this.name}: libvirtd does not answer on ${this.socket}: ${this.tail('log/libvirtd.log')}`, 50);
+  }
+
+  /** Starts one of the host's daemons in its namespaces and waits for its pid file. */
+  private async startDaemon(initPid: number, daemon: string): Promise<void> {
+    const pidFile = join(this.runDir, `${daemon}.pid`);
+    try {
+      await execFileAsync(binary('nsenter'), ['--target', String(initPid), '--mount', '--uts', '--pid', '--net', '--', binary(daemon), '--daemon', '--pid-file', pidFile], { timeout: 30_000 });
+    } catch (error) {
+      throw new Error(`${this.name}: ${daemon} did not start: ${(error as { stderr?: string }).stderr ?? error} ${this.tail(`log/${daemon}.log`)}`);
     }
+    await waitFor(() => this.hostPid(`${daemon}.pid`) !== undefined, 10_000, () => `${this.name}: ${daemon} wrote no pid file ${pidFile}`);
+    this.lab.record(this.hostPid(`${daemon}.pid`), `${this.name} ${daemon}`);
+  }
+
+  killLibvirtd(): number {
+    const pidNs = this.pidNs;
+    if (pidNs === undefined) throw new Error(`${this.name}.killLibvirtd: the host is down`);
+    if (this.stopped !== undefined) throw new Error(`${this.name}.killLibvirtd: libvirtd is frozen; thaw it first`);
+    const pid = this.hostPid('libvirtd.pid');
+    if (pid === undefined || !killInNamespace(pid, pidNs, 'SIGKILL')) throw new Error(`${this.name}.killLibvirtd: no libvirtd to kill`);
+    return pid;
+  }
+
+  async startLibvirtd(): Promise<void> {
+    if (this.init === undefined) throw new Error(`${this.name}.startLibvirtd: the host is down`);
+    const old = this.hostPid('libvirtd.pid');
+    if (old !== undefined && this.pidNs !== undefined) await waitFor(() => !pidsInNamespace(this.pidNs!).includes(old), 10_000, () => `${this.name}: the old libvirtd ${old} is still there`);
+    rmSync(join(this.runDir, 'libvirtd.pid'), { force: true });
+    await this.startDaemon(this.init.pid, 'libvirtd');
     await waitFor(() => this.isUp(), 30_000, () => `${this.name}: libvirtd does not answer on ${this.socket}: ${this.tail('log/libvirtd.log')}`, 50);
   }
 

@@ -28,7 +28,12 @@ export type FenceFailure =
   /** `off`, `on` (and so `reboot`) answer `error fencing disabled by the test`; the host is not touched */
   | 'error'
   /** `off` and `on` are read but never answered nor carried out: the agent waits until its power_timeout, or until it is killed */
-  | 'hang';
+  | 'hang'
+  /**
+   * `off` and `on` answer `ok` and are not carried out (a wrong plug, a stand-in command): the agent
+   * exits 0, and `status` keeps telling the truth (the host is still on)
+   */
+  | 'lie';
 
 /** What the switch needs of a host. */
 export interface PowerTarget {
@@ -154,6 +159,7 @@ export class PowerSwitch {
     const failure = verb === 'status' ? undefined : this.failures.get(name);
     if (failure === 'error') return reply('error fencing disabled by the test');
     if (failure === 'hang') return; // read, never answered: the socket stays open until the agent gives up
+    if (failure === 'lie') return reply('ok'); // said done, nothing done
     this.enqueue(name, async () => {
       try {
         if (verb === 'status') return reply(host.isPoweredOn() ? 'on' : 'off');

@@ -66,7 +66,7 @@ describe('cdktf-libvirt-cluster', () => {
   const expected: Record<string, string[]> = {
     reconcile: ['--stack-dir', '--host', '--migrate-uri', '--migrate-bandwidth', '--migrate-timeout', '--cold-when-refused', '--dry-run', '--override-decision', '--help'],
     'plan-comment': ['--stack-dir', '--plan', '--help'],
-    controller: ['--config', '--id', '--once', '--clock-offset-seconds', '--help'],
+    controller: ['--config', '--id', '--once', '--dry-run', '--clock-offset-seconds', '--help'],
     record: ['--stack-dir', '--out', '--help'],
     adopt: ['--host', '--out', '--state-dir', '--engine', '--skip-unmodelled', '--refresh', '--only', '--exclude', '--library', '--help'],
   };
@@ -161,7 +161,7 @@ describe('cdktf-libvirt-cluster', () => {
     expect((await cli(['adopt', '--host', 'kvm1=qemu:///system', '--state-dir', 'a', '--state-dir', 'b', '--exclude', 'x', '--only', '^web'], keep)).code).toBe(0);
     expect(seen).toEqual([
       { stackDir: 'out', hosts: { h1: 'qemu:///system' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false },
-      { config: 'c.json', once: false, clockOffsetSeconds: 0 },
+      { config: 'c.json', once: false, clockOffsetSeconds: 0, dryRun: false },
       { stackDir: 'out', hosts: { h1: 'x' }, migrateUris: {}, migrationBandwidthMiBs: undefined, coldWhenLiveRefused: false, dryRun: false, overrideDecisions: ['h1', 'h2'] },
       { stackDir: 'out', out: 'r.json' },
       { hosts: { kvm1: 'qemu:///system' }, outDir: '.', stateDirs: ['a', 'b'], skipUnmodelled: false, refresh: false, only: /^web/, exclude: ['x'], library: 'cdktf-libvirt-cluster' },

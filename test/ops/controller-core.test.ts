@@ -107,6 +107,53 @@ describe('failover: fenced first, failed only once the fence succeeded', () => {
   });
 });
 
+describe('membership and quorum from corosync', () => {
+  const THREE = { h1: { fence: FENCE }, h2: { fence: FENCE }, h3: { fence: FENCE } };
+  const trio = (over: Partial<ClusterFacts> = {}) =>
+    facts({ hosts: ['h1', 'h2', 'h3'].map((name) => ({ name, state: HostState.ACTIVE })), failuresToTolerate: 1, ...over });
+  const withCorosync = (over: Partial<DecideConfig> = {}) => config({ hosts: THREE, membership: { nodes: { h1: 'h1', h2: 'h2', h3: 'h3' } }, ...over });
+  const view = (members: string[], quorate = true) => ({ view: { quorate, members, totalVotes: members.length, expectedVotes: 5, quorum: 3 } });
+  const lostH3 = { h1: up(), h2: up(), h3: down(T0) };
+
+  test('outside a quorate partition nothing is done, whatever the probes say', () => {
+    for (const membership of [view(['c2', 'h3'], false), { error: 'Cannot initialize QUORUM service' }, undefined]) {
+      const { step, warnings } = decide(input({ now: T0 + 60_000, config: withCorosync(), facts: { mail: trio() }, tracks: { h1: down(T0), h2: down(T0), h3: down(T0) }, membership }));
+      expect(step).toBeUndefined();
+      expect(warnings).toEqual([expect.objectContaining({ key: 'quorum', event: 'refused', detail: expect.stringMatching(/(partition is NOT quorate \(2 of 5 votes, quorum 3\): c2, h3|membership is unknown \(.*\)): it takes no action, fences nothing and deploys nothing/) })]);
+    }
+  });
+
+  test('a host is fenced only when corosync has lost it and the probe agrees', () => {
+    const lost = decide(input({ now: T0 + 12_000, config: withCorosync(), facts: { mail: trio() }, tracks: lostH3, membership: view(['c1', 'h1', 'h2']) }));
+    expect(lost.step).toMatchObject({ kind: 'fence', host: 'h3', action: 'off', purpose: 'failover' });
+    expect((lost.step as { reason: string }).reason).toMatch(/^h3 has not answered for 12\.0 s \(Connection refused\) and corosync has lost node h3 \(quorate \(3 of 5 votes, quorum 3\): c1, h1, h2\): fencing it/);
+    // Corosync lost it but the probe still answers: not a candidate.
+    expect(decide(input({ now: T0 + 12_000, config: withCorosync(), facts: { mail: trio() }, tracks: { h1: up(), h2: up(), h3: up() }, membership: view(['c1', 'h1', 'h2']) })).step).toBeUndefined();
+  });
+
+  test('libvirtd down on a host corosync still counts: never fenced, and it says which case it is', () => {
+    const { step, warnings } = decide(input({ now: T0 + 60_000, config: withCorosync(), facts: { mail: trio() }, tracks: lostH3, membership: view(['c1', 'h1', 'h2', 'h3']) }));
+    expect(step).toBeUndefined();
+    expect(warnings).toEqual([expect.objectContaining({ key: 'member:h3', host: 'h3', detail: expect.stringMatching(/^h3 has not answered for 60\.0 s \(Connection refused\), but corosync still counts node h3 a member of this partition: the host is up and its libvirtd down or hung .* it is not fenced/) })]);
+  });
+
+  test('corosync node names may differ from host names', () => {
+    const named = withCorosync({ membership: { nodes: { h1: 'kvm1', h2: 'kvm2', h3: 'kvm3' } } });
+    expect(decide(input({ now: T0 + 12_000, config: named, facts: { mail: trio() }, tracks: lostH3, membership: view(['c1', 'kvm1', 'kvm2', 'kvm3']) })).step).toBeUndefined();
+    expect(decide(input({ now: T0 + 12_000, config: named, facts: { mail: trio() }, tracks: lostH3, membership: view(['c1', 'kvm1', 'kvm2']) })).step).toMatchObject({ kind: 'fence', host: 'h3' });
+  });
+
+  test('never more fences in a cluster than its failuresToTolerate without a person', () => {
+    const decisions = baseline({ now: T0, config: withCorosync(), decisions: { ...emptyDecisions(), hostStates: { h2: 'failed' } }, facts: { mail: trio() } });
+    const { step, warnings } = decide(input({ now: T0 + 12_000, config: withCorosync(), decisions, facts: { mail: trio() }, tracks: { h1: up(), h2: down(T0), h3: down(T0) }, membership: view(['c1', 'h1']) }));
+    expect(step?.kind).not.toBe('fence');
+    expect(warnings).toContainEqual(expect.objectContaining({ key: 'tolerate:h3', detail: expect.stringMatching(/cluster cluster tolerates 1 host failure \(failuresToTolerate\) and this controller has fenced h2 already: fencing h3 as well needs a person/) }));
+    // A cluster sized for two failures lets the second through (files without the field read as 1).
+    const two = decide(input({ now: T0 + 12_000, config: withCorosync(), decisions, facts: { mail: trio({ failuresToTolerate: 2 }) }, tracks: { h1: up(), h2: down(T0), h3: down(T0) }, membership: view(['c1', 'h1']) }));
+    expect(two.step).toMatchObject({ kind: 'fence', host: 'h3' });
+  });
+});
+
 describe('schedule switches', () => {
   const boundary = '2026-11-27T07:00:00.000Z'; // 08:00 in Zurich
   const scheduled = { mail: facts({ unattended: [UnattendedAction.SCHEDULE] }) };
@@ -189,7 +236,7 @@ describe('standby power', () => {
 describe('configuration', () => {
   test('every problem at once; passwords are refused in the options', () => {
     expect(configProblems({ stacks: [], hosts: { h1: { fence: { command: 'fence_ipmilan', options: { password: 'x', action: 'off' } } } }, unattended: ['failover', 'autopilot'], pollSeconds: 0, colour: 1 })).toEqual([
-      "unknown field 'colour'; the fields are id, app, outdir, stacks, hosts, unattended, pollSeconds, failureAfterSeconds, probeTimeoutSeconds, fenceTimeoutSeconds, wakeTimeoutSeconds, repeatWarningSeconds, eventLog, engine, env",
+      "unknown field 'colour'; the fields are id, app, outdir, stacks, hosts, unattended, pollSeconds, failureAfterSeconds, probeTimeoutSeconds, fenceTimeoutSeconds, wakeTimeoutSeconds, repeatWarningSeconds, membership, eventLog, engine, env",
       'stacks must list at least one stack name',
       'hosts.h1.uri must be a libvirt URI',
       'hosts.h1.fence.command must be the agent\'s argv, e.g. ["fence_ipmilan"]',
@@ -206,6 +253,20 @@ describe('configuration', () => {
       id: 'c1', app: 'npx tsx main.ts', outdir: '/srv/site/cdktf.out.controller/c1', unattended: [], pollMs: 2000, failureAfterMs: 10_000, probeTimeoutMs: 3000,
       eventLog: '/srv/site/controller-events.jsonl',
     });
+  });
+
+  test('membership: corosync with its node names and timeout, every problem listed; without it, none', () => {
+    const hosts = { h1: { uri: 'qemu:///system' }, h2: { uri: 'qemu:///system' } };
+    const resolved = resolveConfig({ stacks: ['mail'], hosts, membership: { corosync: { nodes: { h2: 'kvm2' } } } }, { cwd: '/srv/site', id: 'c1', readFile: () => '{"app":"x"}' });
+    expect(resolved.membership).toEqual({ command: [], nodes: { h1: 'h1', h2: 'kvm2' }, timeoutMs: 3000 });
+    expect(resolveConfig({ stacks: ['mail'], hosts }, { cwd: '/srv/site', id: 'c1', readFile: () => '{"app":"x"}' }).membership).toBeUndefined();
+    expect(configProblems({ stacks: ['mail'], hosts, membership: { corosync: { command: 'nsenter', nodes: { h9: 'x' }, timeoutSeconds: 0, ring: 1 } } })).toEqual([
+      "unknown field 'membership.corosync.ring'; the fields are command, nodes, timeoutSeconds",
+      'membership.corosync.command must be a list of arguments',
+      'membership.corosync.timeoutSeconds must be a number of seconds above 0',
+      'membership.corosync.nodes names h9, which is not one of the hosts',
+    ]);
+    expect(configProblems({ stacks: ['mail'], hosts, membership: { pacemaker: {} } })).toEqual(['membership must be { "corosync": { … } } (docs/controller.md, Topology)']);
   });
 
   test('controller.json is read as version 1 only', () => {

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Controller, ControllerEvent, runFence } from '../../lib/ops/controller';
+import { confirmOff, Controller, ControllerEvent, runFence } from '../../lib/ops/controller';
 import { resolveConfig } from '../../lib/ops/controller-config';
 import { parseControllerArguments } from '../../lib/ops/cli';
 
@@ -123,7 +123,124 @@ test('a schedule boundary on the controller clock: one synth pinned to exactly t
 }, 30_000);
 
 test('the command line of controller', () => {
-  expect(parseControllerArguments(['--config', 'c.json', '--once', '--clock-offset-seconds', '-3600.5', '--id', 'a'])).toEqual({ config: 'c.json', once: true, clockOffsetSeconds: -3600.5, id: 'a' });
+  expect(parseControllerArguments(['--config', 'c.json', '--once', '--clock-offset-seconds', '-3600.5', '--id', 'a'])).toEqual({ config: 'c.json', once: true, clockOffsetSeconds: -3600.5, id: 'a', dryRun: false });
   expect(() => parseControllerArguments(['--once'])).toThrow('give --config FILE');
   expect(() => parseControllerArguments(['--config', 'c', '--clock-offset-seconds', 'soon'])).toThrow(/takes a number of seconds/);
 });
+
+describe('fencing confirmed by the agent status', () => {
+  /** An agent that records each action and answers status with `statusExit` (0 on, 2 off). */
+  const agent = (statusExit: number) => ['sh', '-c', `a=$(grep '^action=' | cut -d= -f2); echo "$a" >> ${path.join(dir, 'actions')}; if [ "$a" = status ]; then exit ${statusExit}; fi; exit 0`];
+
+  test('status saying off confirms; a status that keeps saying on (the lie) does not, within the timeout', async () => {
+    expect(await confirmOff({ command: agent(2) }, 2_000)).toMatchObject({ ok: true, message: expect.stringMatching(/^action=status says off after [\d.]+ s$/) });
+    const lie = await confirmOff({ command: agent(0) }, 1_200);
+    expect(lie).toMatchObject({ ok: false, message: 'action=off exited 0 but action=status did not say off within 1.2 s (fenceTimeoutSeconds; last status: on (exit 0))' });
+    expect(lie.ms).toBeGreaterThanOrEqual(1_200);
+    expect(fs.readFileSync(path.join(dir, 'actions'), 'utf8').split('\n').filter((a) => a === 'status').length).toBeGreaterThanOrEqual(3);
+  });
+
+  test('a controller whose agent lies (off exits 0, status says on) never declares the host failed nor deploys', async () => {
+    const config = resolveConfig(
+      {
+        app: `echo synth >> ${path.join(dir, 'synths')}; mkdir -p "$CDKTF_OUTDIR/stacks/mail"; echo '{"terraform":{"backend":{"local":{"path":"terraform.tfstate"}}}}' > "$CDKTF_OUTDIR/stacks/mail/cdk.tf.json"`,
+        stacks: ['mail'],
+        hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: agent(0) } } },
+        unattended: ['failover'],
+        pollSeconds: 0.1,
+        failureAfterSeconds: 0.3,
+        fenceTimeoutSeconds: 0.5,
+        repeatWarningSeconds: 0.2,
+      },
+      { cwd: dir, id: 'test' },
+    );
+    const controller = new Controller({ config, print: () => undefined });
+    const running = controller.run();
+    const offs = () => (fs.existsSync(path.join(dir, 'actions')) ? fs.readFileSync(path.join(dir, 'actions'), 'utf8').split('\n').filter((a) => a === 'off').length : 0);
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && offs() < 2) await new Promise((r) => setTimeout(r, 100));
+    controller.stop();
+    expect(await running).toBe(0);
+    const events: ControllerEvent[] = fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.event === 'fence-failed')[0].detail).toMatch(/action=off \(options none\): action=off exited 0 but action=status did not say off within 0\.5 s .*: h1 is not confirmed off, nothing of it is restarted$/);
+    expect(events.map((e) => e.event)).not.toContain('fenced');
+    expect(events.filter((e) => e.event === 'decided' && /deploy/.test(e.detail))).toEqual([]);
+    expect(fs.readFileSync(path.join(dir, 'synths'), 'utf8')).toBe('synth\n');
+    expect(JSON.parse(fs.readFileSync(path.join(config.outdir, 'stacks', 'mail', 'terraform.tfstate.decisions.json'), 'utf8')).decisions.hostStates).toEqual({});
+  }, 30_000);
+});
+
+test('--dry-run: logs the fence it would take, runs no agent, saves no decision', async () => {
+  const calls = path.join(dir, 'fence-calls');
+  const config = resolveConfig(
+    {
+      app: `echo synth >> ${path.join(dir, 'synths')}; mkdir -p "$CDKTF_OUTDIR/stacks/mail"; echo '{"terraform":{"backend":{"local":{"path":"terraform.tfstate"}}}}' > "$CDKTF_OUTDIR/stacks/mail/cdk.tf.json"`,
+      stacks: ['mail'],
+      hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: ['sh', '-c', `cat >> ${calls}`] } } },
+      unattended: ['failover'],
+      pollSeconds: 0.1,
+      failureAfterSeconds: 0.3,
+      repeatWarningSeconds: 0.2,
+    },
+    { cwd: dir, id: 'test' },
+  );
+  const controller = new Controller({ config, print: () => undefined, dryRun: true });
+  const running = controller.run();
+  const deadline = Date.now() + 20_000;
+  const would = () => (fs.existsSync(config.eventLog) ? fs.readFileSync(config.eventLog, 'utf8').split('"event":"would"').length - 1 : 0);
+  while (Date.now() < deadline && would() < 2) await new Promise((r) => setTimeout(r, 100));
+  controller.stop();
+  expect(await running).toBe(0);
+  const events: ControllerEvent[] = fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(events[0].detail).toContain('DRY RUN: observes and logs what it would do, does nothing');
+  expect(events.find((e) => e.event === 'would')).toMatchObject({ host: 'h1', detail: expect.stringMatching(/^would fence h1 \(action=off, failover\): h1 has not answered for [\d.]+ s .* \(dry run: nothing done\)$/) });
+  expect(fs.existsSync(calls)).toBe(false);
+  expect(fs.existsSync(path.join(config.outdir, 'stacks', 'mail', 'terraform.tfstate.decisions.json'))).toBe(false);
+}, 30_000);
+
+test('while an apply runs, the membership is still read every poll; SIGTERM interrupts the apply gracefully (SIGINT) and the log says what is left undone', async () => {
+  const boundary = new Date(Date.now() + 1_000).toISOString();
+  const app = path.join(dir, 'app.js');
+  fs.writeFileSync(app, `
+    const fs = require('fs'); const path = require('path');
+    const context = JSON.parse(process.env.CDKTF_CONTEXT_JSON);
+    const dir = path.join(process.env.CDKTF_OUTDIR, 'stacks', 'mail');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'cdk.tf.json'), JSON.stringify({ terraform: { backend: { local: { path: 'terraform.tfstate' } } } }));
+    const instant = Date.parse(context['libvirt-cluster:instant']);
+    fs.writeFileSync(path.join(dir, 'controller.json'), JSON.stringify({ version: 1, stack: 'mail', clusters: [{ id: 'cluster', timeZone: 'UTC', instant: new Date(instant).toISOString(),
+      unattended: ['schedule'], windowStarts: ['08:00', '20:00'], nextWindowStart: instant < Date.parse(process.env.BOUNDARY) ? process.env.BOUNDARY : null,
+      hosts: [{ name: 'h1', state: 'active' }], standbyCandidates: [], recoverySeconds: 120 }] }));
+  `);
+  const applies = path.join(dir, 'applies');
+  const engine = path.join(dir, 'engine');
+  fs.writeFileSync(engine, `#!/bin/sh\ncase "$1" in show) echo '{}';; apply) trap 'kill $!; echo interrupted >> ${applies}; echo "Interrupt received."; exit 1' INT; echo started >> ${applies}; sleep 30 & wait $!;; esac\n`, { mode: 0o755 });
+  const reads = path.join(dir, 'membership-reads');
+  const status = path.join(dir, 'status');
+  fs.writeFileSync(status, 'Quorate:          Yes\nTotal votes:      2\nExpected votes:   3\nQuorum:           2\n\nMembership information\n----------------------\n    Nodeid      Votes    Qdevice Name\n         1          1         NR c1 (local)\n         2          1         NR h1\n');
+  const config = resolveConfig(
+    {
+      app: `node ${app}`, stacks: ['mail'], hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}` } }, engine, env: { BOUNDARY: boundary }, pollSeconds: 0.2, probeTimeoutSeconds: 2,
+      membership: { corosync: { command: ['sh', '-c', `echo read >> ${reads}; cat ${status}`] } },
+    },
+    { cwd: dir, id: 's' },
+  );
+  const controller = new Controller({ config, print: () => undefined });
+  const running = controller.run();
+  const count = (file: string, word: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l === word).length : 0);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && count(applies, 'started') === 0) await new Promise((r) => setTimeout(r, 50));
+  const before = count(reads, 'read');
+  await new Promise((r) => setTimeout(r, 1_500));
+  const during = count(reads, 'read') - before;
+  controller.stop();
+  expect(await running).toBe(0);
+
+  expect(during).toBeGreaterThanOrEqual(4); // every 0.2 s while the apply ran
+  expect(count(applies, 'interrupted')).toBe(1);
+  const events: ControllerEvent[] = fs.readFileSync(config.eventLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(events.find((e) => e.event === 'membership')!.detail).toBe('corosync: quorate (2 of 3 votes, quorum 2): c1, h1');
+  expect(events.find((e) => e.event === 'error' && e.stack === 'mail')!.detail).toMatch(/^stopping \(SIGTERM\) during the apply: .*engine was interrupted \(SIGINT\) and stopped \(exit 1\), saving the state of what it did: Interrupt received\.; instant now → .* is not complete: a controller deploys it again on its next cycle$/);
+  expect(events.map((e) => e.event)).not.toContain('applied');
+  expect(events[events.length - 1].event).toBe('stop');
+}, 30_000);

@@ -146,6 +146,7 @@ describe('mail-service example', () => {
           ],
           standbyCandidates: [],
           recoverySeconds: 120,
+          failuresToTolerate: 1,
         },
       ],
     });
