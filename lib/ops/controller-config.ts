@@ -69,11 +69,11 @@ export interface CorosyncConfig {
   readonly timeoutSeconds?: number;
 }
 
-/** The membership layer. */
-export interface MembershipConfig {
-  /** Corosync (votequorum). */
-  readonly corosync: CorosyncConfig;
-}
+/**
+ * The membership layer: Corosync, or, accepted by name, none (`{ "probesOnly": true }`: failover
+ * on this controller's probes alone, which fence hosts that are up when the controller is cut off).
+ */
+export type MembershipConfig = { readonly corosync: CorosyncConfig } | { readonly probesOnly: true };
 
 /** The controller's configuration file. */
 export interface ControllerConfig {
@@ -109,8 +109,10 @@ export interface ControllerConfig {
    * Membership and quorum from Corosync. With it the controller acts only while its partition is
    * quorate, fences a host only when corosync has lost it and the controller's own probe agrees,
    * and never fences a host that corosync still counts a member (libvirtd down, guests running).
-   * @default - none: failover rests on this controller's probes alone, and the start-up log warns
-   *   that an isolated controller would fence hosts that are up
+   * `{ "probesOnly": true }` accepts failover on this controller's probes alone, by name (a
+   * controller cut off from the hosts would then fence hosts that are up; the start-up log warns).
+   * @default - none: the controller fences no host for a failover, and says why (schedules and
+   *   standby power work without it)
    */
   readonly membership?: MembershipConfig;
   /**
@@ -182,6 +184,8 @@ export interface ResolvedControllerConfig {
   readonly repeatWarningMs: number;
   /** Undefined without a membership layer. */
   readonly membership?: CorosyncMembership;
+  /** Failover on the probes alone was accepted by name (`membership: { probesOnly: true }`). */
+  readonly probesOnly: boolean;
   readonly eventLog: string;
   readonly engine?: string;
   readonly env: Readonly<Record<string, string>>;
@@ -237,8 +241,11 @@ export function configProblems(config: unknown): string[] {
 
 function membershipProblems(membership: unknown, hosts: unknown): string[] {
   const m = membership as Record<string, any>;
+  if (typeof m === 'object' && m !== null && !Array.isArray(m) && 'probesOnly' in m) {
+    return m.probesOnly === true && Object.keys(m).length === 1 ? [] : ['membership.probesOnly must be true, alone: { "probesOnly": true } (or configure { "corosync": { … } })'];
+  }
   if (typeof m !== 'object' || m === null || Array.isArray(m) || typeof m.corosync !== 'object' || m.corosync === null) {
-    return ['membership must be { "corosync": { … } } (docs/controller.md, Topology)'];
+    return ['membership must be { "corosync": { … } } (docs/controller.md, Topology), or { "probesOnly": true } to accept failover on the probes alone'];
   }
   const problems: string[] = [];
   for (const key of Object.keys(m)) if (key !== 'corosync') problems.push(`unknown field 'membership.${key}'; the membership layer is corosync`);
@@ -261,6 +268,7 @@ export function resolveConfig(config: unknown, options: { cwd: string; id?: stri
   const problems = configProblems(config);
   if (problems.length > 0) throw new Error(`the controller's configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`);
   const c = config as ControllerConfig;
+  const corosync = c.membership !== undefined && 'corosync' in c.membership ? c.membership.corosync : undefined;
   const readFile = options.readFile ?? ((file: string) => fs.readFileSync(file, 'utf8'));
   let app = c.app;
   if (app === undefined) {
@@ -290,13 +298,14 @@ export function resolveConfig(config: unknown, options: { cwd: string; id?: stri
     fenceTimeoutMs: seconds(c.fenceTimeoutSeconds, 60),
     wakeTimeoutMs: seconds(c.wakeTimeoutSeconds, 300),
     repeatWarningMs: seconds(c.repeatWarningSeconds, 10),
-    ...(c.membership === undefined
+    probesOnly: c.membership !== undefined && 'probesOnly' in c.membership,
+    ...(corosync === undefined
       ? {}
       : {
           membership: {
-            command: [...(c.membership.corosync.command ?? [])],
-            nodes: Object.fromEntries(Object.keys(c.hosts).map((h) => [h, c.membership!.corosync.nodes?.[h] ?? h])),
-            timeoutMs: seconds(c.membership.corosync.timeoutSeconds, 3),
+            command: [...(corosync.command ?? [])],
+            nodes: Object.fromEntries(Object.keys(c.hosts).map((h) => [h, corosync.nodes?.[h] ?? h])),
+            timeoutMs: seconds(corosync.timeoutSeconds, 3),
           },
         }),
     eventLog,

@@ -104,6 +104,11 @@ export interface DecideConfig {
    * @default - none: decisions rest on the probes alone
    */
   readonly membership?: { readonly nodes: Readonly<Record<string, string>> };
+  /**
+   * Without a membership layer, failover on the probes alone was accepted by name.
+   * @default false: without a membership layer no host is fenced for a failover
+   */
+  readonly probesOnly?: boolean;
 }
 
 /** The last reading of the membership layer. */
@@ -281,6 +286,15 @@ export function decide(input: DecideInput): { step?: Step; warnings: Warning[] }
     const failover = stacks.filter((s) => enabled(s).has('failover'));
     if (failover.length === 0) {
       warnings.push({ key: `no-failover:${h}`, event: 'refused', host: h, detail: `${why}; failover is not enabled for ${stacks.join(', ') || 'any watched stack'}: nothing is restarted (enable "failover" by name, or mark ${h} failed and deploy by hand)` });
+      continue;
+    }
+    if (config.membership === undefined && config.probesOnly !== true) {
+      warnings.push({
+        key: `no-membership:${h}`,
+        event: 'refused',
+        host: h,
+        detail: `${why}; without a membership layer this controller cannot tell a dead host from its own isolation or a hung libvirtd: nothing is fenced or restarted. Configure membership.corosync (docs/controller.md, Topology), or accept failover on the probes alone by name with "membership": { "probesOnly": true }`,
+      });
       continue;
     }
     if (config.hosts[h]?.fence === undefined) {

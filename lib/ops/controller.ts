@@ -252,7 +252,12 @@ export class Controller {
       detail: `stacks ${c.stacks.join(', ')}; hosts ${fenced.join(', ')}; poll ${c.pollMs / 1000} s, failure after ${c.failureAfterMs / 1000} s, probe timeout ${c.probeTimeoutMs / 1000} s, fence timeout ${c.fenceTimeoutMs / 1000} s; membership ${c.membership ? `corosync (${quorumStatusArgv(c.membership).join(' ')}; nodes ${Object.entries(c.membership.nodes).map(([h, n]) => (h === n ? h : `${h}=${n}`)).join(', ')})` : 'none'}; app '${c.app}' into ${c.outdir}${this.offset !== 0 ? `; clock offset ${this.offset / 1000} s (controller clock ${new Date(this.now()).toISOString()})` : ''}; decisions in the decision record of each stack's state backend${this.options.dryRun ? '; DRY RUN: observes and logs what it would do, does nothing' : ''}`,
     });
     if (c.membership === undefined) {
-      this.event({ event: 'membership', detail: 'none configured (membership.corosync): failover rests on this controller\'s probes alone, so a controller cut off from the hosts would fence hosts that are up; configure corosync (docs/controller.md, Topology)' });
+      this.event({
+        event: 'membership',
+        detail: c.probesOnly
+          ? 'none (membership: { probesOnly: true }): failover rests on this controller\'s probes alone, so a controller cut off from the hosts would fence hosts that are up; configure corosync (docs/controller.md, Topology)'
+          : 'none configured (membership.corosync): no host is fenced for a failover until corosync is configured, or failover on the probes alone is accepted with membership: { probesOnly: true } (docs/controller.md, Topology)',
+      });
     }
     // What the stacks enable comes from their synth: one synth before the first cycle.
     const first = c.stacks[0];
@@ -350,7 +355,7 @@ export class Controller {
     const c = this.config;
     return {
       now: this.now(),
-      config: { stacks: c.stacks, hosts: c.hosts, unattended: c.unattended, failureAfterMs: c.failureAfterMs, wakeTimeoutMs: c.wakeTimeoutMs, ...(c.membership ? { membership: { nodes: c.membership.nodes } } : {}) },
+      config: { stacks: c.stacks, hosts: c.hosts, unattended: c.unattended, failureAfterMs: c.failureAfterMs, wakeTimeoutMs: c.wakeTimeoutMs, ...(c.membership ? { membership: { nodes: c.membership.nodes } } : {}), probesOnly: c.probesOnly },
       tracks: this.tracks,
       decisions: this.decisions,
       facts: this.facts,

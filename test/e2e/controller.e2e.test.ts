@@ -93,6 +93,9 @@ describeE2e('controller drills on a two-host lab', () => {
       stacks: ['mail-service'],
       hosts: Object.fromEntries(HOSTS.map((h) => [h, { uri: host(h).uri, migrateUri: 'tcp://127.0.0.1', fence: theLab.fenceConfig(h) }])),
       unattended: over.unattended ?? ['failover'],
+      // Two hosts and no third vote: these drills run on the probes alone, accepted by name (the
+      // corosync drills are test/e2e/quorum.e2e.test.ts).
+      membership: { probesOnly: true },
       eventLog: events,
       engine: TOFU,
       env: { ...appEnv(), ...(over.env ?? {}) },

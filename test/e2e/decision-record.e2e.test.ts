@@ -64,6 +64,7 @@ describeE2e('the decision record: shared by controllers, seen by reconcile and d
       stacks: ['mail-service'],
       hosts: Object.fromEntries(HOSTS.map((h) => [h, { uri: host(h).uri, migrateUri: 'tcp://127.0.0.1', fence: theLab.fenceConfig(h) }])),
       unattended: ['failover'],
+      membership: { probesOnly: true }, // two hosts, no third vote: the probes alone, accepted by name
       eventLog: events,
       engine: TOFU,
       env: appEnv(),

@@ -9,7 +9,8 @@ const T0 = Date.parse('2026-11-27T02:00:00Z'); // 03:00 in Zurich
 const FENCE = { command: ['fence_ipmilan'], options: { ip: '10.0.0.1' } };
 
 function config(over: Partial<DecideConfig> = {}): DecideConfig {
-  return { stacks: ['mail'], hosts: { h1: { fence: FENCE }, h2: { fence: FENCE } }, unattended: ['failover'], failureAfterMs: 10_000, wakeTimeoutMs: 300_000, ...over };
+  // The rules on the probes alone (accepted by name); with corosync, in the membership tests.
+  return { stacks: ['mail'], hosts: { h1: { fence: FENCE }, h2: { fence: FENCE } }, unattended: ['failover'], failureAfterMs: 10_000, wakeTimeoutMs: 300_000, probesOnly: true, ...over };
 }
 
 function cluster(over: Partial<ClusterFacts> = {}): ClusterFacts {
@@ -33,6 +34,14 @@ function input(over: Partial<DecideInput> = {}): DecideInput {
 }
 
 describe('failover: fenced first, failed only once the fence succeeded', () => {
+  test('without a membership layer, and without probesOnly accepted by name, a silent host is not fenced: refused, saying how to configure it', () => {
+    const { step, warnings } = decide(input({ config: config({ probesOnly: undefined }), now: T0 + 60_000, tracks: { h1: down(T0), h2: up() } }));
+    expect(step).toBeUndefined();
+    expect(warnings).toContainEqual(expect.objectContaining({ event: 'refused', host: 'h1', detail: expect.stringMatching(/without a membership layer .* nothing is fenced or restarted\. Configure membership\.corosync .* "membership": \{ "probesOnly": true \}$/) }));
+    // Accepted by name, the same silence is fenced.
+    expect(decide(input({ now: T0 + 60_000, tracks: { h1: down(T0), h2: up() } })).step).toMatchObject({ kind: 'fence', host: 'h1', action: 'off' });
+  });
+
   test('a host silent for less than failureAfterSeconds is left alone', () => {
     expect(decide(input({ now: T0 + 9_000, tracks: { h1: down(T0), h2: up() } })).step).toBeUndefined();
   });
@@ -266,7 +275,12 @@ describe('configuration', () => {
       'membership.corosync.timeoutSeconds must be a number of seconds above 0',
       'membership.corosync.nodes names h9, which is not one of the hosts',
     ]);
-    expect(configProblems({ stacks: ['mail'], hosts, membership: { pacemaker: {} } })).toEqual(['membership must be { "corosync": { … } } (docs/controller.md, Topology)']);
+    expect(configProblems({ stacks: ['mail'], hosts, membership: { pacemaker: {} } })).toEqual(['membership must be { "corosync": { … } } (docs/controller.md, Topology), or { "probesOnly": true } to accept failover on the probes alone']);
+    // The probes alone, only by name.
+    const probes = resolveConfig({ stacks: ['mail'], hosts, membership: { probesOnly: true } }, { cwd: '/srv/site', id: 'c1', readFile: () => '{"app":"x"}' });
+    expect([probes.membership, probes.probesOnly]).toEqual([undefined, true]);
+    expect(resolveConfig({ stacks: ['mail'], hosts }, { cwd: '/srv/site', id: 'c1', readFile: () => '{"app":"x"}' }).probesOnly).toBe(false);
+    expect(configProblems({ stacks: ['mail'], hosts, membership: { probesOnly: 'yes' } })).toEqual(['membership.probesOnly must be true, alone: { "probesOnly": true } (or configure { "corosync": { … } })']);
   });
 
   test('controller.json is read as version 1 only', () => {

@@ -14,7 +14,7 @@ const FENCE = { command: ['fence_lab'] };
 function input(now: number, decisions: Decisions = emptyDecisions()): DecideInput {
   const base: DecideInput = {
     now,
-    config: { stacks: ['mail'], hosts: { h1: { fence: FENCE }, h2: { fence: FENCE } }, unattended: ['failover'], failureAfterMs: 10_000, wakeTimeoutMs: 300_000 },
+    config: { stacks: ['mail'], hosts: { h1: { fence: FENCE }, h2: { fence: FENCE } }, unattended: ['failover'], failureAfterMs: 10_000, wakeTimeoutMs: 300_000, probesOnly: true },
     tracks: { h1: { answering: true, lastAnswer: now, answeringSince: T0 - 60_000 }, h2: { answering: false, lastAnswer: T0, error: 'Connection refused' } },
     decisions,
     facts: {

@@ -153,7 +153,7 @@ test('a controller restarted in the middle of a fence asks the agent for status 
   const engine = path.join(dir, 'engine');
   fs.writeFileSync(engine, "#!/bin/sh\ncase \"$1\" in show) echo '{}';; apply) echo 'Apply complete! Resources: 0 added, 0 changed, 0 destroyed.';; esac\n", { mode: 0o755 });
   const config = resolveConfig(
-    { app: `node ${app}`, stacks: ['mail'], hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: agent } } }, unattended: ['failover'], engine, pollSeconds: 0.2, failureAfterSeconds: 0.3, probeTimeoutSeconds: 2 },
+    { app: `node ${app}`, stacks: ['mail'], hosts: { h1: { uri: `qemu:///system?socket=${path.join(dir, 'no-such-socket')}`, fence: { command: agent } } }, unattended: ['failover'], membership: { probesOnly: true }, engine, pollSeconds: 0.2, failureAfterSeconds: 0.3, probeTimeoutSeconds: 2 },
     { cwd: dir, id: 'a' },
   );
   // What controller a left when it was killed: the fence recorded as started, never as ended.
