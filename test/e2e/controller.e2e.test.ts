@@ -53,24 +53,8 @@ describeE2e('controller drills on a two-host lab', () => {
   const drill = drillTest(durations);
   const host = (name: string) => theLab.host(name);
 
-  /** Where each VM runs; throws when one runs twice. Frozen or powered-off hosts are skipped. */
-  const where = (): Record<string, string> => {
-    const found: Record<string, string> = {};
-    for (const h of HOSTS) {
-      if (!host(h).isPoweredOn() || host(h).frozen) continue;
-      let running: string[] = [];
-      try {
-        running = host(h).runningDomains();
-      } catch {
-        continue; // going down or coming up
-      }
-      for (const vm of running) {
-        if (found[vm] !== undefined) throw new Error(`${vm} runs on ${found[vm]} and on ${h}`);
-        found[vm] = h;
-      }
-    }
-    return found;
-  };
+  /** Where each VM runs; throws when one runs twice. */
+  const where = (): Record<string, string> => theLab.whereRunning(HOSTS);
   /** Checks every second, until stopped, that no VM runs twice. */
   let twice: string | undefined;
   let watching = true;

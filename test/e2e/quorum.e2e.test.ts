@@ -83,24 +83,8 @@ describeE2e('quorum drills: corosync membership on a three-host lab', () => {
   const drill = drillTest(durations);
   const host = (name: string) => theLab.host(name);
 
-  /** Where each VM runs (through each host's own socket, not the cluster network); throws when one runs twice. */
-  const where = (): Record<string, string> => {
-    const found: Record<string, string> = {};
-    for (const h of HOSTS) {
-      if (!host(h).isPoweredOn()) continue;
-      let running: string[] = [];
-      try {
-        running = host(h).runningDomains();
-      } catch {
-        continue;
-      }
-      for (const vm of running) {
-        if (found[vm] !== undefined) throw new Error(`${vm} runs on ${found[vm]} and on ${h}`);
-        found[vm] = h;
-      }
-    }
-    return found;
-  };
+  /** Where each VM runs; throws when one runs twice. */
+  const where = (): Record<string, string> => theLab.whereRunning(HOSTS);
 
   const appEnv = (): Record<string, string> => ({
     LIBVIRT_HOSTS: HOSTS.map((h) => `${h}=${host(h).uri}`).join(','),

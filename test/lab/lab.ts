@@ -370,6 +370,29 @@ export class Lab {
     return found;
   }
 
+  /**
+   * Where each running domain is, by host name, over `names`; throws when one runs on two hosts.
+   * Hosts powered off or frozen, and hosts going down or coming up, are skipped.
+   */
+  whereRunning(names: readonly string[]): Record<string, string> {
+    const found: Record<string, string> = {};
+    for (const name of names) {
+      const h = this.host(name);
+      if (!h.isPoweredOn() || h.frozen) continue;
+      let running: string[] = [];
+      try {
+        running = h.runningDomains();
+      } catch {
+        continue; // going down or coming up
+      }
+      for (const vm of running) {
+        if (found[vm] !== undefined) throw new Error(`${vm} runs on ${found[vm]} and on ${name}`);
+        found[vm] = name;
+      }
+    }
+    return found;
+  }
+
   /** Creates a blank qcow2 disk in the shared folder and returns its path. */
   createDisk(name: string, mebibytes = 64): string {
     const path = join(this.sharedDir, `${name}.qcow2`);
