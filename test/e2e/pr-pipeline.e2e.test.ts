@@ -98,7 +98,9 @@ describeE2e('the pull-request pipeline against a lab, with the state in PostgreS
     fs.cpSync(artifact, dir, { recursive: true });
     tofu(dir, 'init', '-input=false');
     const reconciled = cli(dir, 'reconcile', '--stack-dir', '.', '--host', `h1=${lab.host('h1').uri}`, '--host', `h2=${lab.host('h2').uri}`);
-    const applied = run('tofu apply <plan>', TOFU, ['apply', '-input=false', '-no-color', 'plan.tfplan'], dir);
+    // One resource at a time: the lab's hosts share one network namespace, so two libvirtd creating
+    // their isolated networks at once can both pick bridge virbr0 (separate machines cannot collide).
+    const applied = run('tofu apply <plan>', TOFU, ['apply', '-input=false', '-no-color', '-parallelism=1', 'plan.tfplan'], dir);
     if (applied.status === 0) lastApplied = dir;
     return { ...applied, reconciled };
   }
