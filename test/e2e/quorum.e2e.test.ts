@@ -177,7 +177,9 @@ describeE2e('quorum drills: corosync membership on a three-host lab', () => {
     expect(synth.status).toBe(0);
     const stackDir = path.join(out, 'stacks', 'quorum');
     tofu(stackDir, ['init', '-input=false']);
-    tofu(stackDir, ['apply', '-auto-approve', '-input=false']);
+    // One resource at a time: the lab's hosts share one network namespace for their bridges, so two libvirtd
+    // creating the cluster's isolated network at once can both pick the same virbrN (real hosts cannot collide).
+    tofu(stackDir, ['apply', '-auto-approve', '-input=false', '-parallelism=1']);
     const placed = where();
     expect(Object.keys(placed).sort()).toEqual(['web-1', 'web-2', 'web-3']);
     expect(new Set(Object.values(placed)).size).toBe(3);
